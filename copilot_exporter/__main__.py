@@ -1,0 +1,3 @@
+from copilot_exporter.cli import main
+
+raise SystemExit(main())

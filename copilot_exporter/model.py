@@ -1,0 +1,92 @@
+"""The values that travel from sources to the store: scopes and metric families.
+
+Everything here is immutable once built, so a snapshot can be shared between the refresher
+thread that makes it and the HTTP threads that serve it without locks.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from copilot_exporter.metrics.catalogue import CATALOGUE
+
+ORG = "org"
+ENTERPRISE = "enterprise"
+
+Labels = tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, order=True)
+class Scope:
+    """One identity GitHub reports on: an organization, an enterprise, or a team of either."""
+
+    kind: str  # ORG or ENTERPRISE
+    name: str
+    team: str | None = None
+
+    def labels(self) -> Labels:
+        pairs: Labels = ((self.kind, self.name),)
+        return pairs + ((("team", self.team),) if self.team else ())
+
+    def parent(self) -> Scope:
+        return Scope(self.kind, self.name)
+
+    def with_team(self, team: str) -> Scope:
+        return Scope(self.kind, self.name, team)
+
+    def __str__(self) -> str:
+        return ",".join(f"{k}={v}" for k, v in self.labels())
+
+
+@dataclass(frozen=True)
+class Family:
+    """One metric family: a name from the catalogue and its samples (label pairs, value)."""
+
+    name: str
+    samples: tuple[tuple[Labels, float], ...]
+
+    @property
+    def help(self) -> str:
+        return CATALOGUE[self.name].help
+
+    @property
+    def type(self) -> str:
+        return CATALOGUE[self.name].type
+
+
+class FamilyBuilder:
+    """Collects samples for many families, summing repeated label sets.
+
+    `scope_labels` go first on every sample. A value of None (a field absent or null in the API)
+    adds nothing: absent in the API means absent in /metrics, never zero.
+    """
+
+    def __init__(self, scope_labels: Labels = ()):
+        self._scope_labels = scope_labels
+        self._values: dict[str, dict[Labels, float]] = {}
+
+    def add(self, name: str, value: float | None, **labels: str) -> None:
+        if value is None or isinstance(value, bool):
+            return
+        if name not in CATALOGUE:
+            raise KeyError(f"metric {name} is not in the catalogue")
+        key = self._scope_labels + tuple(labels.items())
+        samples = self._values.setdefault(name, {})
+        samples[key] = samples.get(key, 0) + value
+
+    def set(self, name: str, value: float | None, **labels: str) -> None:
+        """Like add, but a repeated label set replaces instead of summing (info metrics)."""
+        if value is None:
+            return
+        key = self._scope_labels + tuple(labels.items())
+        self._values.setdefault(name, {})[key] = value
+
+    def build(self) -> tuple[Family, ...]:
+        return tuple(Family(name, tuple(samples.items())) for name, samples in self._values.items())
+
+
+def day_timestamp(day: str) -> float:
+    """UTC midnight of a YYYY-MM-DD day, as Unix seconds."""
+    date = dt.date.fromisoformat(day)
+    return dt.datetime(date.year, date.month, date.day, tzinfo=dt.timezone.utc).timestamp()
