@@ -1,0 +1,116 @@
+"""Command line: serve (default), collect, check-config, demo.
+
+Flags follow Prometheus conventions; each can also be set by the environment variable shown in
+`--help`, so containers need no command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+
+from copilot_exporter import __version__, exposition, logs
+from copilot_exporter.config import Config, load_config
+from copilot_exporter.errors import ConfigError
+from copilot_exporter.refresher import Refresher
+from copilot_exporter.server import App, serve
+from copilot_exporter.store import Store
+from copilot_exporter.telemetry import Telemetry
+
+log = logging.getLogger("copilot_exporter")
+
+COMMANDS = ("serve", "collect", "check-config", "demo")
+DEFAULT_LISTEN = ":9452"
+
+
+def _flag(parser: argparse.ArgumentParser, *names: str, env: str, **kwargs: object) -> None:
+    default = os.environ.get(env, kwargs.pop("default", None))
+    help_text = f"{kwargs.pop('help')} (env {env})"
+    parser.add_argument(*names, default=default, help=help_text, **kwargs)  # type: ignore[arg-type]
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    _flag(common, "--config", "--config.file", dest="config", env="COPILOT_EXPORTER_CONFIG",
+          default="config.yaml", help="configuration file")
+    _flag(common, "--web.listen-address", dest="listen_address", env="COPILOT_EXPORTER_LISTEN_ADDRESS",
+          help=f"address to serve /metrics on, [host]:port (default: the config's, else {DEFAULT_LISTEN})")
+    _flag(common, "--log.level", dest="log_level", env="COPILOT_EXPORTER_LOG_LEVEL", default="info",
+          choices=["debug", "info", "warn", "warning", "error"], help="log level")
+    _flag(common, "--log.format", dest="log_format", env="COPILOT_EXPORTER_LOG_FORMAT", default="logfmt",
+          choices=["logfmt", "json"], help="log format")
+    parser = argparse.ArgumentParser(
+        prog="copilot-exporter", parents=[common],
+        description="Prometheus exporter for GitHub Copilot usage metrics.",
+    )
+    parser.add_argument("--version", action="version", version=f"copilot-exporter {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.add_parser("serve", parents=[common], help="refresh in the background and serve /metrics (default)")
+    commands.add_parser("collect", parents=[common],
+                        help="refresh every scope once, print the exposition, exit 0 if all succeeded")
+    commands.add_parser("check-config", parents=[common], help="validate the configuration and exit")
+    commands.add_parser("demo", parents=[common], help="serve against the built-in simulated GitHub, no token needed")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not any(arg in COMMANDS for arg in argv) and not {"-h", "--help", "--version"} & set(argv):
+        argv.insert(0, "serve")
+    args = _parser().parse_args(argv)
+    logs.setup({"warn": "warning"}.get(args.log_level, args.log_level), args.log_format)
+    if args.command == "demo":
+        from copilot_exporter.demo import run_demo  # the simulator is only loaded when asked for
+        return run_demo(args.listen_address or DEFAULT_LISTEN)
+    try:
+        config = load_config(args.config)
+    except ConfigError as err:
+        print(f"{args.config}: {err}", file=sys.stderr)
+        return 2
+    if args.command == "check-config":
+        print(f"{args.config}: configuration is valid ({len(config.entries)} scopes)")
+        return 0
+    if args.command == "collect":
+        return collect(config)
+    return run(config, args.listen_address or config.listen_address)
+
+
+def collect(config: Config) -> int:
+    store, telemetry = Store(), Telemetry()
+    refresher = Refresher(config, store, telemetry)
+    ok = refresher.run_once()
+    refresher.stop()
+    text = store.render(openmetrics=False)[1] + exposition.render_families(telemetry.families(), False)
+    sys.stdout.write(text)
+    return 0 if ok else 1
+
+
+def run(config: Config, listen_address: str, ready: threading.Event | None = None) -> int:
+    """Serve until SIGTERM/SIGINT: the refresher in the background, the HTTP server in front."""
+    store, telemetry = Store(), Telemetry()
+    refresher = Refresher(config, store, telemetry)
+    server = serve(App(store, telemetry), listen_address)
+    log.info("serving on %s (version %s, %d scopes, source %s)", listen_address, __version__,
+             len(config.entries), config.source)
+    refresher.start()
+
+    def shutdown(signum: int, _frame: object) -> None:
+        log.info("received %s, shutting down", signal.Signals(signum).name)
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, shutdown)
+        signal.signal(signal.SIGINT, shutdown)
+    if ready:
+        ready.set()
+    try:
+        server.serve_forever(poll_interval=0.2)
+    finally:
+        refresher.stop()
+        server.server_close()
+    return 0

@@ -1,0 +1,151 @@
+"""Background refreshes: which (entry, source) jobs exist, when they run, what a result changes.
+
+Jobs run in a bounded worker pool. A job that fails is retried sooner, with a backoff that
+grows up to its interval, without delaying the other jobs; its last good data stays served.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from copilot_exporter.config import Config, Credentials, Entry
+from copilot_exporter.errors import RefreshError
+from copilot_exporter.github.auth import token_provider
+from copilot_exporter.github.client import Connection, GitHubClient
+from copilot_exporter.model import Scope
+from copilot_exporter.sources import Result, legacy
+from copilot_exporter.store import Store
+from copilot_exporter.telemetry import Telemetry
+
+log = logging.getLogger(__name__)
+
+FIRST_RETRY = 30.0  # seconds before the first retry of a failed job; doubles up to the interval
+
+
+@dataclass
+class Job:
+    entry: Entry
+    kind: str  # "data" or "seats"
+    interval: float
+    next_run: float = 0.0
+    failures: int = 0
+    running: bool = False
+    api: str | None = field(default=None)  # the API `data` used last time (source auto)
+
+
+class Refresher:
+    def __init__(self, config: Config, store: Store, telemetry: Telemetry,
+                 stop: threading.Event | None = None):
+        self.config = config
+        self.store = store
+        self.telemetry = telemetry
+        self.stop_event = stop or threading.Event()
+        self._wake = threading.Event()
+        self._lock = threading.Lock()
+        self._connections: dict[Credentials, Connection] = {}
+        self.jobs = [Job(entry, "data", config.refresh_interval) for entry in config.entries]
+        self._pool = ThreadPoolExecutor(config.workers, thread_name_prefix="refresh")
+        self._thread: threading.Thread | None = None
+
+    # Running ---------------------------------------------------------------------------------
+    def run_once(self) -> bool:
+        """Refresh every job once, in the pool; True when every scope and source succeeded."""
+        return all(self._pool.map(self._run, self.jobs))
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="scheduler", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        self._wake.set()
+        if self._thread:
+            self._thread.join(timeout=10)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def _loop(self) -> None:
+        while not self.stop_event.is_set():
+            now = time.time()
+            with self._lock:
+                due = [job for job in self.jobs if not job.running and job.next_run <= now]
+                for job in due:
+                    job.running = True
+                idle = [job.next_run for job in self.jobs if not job.running]
+            for job in due:
+                self._pool.submit(self._run_scheduled, job)
+            timeout = max(0.05, min(idle, default=now + 60) - time.time())
+            self._wake.wait(timeout)
+            self._wake.clear()
+
+    def _run_scheduled(self, job: Job) -> None:
+        try:
+            ok = self._run(job)
+        except Exception:  # never let a bug stop the schedule
+            log.exception("refresh of %s crashed", job.entry.scope)
+            ok = False
+        with self._lock:
+            job.failures = 0 if ok else job.failures + 1
+            delay = job.interval if ok else min(job.interval, FIRST_RETRY * 2 ** (job.failures - 1))
+            job.next_run = time.time() + delay
+            job.running = False
+        self._wake.set()
+
+    # One job ---------------------------------------------------------------------------------
+    def _run(self, job: Job) -> bool:
+        client = self._connection(job.entry).client()
+        return self._legacy(job.entry, client)
+
+    def _legacy(self, entry: Entry, client: GitHubClient) -> bool:
+        scopes = [entry.scope] + [entry.scope.with_team(team) for team in entry.teams]
+        results = [
+            self._refresh(scope, legacy.SOURCE, lambda scope=scope: legacy.fetch(
+                client, scope, self.config.lookback_days, _today()), api="metrics")
+            for scope in scopes
+        ]
+        return all(results)
+
+    def _refresh(self, scope: Scope, source: str, fetch: Callable[[], Result], api: str | None = None) -> bool:
+        """Run one fetch; store its families on success, keep the last good ones on failure."""
+        started = time.monotonic()
+        self.telemetry.refresh_started(scope, source)
+        try:
+            result = fetch()
+        except RefreshError as err:
+            duration = time.monotonic() - started
+            hint = getattr(err, "hint", "")
+            log.warning("%s source=%s failed (%s): %s%s", scope, source, err.reason, err,
+                        f"; {hint}" if hint else "")
+            self.telemetry.refresh_failed(scope, source, duration, err.reason, str(err))
+            return False
+        except Exception as err:
+            duration = time.monotonic() - started
+            log.exception("%s source=%s failed unexpectedly", scope, source)
+            self.telemetry.refresh_failed(scope, source, duration, "internal_error", type(err).__name__)
+            return False
+        self.store.replace(scope, source, result.families)
+        self.telemetry.refresh_succeeded(scope, source, time.monotonic() - started, result.days, api)
+        return True
+
+    def _connection(self, entry: Entry) -> Connection:
+        credentials = entry.credentials or self.config.github.credentials
+        with self._lock:
+            if credentials not in self._connections:
+                github = self.config.github
+                self._connections[credentials] = Connection(
+                    github.api_url, token_provider(credentials), self.telemetry,
+                    ca_bundle=github.ca_bundle, connect_timeout=github.connect_timeout,
+                    read_timeout=github.read_timeout, max_retries=github.max_retries,
+                    retry_backoff=github.retry_backoff, max_rate_limit_wait=github.max_rate_limit_wait,
+                    stop=self.stop_event,
+                )
+            return self._connections[credentials]
+
+
+def _today() -> dt.date:
+    return dt.datetime.now(dt.timezone.utc).date()

@@ -1,0 +1,142 @@
+"""The HTTP side: /metrics from memory, /healthz, and a landing page with each scope's status.
+
+Scrapes never call GitHub: they join the store's rendered data with the small self-metrics,
+and reuse the finished body (gzip included) until either changes.
+"""
+
+from __future__ import annotations
+
+import gzip
+import html
+import socket
+import socketserver
+import threading
+import time
+from collections.abc import Callable, Iterable
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from copilot_exporter import __version__, exposition
+from copilot_exporter.store import Store
+from copilot_exporter.telemetry import Telemetry
+
+StartResponse = Callable[..., object]
+
+
+class MetricsBody:
+    """Renders /metrics bodies and keeps the last one per format until the data changes."""
+
+    def __init__(self, store: Store, telemetry: Telemetry):
+        self._store = store
+        self._telemetry = telemetry
+        self._lock = threading.Lock()
+        self._cache: dict[tuple[bool, bool], tuple[tuple[int, int], bytes]] = {}
+
+    def get(self, openmetrics: bool, compressed: bool) -> bytes:
+        key = (openmetrics, compressed)
+        telemetry_version = self._telemetry.version
+        data_version, data = self._store.render(openmetrics)
+        versions = (data_version, telemetry_version)
+        with self._lock:
+            cached = self._cache.get(key)
+        if cached and cached[0] == versions:
+            return cached[1]
+        text = data + exposition.render_families(self._telemetry.families(), openmetrics)
+        body = (text + ("# EOF\n" if openmetrics else "")).encode("utf-8")
+        if compressed:
+            body = gzip.compress(body, compresslevel=5, mtime=0)
+        with self._lock:
+            self._cache[key] = (versions, body)
+        return body
+
+
+class App:
+    """The WSGI application."""
+
+    def __init__(self, store: Store, telemetry: Telemetry):
+        self.telemetry = telemetry
+        self.metrics = MetricsBody(store, telemetry)
+        self.started = time.time()
+
+    def __call__(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
+        response = self._route(environ, start_response)
+        return [] if environ.get("REQUEST_METHOD") == "HEAD" else response
+
+    def _route(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "/")
+        if environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
+            return _reply(start_response, "405 Method Not Allowed", b"method not allowed\n", "text/plain")
+        if path == "/metrics":
+            return self._metrics(environ, start_response)
+        if path == "/healthz":
+            return _reply(start_response, "200 OK", b"ok\n", "text/plain")
+        if path == "/":
+            return _reply(start_response, "200 OK", self._landing().encode(), "text/html; charset=utf-8")
+        return _reply(start_response, "404 Not Found", b"not found\n", "text/plain")
+
+    def _metrics(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
+        openmetrics = "application/openmetrics-text" in environ.get("HTTP_ACCEPT", "")
+        compressed = "gzip" in environ.get("HTTP_ACCEPT_ENCODING", "")
+        body = self.metrics.get(openmetrics, compressed)
+        headers = [("Vary", "Accept, Accept-Encoding")]
+        if compressed:
+            headers.append(("Content-Encoding", "gzip"))
+        content_type = exposition.OPENMETRICS if openmetrics else exposition.TEXT
+        return _reply(start_response, "200 OK", body, content_type, headers)
+
+    def _landing(self) -> str:
+        rows = []
+        for scope, source, status in self.telemetry.statuses():
+            days = ", ".join(f"{report}: {day}" for report, day in sorted((status.days or {}).items()))
+            state = {True: "up", False: "failing", None: "pending"}[status.up]
+            rows.append("<tr>" + "".join(f"<td>{html.escape(str(cell))}</td>" for cell in (
+                scope, source, status.api or "", state, _when(status.last_refresh),
+                _when(status.last_success), days or "none yet", status.last_error or "",
+            )) + "</tr>")
+        table = "".join(rows) or '<tr><td colspan="8">no refresh yet</td></tr>'
+        return (
+            "<!doctype html><html><head><meta charset='utf-8'><title>Copilot exporter</title>"
+            "<style>body{font-family:sans-serif;margin:2em}td,th{padding:4px 10px;text-align:left;"
+            "border-bottom:1px solid #ddd}</style></head><body>"
+            f"<h1>Copilot exporter</h1><p>Version {__version__}, up since {_when(self.started)}. "
+            "<a href='/metrics'>Metrics</a> &middot; <a href='/healthz'>Health</a></p>"
+            "<table><tr><th>scope</th><th>source</th><th>API</th><th>state</th><th>last refresh</th>"
+            "<th>last success</th><th>day exported</th><th>last error</th></tr>"
+            f"{table}</table></body></html>\n"
+        )
+
+
+def _when(timestamp: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(timestamp)) if timestamp else "never"
+
+
+def _reply(start_response: StartResponse, status: str, body: bytes, content_type: str,
+           headers: list[tuple[str, str]] | None = None) -> list[bytes]:
+    start_response(status, [("Content-Type", content_type), ("Content-Length", str(len(body)))]
+                   + (headers or []))
+    return [body]
+
+
+class _ThreadingServer(socketserver.ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+class _ThreadingServer6(_ThreadingServer):
+    address_family = socket.AF_INET6
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:  # access logs would drown the useful ones
+        pass
+
+
+def parse_listen_address(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
+def serve(app: Callable, listen_address: str) -> WSGIServer:
+    """Bind and return the server (call serve_forever on it); port 0 picks a free port."""
+    host, port = parse_listen_address(listen_address)
+    server_class = _ThreadingServer6 if ":" in host else _ThreadingServer
+    return make_server(host, port, app, server_class=server_class, handler_class=_QuietHandler)

@@ -1,0 +1,70 @@
+"""Source `metrics`: the legacy Copilot Metrics API (`GET .../copilot/metrics`).
+
+GitHub shut it down on github.com on 2026-04-02 (it answers 404 there since), but GHES and
+archives still carry it. We ask for a few recent days and export the newest one present.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from copilot_exporter.errors import PayloadError
+from copilot_exporter.github.client import GitHubClient, GitHubError
+from copilot_exporter.logs import log_once
+from copilot_exporter.metrics import legacy
+from copilot_exporter.metrics.fields import record_of, text
+from copilot_exporter.model import ENTERPRISE, FamilyBuilder, Scope, day_timestamp
+from copilot_exporter.sources import Result
+
+log = logging.getLogger(__name__)
+
+SOURCE = "metrics"
+HINTS = {
+    404: "github.com shut the legacy Copilot Metrics API down on 2026-04-02: set `source: reports` "
+         "(or `auto`) to use the Copilot usage metrics reports API",
+    422: "the \"Copilot Metrics API access\" policy is disabled: an owner must enable it in the "
+         "organization or enterprise Copilot policies",
+}
+
+
+def route_and_path(scope: Scope) -> tuple[str, str]:
+    base = "/enterprises/{enterprise}" if scope.kind == ENTERPRISE else "/orgs/{org}"
+    route = base + ("/team/{team_slug}" if scope.team else "") + "/copilot/metrics"
+    path = route.format(enterprise=scope.name, org=scope.name, team_slug=scope.team)
+    return route, path
+
+
+def fetch(client: GitHubClient, scope: Scope, lookback_days: int, today: dt.date | None = None) -> Result:
+    today = today or dt.datetime.now(dt.timezone.utc).date()
+    since = today - dt.timedelta(days=lookback_days)
+    route, path = route_and_path(scope)
+    days: list[dict] = []
+    try:
+        for page in client.get_pages(path, route, {"since": f"{since}T00:00:00Z", "per_page": 28}):
+            if not isinstance(page, list):
+                raise PayloadError(f"{route}: expected an array of days, got {type(page).__name__}")
+            days.extend(record_of(day, route) for day in page)
+    except GitHubError as err:
+        if err.status in HINTS:
+            err.hint = HINTS[err.status]
+        raise
+    dated = [(_date(day, route), day) for day in days]
+    if not dated:
+        log_once(f"legacy-empty:{scope}", logging.INFO,
+                 "%s: the legacy API reported no day since %s (a scope needs five or more licensed "
+                 "members to be reported); exporting no data for it", scope, since)
+        return Result(())
+    newest, record = max(dated, key=lambda pair: pair[0])
+    builder = FamilyBuilder(scope.labels())
+    legacy.add_day(builder, record)
+    builder.add("copilot_report_day_timestamp_seconds", day_timestamp(newest), report="metrics")
+    return Result(builder.build(), {"metrics": newest})
+
+
+def _date(day: dict, route: str) -> str:
+    value = text(day, "date", route)
+    try:
+        return dt.date.fromisoformat(value or "").isoformat()
+    except ValueError:
+        raise PayloadError(f"{route}: date: expected YYYY-MM-DD, got {value!r}") from None

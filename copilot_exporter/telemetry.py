@@ -1,0 +1,116 @@
+"""The exporter's own metrics and the per-scope status shown on the landing page.
+
+Small and changing with every GitHub request, so kept apart from the data snapshots; `version`
+lets the server reuse a rendered body until something here changes.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+from copilot_exporter import __version__
+from copilot_exporter.model import Family, Scope
+
+
+@dataclass
+class SourceStatus:
+    """What the landing page tells about one scope and source."""
+
+    up: bool | None = None
+    last_refresh: float | None = None
+    last_success: float | None = None
+    duration: float | None = None
+    last_error: str | None = None
+    days: dict[str, str] | None = None  # report -> YYYY-MM-DD exported
+    api: str | None = None  # which GitHub API served it (source auto)
+
+
+class Telemetry:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._requests: dict[tuple[str, str], int] = {}
+        self._errors: dict[tuple[Scope, str, str], int] = {}
+        self._rate_limits: dict[int, tuple[int, float]] = {}
+        self._status: dict[tuple[Scope, str], SourceStatus] = {}
+        self.version = 0
+
+    def count_request(self, route: str, code: str) -> None:
+        with self._lock:
+            key = (route, code)
+            self._requests[key] = self._requests.get(key, 0) + 1
+            self.version += 1
+
+    def set_rate_limit(self, connection: int, remaining: int, reset: float) -> None:
+        with self._lock:
+            self._rate_limits[connection] = (remaining, reset)
+            self.version += 1
+
+    def refresh_started(self, scope: Scope, source: str) -> None:
+        with self._lock:
+            self._status.setdefault((scope, source), SourceStatus()).last_refresh = time.time()
+            self.version += 1
+
+    def refresh_succeeded(self, scope: Scope, source: str, duration: float,
+                          days: dict[str, str] | None = None, api: str | None = None) -> None:
+        with self._lock:
+            status = self._status.setdefault((scope, source), SourceStatus())
+            status.up, status.duration, status.last_error = True, duration, None
+            status.last_success = time.time()
+            status.days, status.api = days or {}, api
+            self.version += 1
+
+    def refresh_failed(self, scope: Scope, source: str, duration: float, reason: str, message: str) -> None:
+        with self._lock:
+            status = self._status.setdefault((scope, source), SourceStatus())
+            status.up, status.duration, status.last_error = False, duration, f"{reason}: {message}"
+            key = (scope, source, reason)
+            self._errors[key] = self._errors.get(key, 0) + 1
+            self.version += 1
+
+    def forget(self, scope: Scope, source: str) -> None:
+        """Drop the status of a scope and source that is no longer refreshed (e.g. auto switched API)."""
+        with self._lock:
+            if self._status.pop((scope, source), None) is not None:
+                self.version += 1
+
+    def statuses(self) -> list[tuple[Scope, str, SourceStatus]]:
+        with self._lock:
+            return [(scope, source, SourceStatus(**vars(status)))
+                    for (scope, source), status in sorted(self._status.items())]
+
+    def families(self) -> list[Family]:
+        with self._lock:
+            statuses = list(self._status.items())
+            errors = list(self._errors.items())
+            requests = list(self._requests.items())
+            limits = list(self._rate_limits.values())
+        up, success, duration = [], [], []
+        for (scope, source), status in statuses:
+            labels = scope.labels() + (("source", source),)
+            if status.up is not None:
+                up.append((labels, 1 if status.up else 0))
+            if status.last_success is not None:
+                success.append((labels, status.last_success))
+            if status.duration is not None:
+                duration.append((labels, status.duration))
+        families = [
+            Family("copilot_exporter_build_info", (((("version", __version__),), 1),)),
+            Family("copilot_exporter_up", tuple(up)),
+            Family("copilot_exporter_last_success_timestamp_seconds", tuple(success)),
+            Family("copilot_exporter_refresh_duration_seconds", tuple(duration)),
+            Family("copilot_exporter_errors_total", tuple(
+                (scope.labels() + (("source", source), ("reason", reason)), count)
+                for (scope, source, reason), count in sorted(errors)
+            )),
+            Family("copilot_exporter_github_requests_total", tuple(
+                ((("endpoint", route), ("code", code)), count) for (route, code), count in sorted(requests)
+            )),
+        ]
+        if limits:
+            # Several credentials may be in use: the scarcest budget is the one to alert on.
+            remaining, reset = min(limits)
+            families.append(Family("copilot_exporter_github_rate_limit_remaining", (((), remaining),)))
+            families.append(Family("copilot_exporter_github_rate_limit_reset_timestamp_seconds", (((), reset),)))
+        return families
