@@ -17,3 +17,97 @@ def family_values(families) -> dict[tuple[str, frozenset], float]:
 @pytest.fixture
 def values_of():
     return family_values
+
+
+# Integration harness: the simulator on loopback and an exporter served over real HTTP. -------
+
+import threading  # noqa: E402
+
+import requests  # noqa: E402
+from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
+
+TOKEN = "test-token-4f9c2a"
+
+
+class RunningExporter:
+    """An exporter (store, telemetry, refresher, HTTP server on a free port) for one config."""
+
+    def __init__(self, config):
+        from copilot_exporter.refresher import Refresher
+        from copilot_exporter.server import App, serve
+        from copilot_exporter.store import Store
+        from copilot_exporter.telemetry import Telemetry
+
+        self.config = config
+        self.store, self.telemetry = Store(), Telemetry()
+        self.refresher = Refresher(config, self.store, self.telemetry)
+        self.server = serve(App(self.store, self.telemetry), "127.0.0.1:0")
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread.start()
+
+    def refresh(self) -> bool:
+        return self.refresher.run_once()
+
+    def scrape_text(self, **headers) -> str:
+        response = requests.get(self.url + "/metrics", headers=headers, timeout=5)
+        assert response.status_code == 200
+        return response.text
+
+    def samples(self) -> dict[tuple[str, frozenset], float]:
+        """{(sample name, frozenset(labels)): value} of one scrape."""
+        return {
+            (sample.name, frozenset(sample.labels.items())): sample.value
+            for family in text_string_to_metric_families(self.scrape_text())
+            for sample in family.samples
+        }
+
+    def value(self, name: str, **labels) -> float | None:
+        return self.samples().get((name, frozenset(labels.items())))
+
+    def close(self) -> None:
+        self.refresher.stop()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def exporter_config(api_url: str, organizations=(), enterprises=(), **overrides):
+    """A validated config for the simulator: fast timeouts and retries so faults test quickly."""
+    from copilot_exporter.config import parse_config
+
+    data = {
+        "github": {"api_url": api_url, "token": TOKEN, "connect_timeout": "2s", "read_timeout": "2s",
+                   "max_retries": 1, "retry_backoff": "100ms", "max_rate_limit_wait": "10s"},
+        "source": "legacy",
+        "refresh_interval": "1h",
+        "organizations": list(organizations),
+        "enterprises": list(enterprises),
+    }
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(data.get(key), dict):
+            data[key] = {**data[key], **value}
+        else:
+            data[key] = value
+    return parse_config(data)
+
+
+@pytest.fixture
+def simulator():
+    from copilot_exporter.simulator import Simulator, World
+
+    with Simulator(world=World.default(), token=TOKEN) as sim:
+        yield sim
+
+
+@pytest.fixture
+def make_exporter():
+    running = []
+
+    def make(config) -> RunningExporter:
+        exporter = RunningExporter(config)
+        running.append(exporter)
+        return exporter
+
+    yield make
+    for exporter in running:
+        exporter.close()

@@ -1,0 +1,676 @@
+"""The configuration file: YAML with `${VAR}` references, checked whole, read into frozen dataclasses.
+
+Validation never stops at the first mistake: every check records a `key.path: what is wrong`
+string and reading goes on with a default, so one run of the exporter lists everything to fix.
+Only the public entry points raise, with a ConfigError holding all the problems.
+
+Names that end up in URL paths (organizations, enterprises, teams) are checked against GitHub's
+own rules, so no configured value can change which endpoint is called.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import re
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+
+from copilot_exporter.errors import ConfigError
+from copilot_exporter.model import ENTERPRISE, ORG, Scope
+
+DEFAULT_API_URL = "https://api.github.com"
+DEFAULT_LISTEN_ADDRESS = ":9452"
+SOURCES = ("legacy", "reports", "auto")
+PER_USER_MODES = ("off", "login", "hashed")
+
+
+@dataclass(frozen=True)
+class AppAuth:
+    app_id: str
+    private_key_file: str
+    installation_id: int | None
+
+
+@dataclass(frozen=True, repr=False)
+class Credentials:
+    token: str | None = None  # the secret itself: `token`, or the stripped contents of token_file
+    token_file: str | None = None  # kept so the auth layer can re-read it when the token rotates
+    app: AppAuth | None = None
+
+    def __repr__(self) -> str:
+        token = "None" if self.token is None else "<redacted>"
+        return f"Credentials(token={token}, token_file={self.token_file!r}, app={self.app!r})"
+
+
+@dataclass(frozen=True)
+class GitHubConfig:
+    api_url: str
+    credentials: Credentials
+    ca_bundle: str | None
+    connect_timeout: float
+    read_timeout: float
+    max_retries: int
+    retry_backoff: float
+    max_rate_limit_wait: float
+
+
+@dataclass(frozen=True)
+class Reports:
+    aggregated: bool = True
+    users: bool = True
+    teams: bool = True
+    repositories: bool = False
+
+
+@dataclass(frozen=True)
+class Entry:
+    scope: Scope
+    teams: tuple[str, ...]
+    reports: Reports
+    max_repositories: int
+    per_user: str  # one of PER_USER_MODES
+    seats: bool
+    credentials: Credentials | None  # None: use the global github credentials
+
+
+@dataclass(frozen=True)
+class Config:
+    github: GitHubConfig
+    source: str
+    refresh_interval: float
+    seats_refresh_interval: float
+    workers: int
+    lookback_days: int
+    user_hash_salt: str | None = field(repr=False)  # protects hashed logins: keep it out of logs
+    entries: tuple[Entry, ...]
+    listen_address: str
+
+
+# --- public entry points ----------------------------------------------------------------------
+
+
+def load_config(path: str | os.PathLike, environ: Mapping[str, str] | None = None) -> Config:
+    """Read, interpolate and check a configuration file; raises ConfigError listing every problem."""
+    try:
+        text = Path(path).read_text(encoding="utf-8-sig")
+    except OSError as err:
+        raise ConfigError([f"{path}: cannot read: {_reason(err)}"]) from None
+    except UnicodeDecodeError:
+        raise ConfigError([f"{path}: cannot read: not UTF-8 text"]) from None
+    try:
+        data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as err:
+        raise ConfigError([_yaml_problem(path, err)]) from None
+    return parse_config(data, environ)
+
+
+def parse_config(data: object, environ: Mapping[str, str] | None = None) -> Config:
+    """Check already-parsed YAML data; raises ConfigError listing every problem."""
+    problems: list[str] = []
+    data = _interpolate(data, "", os.environ if environ is None else environ, problems)
+    config = _config(data, problems)
+    if problems or config is None:
+        raise ConfigError(problems)
+    return config
+
+
+_DURATION = re.compile(
+    r"(?:([0-9]+)y)?(?:([0-9]+)w)?(?:([0-9]+)d)?(?:([0-9]+)h)?(?:([0-9]+)m)?(?:([0-9]+)s)?(?:([0-9]+)ms)?"
+)
+_DURATION_UNITS = (365 * 86400, 7 * 86400, 86400, 3600, 60, 1, 0.001)
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in a Prometheus-style duration: units y w d h m s ms, largest first, e.g. 1h30m."""
+    match = _DURATION.fullmatch(text) if isinstance(text, str) and text else None
+    if match is None:
+        raise ValueError(f"{_quote(text)} is not a duration (use e.g. 90s, 15m, 1h, 1d, 1h30m)")
+    return float(sum(int(n) * unit for n, unit in zip(match.groups(), _DURATION_UNITS) if n))
+
+
+# --- YAML -------------------------------------------------------------------------------------
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key repeated in one mapping: YAML would silently keep the last."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: set[tuple[str, str]] = set()
+        for key_node, _ in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag.endswith(":merge"):
+                continue
+            key = (key_node.tag, key_node.value)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key_node.value!r}", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+def _yaml_problem(path: str | os.PathLike, err: yaml.YAMLError) -> str:
+    mark = getattr(err, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+    return f"{path}: not valid YAML{where}: {getattr(err, 'problem', None) or err}"
+
+
+# --- ${VAR} interpolation ---------------------------------------------------------------------
+
+
+class _Unresolved:
+    """Stands for a value whose `${VAR}` could not be resolved: already reported, so checks skip it."""
+
+    def __repr__(self) -> str:
+        return "<unresolved>"
+
+
+_UNRESOLVED = _Unresolved()
+
+
+class _FromEnv(str):
+    """Text that came (partly) from the environment, where only strings exist: an integer or
+    boolean key may read it as one."""
+
+
+_REFERENCE = re.compile(r"\$(\$)?\{([^}]*)(\})?")
+_VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _interpolate(value: Any, path: str, environ: Mapping[str, str], problems: list[str]) -> Any:
+    """The data with `${VAR}` replaced in every string value (never in keys)."""
+    if isinstance(value, dict):
+        return {k: _interpolate(v, _join(path, str(k)), environ, problems) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_interpolate(v, f"{path}[{i}]", environ, problems) for i, v in enumerate(value)]
+    if not isinstance(value, str) or "$" not in value:
+        return value
+    text, errors, substituted = _substitute(value, environ)
+    problems.extend(f"{_label(path)}: {error}" for error in errors)
+    if errors:
+        return _UNRESOLVED
+    return _FromEnv(text) if substituted else text
+
+
+def _substitute(text: str, environ: Mapping[str, str]) -> tuple[str, list[str], bool]:
+    """(text with references replaced, what went wrong, whether any variable was used)."""
+    errors: list[str] = []
+    used = False
+
+    def replace(match: re.Match) -> str:
+        nonlocal used
+        escaped, name, closed = match.groups()
+        if escaped:  # `$${` is a literal `${`; the rest of the match is literal text too
+            return match.group(0)[1:]
+        if closed is None or not _VAR_NAME.fullmatch(name):
+            errors.append(f"{_quote(match.group(0))} is not a valid reference "
+                          "(write ${NAME}, or $${ for a literal ${)")
+            return ""
+        if name not in environ:
+            errors.append(f"environment variable {name} is not set")
+            return ""
+        used = True
+        return environ[name]
+
+    return _REFERENCE.sub(replace, text), errors, used
+
+
+def _from_env(value: Any, kind: type | tuple[type, ...]) -> Any:
+    """An integer or boolean spelled `${VAR}` arrives as text: read it as the type the key wants."""
+    if not isinstance(value, _FromEnv):
+        return value
+    text = value.strip()
+    if kind is int and re.fullmatch(r"[+-]?[0-9]+", text):
+        return int(text)
+    if kind is bool and text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    return value
+
+
+# --- typed reading of one mapping -------------------------------------------------------------
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _label(path: str) -> str:
+    return path or "top level"
+
+
+def _quote(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def _type_name(value: object) -> str:
+    # bool before int: YAML booleans are Python ints, but never a valid integer setting.
+    for kind, name in ((bool, "boolean"), (int, "integer"), (float, "number"), (str, "string"),
+                       (list, "list"), (dict, "mapping")):
+        if isinstance(value, kind):
+            return name
+    return type(value).__name__
+
+
+def _type_problem(value: object, kind: type | tuple[type, ...], what: str) -> str | None:
+    if isinstance(value, kind) and not (isinstance(value, bool) and kind is not bool):
+        return None
+    return f"must be {what}, got {_type_name(value)}"
+
+
+def _reason(err: OSError) -> str:
+    return err.strerror or str(err)
+
+
+class _Section:
+    """One mapping of the configuration. Its readers return a value or the default, recording
+    any problem under the mapping's key path; an unresolved `${VAR}` reads as the default
+    without a second problem."""
+
+    def __init__(self, data: Mapping[Any, Any], path: str, problems: list[str], allowed: Collection[str]):
+        self.data, self.path, self.problems = data, path, problems
+        for key in data:
+            if key not in allowed:
+                problems.append(f"{_join(path, str(key))}: unknown key")
+
+    @classmethod
+    def of(cls, value: Any, path: str, problems: list[str], allowed: Collection[str]) -> _Section | None:
+        """The mapping as a section; None, recording the problem, when it is not a mapping."""
+        if isinstance(value, dict):
+            return cls(value, path, problems, allowed)
+        if value is not _UNRESOLVED:
+            problems.append(f"{_label(path)}: must be a mapping, got {_type_name(value)}")
+        return None
+
+    def at(self, key: str) -> str:
+        return _join(self.path, key)
+
+    def problem(self, key: str, message: str) -> None:
+        self.problems.append(f"{self.at(key)}: {message}")
+
+    def report(self, message: str) -> None:
+        """A problem with the section as a whole."""
+        self.problems.append(f"{_label(self.path)}: {message}")
+
+    def has(self, key: str) -> bool:
+        """Whether the key is set (to anything, even an unresolved `${VAR}`); null counts as unset."""
+        return self.data.get(key) is not None
+
+    def blank(self, key: str) -> _Section:
+        """An empty section at key, so defaults can be read where the mapping is missing."""
+        return _Section({}, self.at(key), self.problems, ())
+
+    def child(self, key: str, allowed: Collection[str]) -> _Section | None:
+        """The mapping at key; None when unset or not a mapping (recorded)."""
+        return _Section.of(self.data[key], self.at(key), self.problems, allowed) if self.has(key) else None
+
+    def typed(self, key: str, kind: type | tuple[type, ...], what: str) -> Any:
+        """The value at key when set and of the given type, else None (a wrong type is recorded)."""
+        value = _from_env(self.data.get(key), kind)
+        if value is None or value is _UNRESOLVED:
+            return None
+        problem = _type_problem(value, kind, what)
+        if problem:
+            self.problem(key, problem)
+            return None
+        return value
+
+    def text(self, key: str, default: str | None = None, *, required: bool = False) -> str | None:
+        if required and not self.has(key):
+            self.problem(key, "required")
+            return None
+        value = self.typed(key, str, "a string")
+        if value is None:
+            return default
+        if not value.strip():
+            self.problem(key, "must not be empty")
+            return default
+        return str(value)
+
+    def flag(self, key: str, default: bool) -> bool:
+        value = self.typed(key, bool, "true or false")
+        return default if value is None else value
+
+    def integer(self, key: str, default: int | None, minimum: int, maximum: int | None = None) -> int | None:
+        value = self.typed(key, int, "an integer")
+        if value is None:
+            return default
+        if value < minimum or (maximum is not None and value > maximum):
+            bounds = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
+            self.problem(key, f"must be {bounds}, got {value}")
+            return default
+        return value
+
+    def duration(self, key: str, default: str, minimum: str) -> float:
+        # A bare YAML number has no unit: 90 could mean seconds or minutes, so it is refused.
+        text = self.typed(key, str, "a duration string like 1h")
+        if text is None:
+            return parse_duration(default)
+        try:
+            seconds = parse_duration(text)
+        except ValueError as err:
+            self.problem(key, str(err))
+            return parse_duration(default)
+        if seconds < parse_duration(minimum):
+            self.problem(key, f"must be at least {minimum}, got {_quote(text)}")
+            return parse_duration(default)
+        return seconds
+
+    def choice(self, key: str, default: str, allowed: Collection[str]) -> str:
+        value = self.text(key)
+        if value is None:
+            return default
+        if value not in allowed:
+            self.problem(key, f"{_quote(value)} is not one of {', '.join(allowed)}")
+            return default
+        return value
+
+    def items(self, key: str) -> list[tuple[str, Any]]:
+        """(path, value) of each element of the list at key; none when unset or not a list."""
+        values = self.typed(key, list, "a list") or []
+        return [(f"{self.at(key)}[{i}]", value) for i, value in enumerate(values)]
+
+
+# --- checks on single values (pure) -----------------------------------------------------------
+
+_ORG_LOGIN = re.compile(r"[A-Za-z0-9](?:-?[A-Za-z0-9])*")
+_SLUG = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,98}[A-Za-z0-9])?")
+# GitHub names enterprise teams `ent:<slug>`; a colon is plain text inside a URL path segment.
+_ENTERPRISE_TEAM_PREFIX = "ent:"
+_HOST_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOST = re.compile(rf"{_HOST_LABEL}(?:\.{_HOST_LABEL})*")  # a DNS name or a dotted IPv4 address
+_LISTEN = re.compile(r"(?:\[(?P<ipv6>[^\]]*)\]|(?P<host>[^:\[\]]*)):(?P<port>[0-9]{1,5})")
+
+
+def _org_login_problem(name: str) -> str | None:
+    if len(name) <= 39 and _ORG_LOGIN.fullmatch(name):
+        return None
+    return (f"{_quote(name)} is not a valid organization login (letters, digits and single "
+            "hyphens, not starting or ending with a hyphen, at most 39 characters)")
+
+
+def _slug_problem(name: str, what: str, prefix: str = "") -> str | None:
+    slug = name[len(prefix):] if prefix and name.startswith(prefix) else name
+    if _SLUG.fullmatch(slug) and ".." not in slug:
+        return None
+    return (f"{_quote(name)} is not a valid {what} (letters, digits, '.', '_' and '-', starting "
+            "and ending with a letter or digit, at most 100 characters)")
+
+
+def _api_url_problem(url: str) -> str | None:
+    parts = urlsplit(url)
+    try:
+        parts.port  # raises on a port that is not a number in range
+    except ValueError:
+        parts = parts._replace(netloc="")
+    if (parts.scheme in ("http", "https") and parts.hostname and not parts.query
+            and not parts.fragment and not any(c.isspace() for c in url)):
+        return None
+    return f"{_quote(url)} must be an http(s) URL with a host, e.g. {DEFAULT_API_URL}"
+
+
+def _listen_address_problem(address: str) -> str | None:
+    usage = f"{_quote(address)} must be [host]:port, e.g. \":9452\", \"127.0.0.1:9452\" or \"[::1]:9452\""
+    match = _LISTEN.fullmatch(address)
+    if match is None:
+        return usage
+    port = int(match["port"])
+    if not 1 <= port <= 65535:
+        return f"port {port} is not between 1 and 65535"
+    if match["ipv6"] is not None:
+        try:
+            ipaddress.IPv6Address(match["ipv6"])
+        except ValueError:
+            return f"{_quote(match['ipv6'])} is not an IPv6 address"
+    elif match["host"] and not _HOST.fullmatch(match["host"]):
+        return f"{_quote(match['host'])} is not a host name or IPv4 address"
+    return None
+
+
+def _file_problem(path: str) -> str | None:
+    """Why the file cannot serve as a secret: unreadable or empty."""
+    try:
+        if not Path(path).read_bytes().strip():
+            return f"{path} is empty"
+    except OSError as err:
+        return f"cannot read {path}: {_reason(err)}"
+    return None
+
+
+# --- sections ---------------------------------------------------------------------------------
+
+_TOP_KEYS = ("github", "source", "refresh_interval", "seats_refresh_interval", "workers",
+             "lookback_days", "user_hash_salt", "organizations", "enterprises", "server")
+_CREDENTIAL_KEYS = ("token", "token_file", "app")
+_GITHUB_KEYS = ("api_url", *_CREDENTIAL_KEYS, "ca_bundle", "connect_timeout", "read_timeout",
+                "max_retries", "retry_backoff", "max_rate_limit_wait")
+_APP_KEYS = ("app_id", "private_key_file", "installation_id")
+_ENTRY_KEYS = ("name", "teams", "reports", "repositories", "max_repositories", "per_user", "seats",
+               "github")
+_REPORT_KEYS = ("aggregated", "users", "teams")
+_SERVER_KEYS = ("listen_address",)
+
+
+def _config(data: Any, problems: list[str]) -> Config | None:
+    if data is None:
+        problems.append("top level: the configuration is empty")
+        return None
+    root = _Section.of(data, "", problems, _TOP_KEYS)
+    if root is None:
+        return None
+    # Read in the order of the example file, so problems come out in a familiar order.
+    github = _github(root)
+    source = root.choice("source", "auto", SOURCES)
+    refresh_interval = root.duration("refresh_interval", "1h", minimum="1s")
+    seats_refresh_interval = root.duration("seats_refresh_interval", "6h", minimum="1s")
+    workers = root.integer("workers", 4, minimum=1, maximum=64)
+    lookback_days = root.integer("lookback_days", 3, minimum=1, maximum=30)
+    salt = root.text("user_hash_salt")
+    entries = _all_entries(root)
+    if not root.has("user_hash_salt") and any(e.per_user == "hashed" for e in entries):
+        root.problem("user_hash_salt", "required when an entry sets per_user: hashed")
+    server = root.child("server", _SERVER_KEYS) or root.blank("server")
+    return Config(
+        github=github,
+        source=source,
+        refresh_interval=refresh_interval,
+        seats_refresh_interval=seats_refresh_interval,
+        workers=workers,
+        lookback_days=lookback_days,
+        user_hash_salt=salt,
+        entries=entries,
+        listen_address=_listen_address(server),
+    )
+
+
+def _github(root: _Section) -> GitHubConfig:
+    github = root.child("github", _GITHUB_KEYS)
+    if github is None:
+        if not root.has("github"):
+            root.problem("github", "required")
+        github, credentials = root.blank("github"), Credentials()
+    else:
+        credentials = _credentials(github)
+    ca_bundle = github.text("ca_bundle")
+    if ca_bundle is not None and not os.path.isfile(ca_bundle):
+        github.problem("ca_bundle", f"{ca_bundle} is not a file")
+    return GitHubConfig(
+        api_url=_api_url(github),
+        credentials=credentials,
+        ca_bundle=ca_bundle,
+        connect_timeout=github.duration("connect_timeout", "10s", minimum="1ms"),
+        read_timeout=github.duration("read_timeout", "60s", minimum="1ms"),
+        max_retries=github.integer("max_retries", 3, minimum=0),
+        retry_backoff=github.duration("retry_backoff", "1s", minimum="0s"),
+        max_rate_limit_wait=github.duration("max_rate_limit_wait", "15m", minimum="0s"),
+    )
+
+
+def _api_url(github: _Section) -> str:
+    url = github.text("api_url", DEFAULT_API_URL)
+    problem = _api_url_problem(url)
+    if problem:
+        github.problem("api_url", problem)
+    return url.rstrip("/")
+
+
+def _credentials(section: _Section) -> Credentials:
+    """Exactly one of token, token_file or app, each checked even when more than one is set."""
+    present = [key for key in _CREDENTIAL_KEYS if section.has(key)]
+    if not present:
+        section.report("one of token, token_file or app is required")
+    elif len(present) > 1:
+        section.report(f"{' and '.join(present)} are set; use exactly one of token, token_file or app")
+    token = _token(section)
+    token_file = section.text("token_file")
+    if token_file is not None:
+        token = _token_from_file(section, token_file)
+    return Credentials(token=token, token_file=token_file, app=_app(section))
+
+
+def _token(section: _Section) -> str | None:
+    token = section.text("token")
+    if token is None:
+        return None
+    token = token.strip()
+    if any(c.isspace() or not c.isprintable() for c in token):
+        section.problem("token", "must not contain whitespace")  # never echo the secret itself
+    return token
+
+
+def _token_from_file(section: _Section, path: str) -> str | None:
+    try:
+        token = Path(path).read_text(encoding="utf-8").strip()
+    except OSError as err:
+        section.problem("token_file", f"cannot read {path}: {_reason(err)}")
+        return None
+    except UnicodeDecodeError:
+        section.problem("token_file", f"cannot read {path}: not UTF-8 text")
+        return None
+    if not token:
+        section.problem("token_file", f"{path} is empty")
+        return None
+    if any(c.isspace() or not c.isprintable() for c in token):
+        section.problem("token_file", f"{path} must hold only the token (found whitespace inside)")
+    return token
+
+
+def _app(section: _Section) -> AppAuth | None:
+    app = section.child("app", _APP_KEYS)
+    if app is None:
+        return None
+    if not app.has("app_id"):
+        app.problem("app_id", "required")
+    app_id = app.typed("app_id", (int, str), "an integer or a string")
+    if isinstance(app_id, str) and not app_id.strip():
+        app.problem("app_id", "must not be empty")
+    key_file = app.text("private_key_file", required=True)
+    problem = _file_problem(key_file) if key_file is not None else None
+    if problem:
+        app.problem("private_key_file", problem)
+    return AppAuth(
+        app_id=str(app_id or ""),
+        private_key_file=key_file or "",
+        installation_id=app.integer("installation_id", None, minimum=1),
+    )
+
+
+def _listen_address(server: _Section) -> str:
+    address = server.text("listen_address", DEFAULT_LISTEN_ADDRESS)
+    problem = _listen_address_problem(address)
+    if problem:
+        server.problem("listen_address", problem)
+    return address
+
+
+# --- organizations and enterprises ------------------------------------------------------------
+
+
+def _all_entries(root: _Section) -> tuple[Entry, ...]:
+    # Only when neither is set at all: a wrong type is reported on its own, without a second problem.
+    if all(root.data.get(key) in (None, []) for key in ("organizations", "enterprises")):
+        root.problem("organizations", "at least one organization or enterprise is required")
+    return (_entries(root.items("organizations"), ORG, root.problems)
+            + _entries(root.items("enterprises"), ENTERPRISE, root.problems))
+
+
+def _entries(items: list[tuple[str, Any]], kind: str, problems: list[str]) -> tuple[Entry, ...]:
+    what = "organization" if kind == ORG else "enterprise"
+    entries: list[Entry] = []
+    seen: dict[str, str] = {}  # lower-cased name -> path of its first entry; GitHub ignores case
+    for path, value in items:
+        section = _Section.of(value, path, problems, _ENTRY_KEYS)
+        if section is None:
+            continue
+        entry = _entry(section, kind)
+        name = entry.scope.name.lower()
+        if name in seen:
+            section.problem("name", f"duplicate {what} {_quote(entry.scope.name)} (also at {seen[name]})")
+        elif name:
+            seen[name] = path
+        entries.append(entry)
+    return tuple(entries)
+
+
+def _entry(section: _Section, kind: str) -> Entry:
+    name = section.text("name", required=True)
+    if name is not None:
+        problem = _org_login_problem(name) if kind == ORG else _slug_problem(name, "enterprise slug")
+        if problem:
+            section.problem("name", problem)
+    github = section.child("github", _CREDENTIAL_KEYS)
+    return Entry(
+        scope=Scope(kind, name or ""),
+        teams=_teams(section, kind),
+        reports=_reports(section),
+        max_repositories=section.integer("max_repositories", 50, minimum=1),
+        per_user=_per_user(section),
+        seats=section.flag("seats", True),
+        credentials=_credentials(github) if github is not None else None,
+    )
+
+
+def _teams(entry: _Section, kind: str) -> tuple[str, ...]:
+    prefix = _ENTERPRISE_TEAM_PREFIX if kind == ENTERPRISE else ""
+    teams: list[str] = []
+    seen: set[str] = set()
+    for path, value in entry.items("teams"):
+        if value is _UNRESOLVED:
+            continue
+        problem = _type_problem(value, str, "a string") or _slug_problem(value, "team slug", prefix)
+        if problem is None and value.lower() in seen:
+            problem = f"duplicate team {_quote(value)}"
+        if problem:
+            entry.problems.append(f"{path}: {problem}")
+            continue
+        seen.add(value.lower())
+        teams.append(str(value))
+    return tuple(teams)
+
+
+def _reports(entry: _Section) -> Reports:
+    reports = entry.child("reports", _REPORT_KEYS) or entry.blank("reports")
+    return Reports(
+        aggregated=reports.flag("aggregated", True),
+        users=reports.flag("users", True),
+        teams=reports.flag("teams", True),
+        repositories=entry.flag("repositories", False),
+    )
+
+
+def _per_user(entry: _Section) -> str:
+    value = _from_env(entry.data.get("per_user"), bool)
+    if value is None or value is _UNRESOLVED:
+        return "off"
+    if isinstance(value, bool):
+        return "login" if value else "off"
+    if value == "hashed":
+        return "hashed"
+    got = _quote(value) if isinstance(value, str) else _type_name(value)
+    entry.problem("per_user", f"must be false, true or \"hashed\", got {got}")
+    return "off"

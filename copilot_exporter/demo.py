@@ -1,0 +1,40 @@
+"""`copilot-exporter demo`: the exporter against the built-in simulated GitHub, no token needed."""
+
+from __future__ import annotations
+
+import logging
+
+from copilot_exporter.cli import run
+from copilot_exporter.config import parse_config
+from copilot_exporter.simulator import Simulator, World
+
+log = logging.getLogger("copilot_exporter")
+
+DEMO_TOKEN = "demo-token"
+
+
+def demo_config(api_url: str, world: World, listen_address: str, refresh_interval: str = "5m") -> dict:
+    """The configuration the demo runs: every scope of the simulated world, source auto."""
+    return {
+        "github": {"api_url": api_url, "token": DEMO_TOKEN},
+        "source": "auto",
+        "refresh_interval": refresh_interval,
+        "seats_refresh_interval": refresh_interval,
+        "organizations": [
+            {"name": org.name, "teams": list(org.teams), "repositories": True}
+            for org in world.organizations
+        ],
+        "enterprises": [{"name": ent.name, "teams": list(ent.teams)} for ent in world.enterprises],
+        "server": {"listen_address": listen_address},
+    }
+
+
+def run_demo(listen_address: str) -> int:
+    world = World.default()
+    with Simulator(world=world, token=DEMO_TOKEN) as simulator:
+        config = parse_config(demo_config(simulator.api_url, world, listen_address))
+        host, _, port = listen_address.rpartition(":")
+        log.info("simulated GitHub API at %s (reports downloads at %s)", simulator.api_url, simulator.download_url)
+        print(f"copilot-exporter demo: open http://{host.strip('[]') or 'localhost'}:{port}/ "
+              f"(metrics at /metrics); Ctrl-C to stop", flush=True)
+        return run(config, listen_address)

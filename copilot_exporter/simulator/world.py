@@ -1,0 +1,373 @@
+"""The simulated world: organizations, enterprises, their users and each user's daily activity.
+
+Everything here is a pure function of the specs, the seed and the day, so a world answers the
+same way in every process and every test run. Users sit on one numbered pool; an organization
+owns a range of it and overlaps its predecessor a little, so some people belong to two orgs
+(which is what makes enterprise deduplication observable).
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import struct
+from dataclasses import dataclass, field
+from functools import cached_property, lru_cache
+
+COUNTERS = (
+    "user_initiated_interaction_count",
+    "code_generation_activity_count",
+    "code_acceptance_activity_count",
+    "loc_suggested_to_add_sum",
+    "loc_suggested_to_delete_sum",
+    "loc_added_sum",
+    "loc_deleted_sum",
+)
+
+IDES = ("vscode", "intellij", "visualstudio", "neovim", "xcode", "eclipse", "zed", "vim")
+_IDE_WEIGHTS = (55, 20, 10, 6, 3, 3, 2, 1)
+LANGUAGES = ("python", "typescript", "javascript", "go", "java", "csharp", "rust", "ruby",
+             "kotlin", "cpp", "markdown", "unknown")
+_LANGUAGE_WEIGHTS = (22, 20, 12, 10, 10, 6, 5, 4, 3, 3, 3, 2)
+CHAT_MODELS = ("gpt-4.1", "claude-sonnet-4.5", "gpt-5-mini", "gemini-2.5-pro", "auto", "o4-mini")
+_MODEL_WEIGHTS = (30, 25, 15, 10, 15, 5)
+PHASES = ("exploring", "adopting", "integrating", "advancing")
+_NAMES = ("mona", "hubot", "octo", "ada", "linus", "grace", "alan", "barbara", "ken", "dennis",
+          "margaret", "edsger", "donald", "radia", "frances", "john", "guido", "yukihiro",
+          "bjarne", "anders")
+
+
+def _digest(key: tuple) -> bytes:
+    return hashlib.blake2b(repr(key).encode(), digest_size=64).digest()
+
+
+def stable_id(*key: object, low: int = 1_000_000, span: int = 90_000_000) -> int:
+    """A number that depends only on the key: ids must not change between runs."""
+    return low + int.from_bytes(_digest(key)[:8], "big") % span
+
+
+class Draws:
+    """A deterministic stream of uniform numbers for one key.
+
+    Much cheaper than seeding `random.Random` per (user, day), which matters for 100,000-user
+    reports: one blake2b digest yields sixteen numbers.
+    """
+
+    __slots__ = ("_key", "_block", "_values")
+
+    def __init__(self, *key: object):
+        self._key = key
+        self._block = 0
+        self._values: list[int] = []
+
+    def random(self) -> float:
+        if not self._values:
+            self._values = list(struct.unpack("<16I", _digest((*self._key, self._block))))
+            self._block += 1
+        return self._values.pop() / 4294967296.0
+
+    def int(self, low: int, high: int) -> int:
+        return low + int(self.random() * (high - low + 1))
+
+    def chance(self, p: float) -> bool:
+        return self.random() < p
+
+    def pick(self, items: tuple, weights: tuple | None = None):
+        if weights is None:
+            return items[int(self.random() * len(items))]
+        target = self.random() * sum(weights)
+        for item, weight in zip(items, weights):
+            target -= weight
+            if target < 0:
+                return item
+        return items[-1]
+
+
+@dataclass(frozen=True)
+class OrgSpec:
+    name: str
+    users: int = 40
+    teams: tuple[str, ...] = ()
+    seats: int | None = None  # default: the users plus ~20% never-active seat holders
+    plan_type: str = "business"
+
+    def __post_init__(self):
+        object.__setattr__(self, "teams", tuple(self.teams))
+
+    @property
+    def seat_count(self) -> int:
+        return self.seats if self.seats is not None else self.users + self.users // 5
+
+
+@dataclass(frozen=True)
+class EnterpriseSpec:
+    name: str
+    organizations: tuple[str, ...] = ()
+    teams: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        object.__setattr__(self, "organizations", tuple(self.organizations))
+        object.__setattr__(self, "teams", tuple(self.teams))
+
+
+@dataclass(frozen=True)
+class AppSpec:
+    """A GitHub App installed on every organization of the world."""
+
+    app_id: int
+    public_key_pem: str | bytes
+    token_ttl: float = 3600.0
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Whose data a request asks for: an organization or enterprise, optionally one team."""
+
+    kind: str  # "org" | "enterprise"
+    name: str
+    team: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """What a user is like, stable over days."""
+
+    engagement: float  # chance of activity on a weekday; 0 = holds a seat, never uses it
+    ides: tuple[str, ...]  # primary first
+    languages: tuple[str, ...]
+    models: tuple[str, ...]
+    chat: bool
+    agent: bool
+    cli: bool
+    reviewer: bool
+    phase: int  # 1-based index into PHASES
+    cloud_agent_field: str  # both names of this flag occur in real files
+    reports_credits: bool  # older clients: no ai_credits_used in the record
+
+
+@dataclass(frozen=True, slots=True)
+class Activity:
+    """One user's activity on one day (or summed over a window)."""
+
+    counters: tuple[int, ...]  # in COUNTERS order
+    chat: bool
+    agent: bool
+    cli: bool
+    cloud_agent: bool
+    review_active: bool
+    review_passive: bool | None
+    cli_totals: tuple[int, ...] | None  # sessions, requests, prompts, prompt tokens, output tokens
+    credits: float | None
+
+    def bumped(self, revision: int) -> Activity:
+        """The same activity as GitHub's revision `revision` of the day reports it."""
+        if not revision:
+            return self
+        ui, gen, acc, sa, sd, added, deleted = self.counters
+        counters = (ui, gen + revision, acc, sa + 3 * revision, sd, added, deleted)
+        return Activity(counters, self.chat, self.agent, self.cli, self.cloud_agent,
+                        self.review_active, self.review_passive, self.cli_totals, self.credits)
+
+
+@lru_cache(maxsize=1 << 18)
+def profile(seed: int, index: int) -> Profile:
+    d = Draws(seed, "profile", index)
+    kind = d.random()
+    engagement = 0.0 if kind < 0.1 else 0.3 if kind < 0.4 else 0.85
+    primary = d.pick(IDES, _IDE_WEIGHTS)
+    second = d.pick(IDES, _IDE_WEIGHTS) if d.chance(0.2) else primary
+    ides = (primary,) if second == primary else (primary, second)
+    languages = tuple(dict.fromkeys(d.pick(LANGUAGES, _LANGUAGE_WEIGHTS) for _ in range(d.int(1, 3))))
+    models = tuple(dict.fromkeys(d.pick(CHAT_MODELS, _MODEL_WEIGHTS) for _ in range(d.int(1, 2))))
+    return Profile(
+        engagement=engagement, ides=ides, languages=languages, models=models,
+        chat=d.chance(0.7), agent=d.chance(0.4), cli=d.chance(0.15), reviewer=d.chance(0.3),
+        phase=d.int(1, len(PHASES)),
+        cloud_agent_field="used_copilot_cloud_agent" if d.chance(0.5) else "used_copilot_coding_agent",
+        reports_credits=d.chance(0.8),
+    )
+
+
+def activity(seed: int, index: int, day: datetime.date) -> Activity | None:
+    """What user `index` did on `day`, or None when the user was not active."""
+    p = profile(seed, index)
+    d = Draws(seed, "day", index, day.toordinal())
+    if d.random() >= p.engagement * (0.25 if day.weekday() >= 5 else 1.0):
+        return None
+    chat = p.chat and d.chance(0.7)
+    agent = p.agent and d.chance(0.5)
+    cli = p.cli and d.chance(0.5)
+    generated = d.int(3, 120)
+    accepted = int(generated * (0.2 + 0.3 * d.random()))
+    prompts = (d.int(1, 25) if chat else 0) + (d.int(1, 10) if agent else 0) + (d.int(1, 6) if cli else 0)
+    agent_lines = d.int(10, 300) if agent else 0
+    suggested_add = generated * d.int(2, 9) + agent_lines
+    suggested_delete = d.int(0, generated // 2) + agent_lines // 4
+    counters = (
+        prompts, generated, accepted, suggested_add, suggested_delete,
+        min(suggested_add, accepted * d.int(1, 6) + agent_lines * 7 // 10),
+        min(suggested_delete, d.int(0, accepted) + agent_lines // 5),
+    )
+    cli_totals = None
+    if cli:
+        sessions = d.int(1, 5)
+        requests = sessions * d.int(1, 8)
+        prompt_tokens = requests * d.int(500, 4000)
+        cli_totals = (sessions, requests, d.int(sessions, requests), prompt_tokens,
+                      requests * d.int(200, 2000))
+    return Activity(
+        counters=counters, chat=chat, agent=agent, cli=cli,
+        cloud_agent=p.agent and d.chance(0.2),
+        review_active=p.reviewer and d.chance(0.4),
+        review_passive=None if d.chance(0.1) else d.chance(0.3),
+        cli_totals=cli_totals,
+        credits=round(prompts * (0.5 + d.random()), 2) if p.reports_credits else None,
+    )
+
+
+def _utc_today() -> datetime.date:
+    return datetime.datetime.now(datetime.timezone.utc).date()
+
+
+@dataclass(frozen=True)
+class World:
+    seed: int = 42
+    today: datetime.date = field(default_factory=_utc_today)
+    organizations: tuple[OrgSpec, ...] = ()
+    enterprises: tuple[EnterpriseSpec, ...] = ()
+    app: AppSpec | None = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "organizations", tuple(self.organizations))
+        object.__setattr__(self, "enterprises", tuple(self.enterprises))
+        known = {org.name.lower() for org in self.organizations}
+        if len(known) != len(self.organizations):
+            raise ValueError("organization names must be unique")
+        for ent in self.enterprises:
+            missing = [o for o in ent.organizations if o.lower() not in known]
+            if missing:
+                raise ValueError(f"enterprise {ent.name!r} names unknown organizations {missing}")
+
+    @classmethod
+    def default(cls, seed: int = 42, today: datetime.date | None = None) -> World:
+        """The demo world: two orgs under one enterprise, a standalone org, and one too small
+        for the legacy API (fewer than five licences)."""
+        return cls(
+            seed=seed,
+            today=today or _utc_today(),
+            organizations=(
+                OrgSpec("acme", users=64, teams=("platform", "web", "data")),
+                OrgSpec("globex", users=30, teams=("mobile", "infra"), plan_type="enterprise"),
+                OrgSpec("umbrella", users=18, teams=("research",)),
+                OrgSpec("tiny", users=3),
+            ),
+            enterprises=(EnterpriseSpec("initech", organizations=("acme", "globex"),
+                                        teams=("core", "security")),),
+        )
+
+    # -- lookups ---------------------------------------------------------------------------
+
+    @cached_property
+    def _orgs(self) -> dict[str, OrgSpec]:
+        return {org.name.lower(): org for org in self.organizations}
+
+    @cached_property
+    def _enterprises(self) -> dict[str, EnterpriseSpec]:
+        return {ent.name.lower(): ent for ent in self.enterprises}
+
+    def org(self, name: str) -> OrgSpec | None:
+        return self._orgs.get(name.lower())
+
+    def enterprise(self, name: str) -> EnterpriseSpec | None:
+        return self._enterprises.get(name.lower())
+
+    def enterprise_of(self, org: str) -> EnterpriseSpec | None:
+        return next((e for e in self.enterprises if org in e.organizations), None)
+
+    def scope(self, kind: str, name: str, team: str | None = None) -> Scope | None:
+        """The canonical scope for a request's names, or None when GitHub would answer 404."""
+        spec = self.org(name) if kind == "org" else self.enterprise(name)
+        if spec is None:
+            return None
+        if team is None:
+            return Scope(kind, spec.name)
+        slug = next((t for t in spec.teams if t.lower() == team.lower()), None)
+        return Scope(kind, spec.name, slug) if slug else None
+
+    # -- identities ------------------------------------------------------------------------
+
+    def scope_id(self, kind: str, name: str) -> int:
+        return stable_id(kind, name, low=1000, span=9_000_000)
+
+    def team_id(self, scope: Scope) -> int:
+        return stable_id(scope.kind, scope.name, scope.team, low=100, span=9_000_000)
+
+    def installation_id(self, org: str) -> int:
+        return stable_id("installation", org, low=10_000_000)
+
+    @staticmethod
+    def user_id(index: int) -> int:
+        return 100_000 + index * 37
+
+    @staticmethod
+    def login(index: int) -> str:
+        return f"{_NAMES[index % len(_NAMES)]}{index}"
+
+    def scope_ids(self, scope: Scope) -> dict[str, str]:
+        """The id fields report records carry: org records name their enterprise too."""
+        if scope.kind == "enterprise":
+            return {"enterprise_id": str(self.scope_id("enterprise", scope.name))}
+        ids = {"organization_id": str(self.scope_id("org", scope.name))}
+        ent = self.enterprise_of(scope.name)
+        if ent is not None:
+            ids["enterprise_id"] = str(self.scope_id("enterprise", ent.name))
+        return ids
+
+    # -- membership ------------------------------------------------------------------------
+
+    @cached_property
+    def _org_ranges(self) -> dict[str, range]:
+        ranges, start, previous = {}, 0, 0
+        for org in self.organizations:
+            start -= min(previous, org.users) // 8  # share a few people with the previous org
+            ranges[org.name] = range(start, start + org.users)
+            start, previous = start + org.users, org.users
+        return ranges
+
+    def member_ranges(self, kind: str, name: str) -> tuple[range, ...]:
+        """The pool indices of a scope's users, as sorted disjoint ranges."""
+        if kind == "org":
+            return (self._org_ranges[name],)
+        merged: list[range] = []
+        for r in sorted((self._org_ranges[o] for o in self.enterprise(name).organizations),
+                        key=lambda r: r.start):
+            if merged and r.start <= merged[-1].stop:
+                merged[-1] = range(merged[-1].start, max(merged[-1].stop, r.stop))
+            elif len(r):
+                merged.append(r)
+        return tuple(merged)
+
+    def members(self, scope: Scope) -> list[int] | range:
+        """Pool indices of a scope's users (a team's members when the scope names a team)."""
+        if scope.team is not None:
+            return _team_members(self, scope)
+        ranges = self.member_ranges(scope.kind, scope.name)
+        if len(ranges) == 1:
+            return ranges[0]
+        return [i for r in ranges for i in r]
+
+    def licensed_count(self, scope: Scope) -> int:
+        """Members holding a licence: what the legacy API's five-licence threshold looks at."""
+        if scope.kind == "org" and scope.team is None:
+            return self.org(scope.name).seat_count
+        return len(self.members(scope))
+
+    def activity(self, index: int, day: datetime.date) -> Activity | None:
+        return activity(self.seed, index, day)
+
+
+@lru_cache(maxsize=256)
+def _team_members(world: World, scope: Scope) -> list[int]:
+    parent = Scope(scope.kind, scope.name)
+    return [i for i in world.members(parent)
+            if Draws(world.seed, "team", scope.kind, scope.name, scope.team, i).random() < 0.35]
