@@ -12,14 +12,15 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from copilot_exporter.config import Config, Credentials, Entry
 from copilot_exporter.errors import RefreshError
 from copilot_exporter.github.auth import token_provider
 from copilot_exporter.github.client import Connection, GitHubClient
 from copilot_exporter.model import Scope
-from copilot_exporter.sources import Result, legacy
+from copilot_exporter.sources import Result, legacy, seats
+from copilot_exporter.sources.reports import ReportsSource, ReportsUnavailable
 from copilot_exporter.store import Store
 from copilot_exporter.telemetry import Telemetry
 
@@ -36,7 +37,8 @@ class Job:
     next_run: float = 0.0
     failures: int = 0
     running: bool = False
-    api: str | None = field(default=None)  # the API `data` used last time (source auto)
+    api: str | None = None  # the API the last data refresh used: "reports" or "metrics"
+    reports: ReportsSource | None = None
 
 
 class Refresher:
@@ -49,7 +51,9 @@ class Refresher:
         self._wake = threading.Event()
         self._lock = threading.Lock()
         self._connections: dict[Credentials, Connection] = {}
-        self.jobs = [Job(entry, "data", config.refresh_interval) for entry in config.entries]
+        self.jobs = [Job(entry, "data", config.refresh_interval, reports=ReportsSource(entry, config))
+                     for entry in config.entries]
+        self.jobs += [Job(entry, "seats", config.seats_refresh_interval) for entry in config.entries if entry.seats]
         self._pool = ThreadPoolExecutor(config.workers, thread_name_prefix="refresh")
         self._thread: threading.Thread | None = None
 
@@ -99,23 +103,64 @@ class Refresher:
     # One job ---------------------------------------------------------------------------------
     def _run(self, job: Job) -> bool:
         client = self._connection(job.entry).client()
-        return self._legacy(job.entry, client)
+        if job.kind == "seats":
+            return self._refresh(job.entry.scope, seats.SOURCE, lambda: seats.fetch(client, job.entry.scope))
+        if self.config.source == "legacy":
+            return self._legacy(job, client)
+        if self.config.source == "reports":
+            return self._reports(job, client)
+        try:
+            return self._reports(job, client, fall_back=True)
+        except ReportsUnavailable:
+            if job.api != "reports":
+                self.telemetry.forget(job.entry.scope, "reports")  # never served: no status to show
+            return self._legacy(job, client)
 
-    def _legacy(self, entry: Entry, client: GitHubClient) -> bool:
-        scopes = [entry.scope] + [entry.scope.with_team(team) for team in entry.teams]
+    def _reports(self, job: Job, client: GitHubClient, fall_back: bool = False) -> bool:
+        fetch = lambda: job.reports.fetch(client, _today())  # noqa: E731
+        ok = self._refresh(job.entry.scope, "reports", fetch, "reports",
+                           passthrough=ReportsUnavailable if fall_back else ())
+        self._using(job, "reports")
+        return ok
+
+    def _using(self, job: Job, api: str) -> None:
+        """Note which API serves the job; on a change, forget what the other one exported."""
+        if job.api == api:
+            return
+        if job.api is not None or self.config.source == "auto":
+            log.info("%s: using the %s API", job.entry.scope, "reports" if api == "reports" else "legacy metrics")
+        previous = {"reports": [job.entry.scope], "metrics": self._legacy_scopes(job.entry)}.get(job.api or "", [])
+        source = "reports" if job.api == "reports" else "metrics"
+        for scope in previous:
+            self.store.drop(scope, source)
+            self.telemetry.forget(scope, source)
+        job.api = api
+
+    def _legacy(self, job: Job, client: GitHubClient) -> bool:
+        self._using(job, "metrics")
         results = [
             self._refresh(scope, legacy.SOURCE, lambda scope=scope: legacy.fetch(
                 client, scope, self.config.lookback_days, _today()), api="metrics")
-            for scope in scopes
+            for scope in self._legacy_scopes(job.entry)
         ]
         return all(results)
 
-    def _refresh(self, scope: Scope, source: str, fetch: Callable[[], Result], api: str | None = None) -> bool:
-        """Run one fetch; store its families on success, keep the last good ones on failure."""
+    @staticmethod
+    def _legacy_scopes(entry: Entry) -> list[Scope]:
+        return [entry.scope] + [entry.scope.with_team(team) for team in entry.teams]
+
+    def _refresh(self, scope: Scope, source: str, fetch: Callable[[], Result], api: str | None = None,
+                 passthrough: type[Exception] | tuple = ()) -> bool:
+        """Run one fetch; store its families on success, keep the last good ones on failure.
+
+        Exceptions of type `passthrough` are the caller's to handle (e.g. falling back to another API).
+        """
         started = time.monotonic()
         self.telemetry.refresh_started(scope, source)
         try:
             result = fetch()
+        except passthrough:
+            raise
         except RefreshError as err:
             duration = time.monotonic() - started
             hint = getattr(err, "hint", "")

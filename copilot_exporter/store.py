@@ -20,7 +20,10 @@ class Snapshot:
 
     @classmethod
     def of(cls, families: tuple[Family, ...]) -> Snapshot:
-        lines = {f.name: exposition.sample_lines(f) for f in families if f.samples}
+        lines: dict[str, str] = {}
+        for family in families:  # a name may come twice (organization and team levels)
+            if family.samples:
+                lines[family.name] = lines.get(family.name, "") + exposition.sample_lines(family)
         return cls(families, lines)
 
 

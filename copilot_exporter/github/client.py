@@ -40,11 +40,9 @@ class GitHubError(RefreshError):
         self.status = status
         self.route = route
         self.hint = ""  # what the operator can do about it, set by the source that knows
-
-    @property
-    def reason(self) -> str:  # type: ignore[override]
-        return {401: "unauthorized", 403: "forbidden", 404: "not_found", 422: "disabled"}.get(
-            self.status, "server_error" if self.status >= 500 else "client_error"
+        # A source may name the reason better (422 from billing is `billing_problem`).
+        self.reason = {401: "unauthorized", 403: "forbidden", 404: "not_found", 422: "disabled"}.get(
+            status, "server_error" if status >= 500 else "client_error"
         )
 
 

@@ -32,6 +32,9 @@ _LANGUAGE_WEIGHTS = (22, 20, 12, 10, 10, 6, 5, 4, 3, 3, 3, 2)
 CHAT_MODELS = ("gpt-4.1", "claude-sonnet-4.5", "gpt-5-mini", "gemini-2.5-pro", "auto", "o4-mini")
 _MODEL_WEIGHTS = (30, 25, 15, 10, 15, 5)
 PHASES = ("exploring", "adopting", "integrating", "advancing")
+_REPO_WORDS = ("api", "web", "billing", "search", "mobile", "infra", "docs", "auth", "payments",
+               "ml", "data", "gateway", "ui", "core", "tools", "cli")
+_REPO_SUFFIXES = ("", "-service", "-app", "-lib", "-sdk", "-ops")
 _NAMES = ("mona", "hubot", "octo", "ada", "linus", "grace", "alan", "barbara", "ken", "dennis",
           "margaret", "edsger", "donald", "radia", "frances", "john", "guido", "yukihiro",
           "bjarne", "anders")
@@ -364,6 +367,16 @@ class World:
 
     def activity(self, index: int, day: datetime.date) -> Activity | None:
         return activity(self.seed, index, day)
+
+    def repositories(self, org: str) -> list[tuple[int, str, str]]:
+        """(repo_id, name, visibility) of an organization's repositories: 5 to 80 of them."""
+        count = min(80, max(5, self.org(org).users // 3))
+        repos = []
+        for i in range(count):
+            name = _REPO_WORDS[i % len(_REPO_WORDS)] + _REPO_SUFFIXES[i // len(_REPO_WORDS)]
+            visibility = Draws(self.seed, "repo", org, i).pick(("private", "internal", "public"), (6, 3, 1))
+            repos.append((stable_id("repo", org, name), name, visibility))
+        return repos
 
 
 @lru_cache(maxsize=256)

@@ -1,0 +1,211 @@
+"""Source `reports`: the Copilot usage metrics reports API, what github.com serves today.
+
+Each report endpoint answers with signed links to NDJSON files on another host. Per report we
+ask for yesterday, then go back a day at a time (204/404/empty = no report that day) up to
+`lookback_days`, and export the newest day found. The links' paths identify the content (the
+query string only signs it), so a report whose day and paths are unchanged is not downloaded
+again: its parsed result is reused.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from copilot_exporter.config import Config, Entry
+from copilot_exporter.errors import PayloadError
+from copilot_exporter.github.client import GitHubClient, GitHubError
+from copilot_exporter.github.records import iter_records
+from copilot_exporter.logs import log_once
+from copilot_exporter.metrics import reports
+from copilot_exporter.model import ENTERPRISE, Family, FamilyBuilder, day_timestamp
+from copilot_exporter.sources import Result
+
+log = logging.getLogger(__name__)
+
+SOURCE = "reports"
+Parse = Callable[[Iterator[dict], str], "Downloaded"]
+
+
+class ReportsUnavailable(GitHubError):
+    """Every reports endpoint asked answered 404: unknown scope, or a GitHub without this API."""
+
+    def __init__(self, route: str):
+        super().__init__(404, route, "the reports API does not know this scope")
+        self.hint = "check the name and the token's access; GitHub Enterprise Server may only offer `source: legacy`"
+
+
+@dataclass(frozen=True)
+class Report:
+    key: str  # the `report` label of copilot_report_day_timestamp_seconds
+    endpoint: str  # path segment under .../copilot/metrics/reports/
+
+
+@dataclass
+class Downloaded:
+    """A report's parsed result, kept to skip downloading it again while it is unchanged."""
+
+    day: str
+    identity: tuple[str, ...]
+    families: tuple[Family, ...]
+    users: reports.UsersAccumulator | None = None
+
+
+def aggregated_report(kind: str) -> Report:
+    return Report("enterprise", "enterprise-1-day") if kind == ENTERPRISE else Report("organization", "organization-1-day")
+
+
+USERS = Report("users", "users-1-day")
+TEAMS = Report("user_teams", "user-teams-1-day")
+REPOS = Report("repos", "repos-1-day")
+
+
+class ReportsSource:
+    """The reports of one organization or enterprise; remembers what it downloaded."""
+
+    def __init__(self, entry: Entry, config: Config):
+        self.entry = entry
+        self.scope = entry.scope
+        self.lookback_days = config.lookback_days
+        self.salt = config.user_hash_salt
+        self._downloaded: dict[str, Downloaded] = {}
+        base = "/enterprises/{enterprise}" if self.scope.kind == ENTERPRISE else "/orgs/{org}"
+        self._route_base = base + "/copilot/metrics/reports/"
+        self._path_base = base.format(enterprise=self.scope.name, org=self.scope.name) + "/copilot/metrics/reports/"
+
+    def fetch(self, client: GitHubClient, today: dt.date | None = None) -> Result:
+        today = today or dt.datetime.now(dt.timezone.utc).date()
+        selection = self.entry.reports
+        days: dict[str, str] = {}
+        families: list[Family] = []
+        self._answered = False  # did any endpoint answer other than 404?
+
+        def take(report: Report, found: Downloaded | None) -> None:
+            if found:
+                days[report.key] = found.day
+                families.extend(found.families)
+
+        if selection.aggregated:
+            report = aggregated_report(self.scope.kind)
+            take(report, self._newest(client, report, today, self._parse_aggregated))
+        users = None
+        if selection.users or selection.teams:
+            users = self._newest(client, USERS, today, self._parse_users)
+            if users and selection.users:
+                take(USERS, users)
+        if selection.teams and users and users.users:
+            take(TEAMS, self._on_day(client, TEAMS, users.day, lambda records, day: self._parse_teams(records, day, users),
+                                     depends=users.identity))
+        if selection.repositories:
+            take(REPOS, self._newest(client, REPOS, today, self._parse_repos))
+        if not self._answered:
+            raise ReportsUnavailable(self._route_base + "...")
+        if not days:
+            log_once(f"reports-none:{self.scope}", logging.INFO,
+                     "%s: no report in the last %d days yet (reports land within about two days)",
+                     self.scope, self.lookback_days)
+        return Result(tuple(families), days)
+
+    # Day selection ---------------------------------------------------------------------------
+    def _newest(self, client: GitHubClient, report: Report, today: dt.date,
+                parse: Parse) -> Downloaded | None:
+        for back in range(1, self.lookback_days + 1):
+            day = (today - dt.timedelta(days=back)).isoformat()
+            found = self._on_day(client, report, day, parse)
+            if found:
+                return found
+        self._downloaded.pop(report.key, None)
+        return None
+
+    def _on_day(self, client: GitHubClient, report: Report, day: str, parse: Parse,
+                depends: tuple[str, ...] = ()) -> Downloaded | None:
+        """The report of one day, downloaded only when new or changed; None when there is none.
+
+        `depends` is the identity of another report this one is joined with.
+        """
+        links = self._links(client, report, day)
+        if not links:
+            return None
+        identity = tuple(sorted(urlsplit(link).path for link in links)) + depends
+        known = self._downloaded.get(report.key)
+        if known and known.day == day and known.identity == identity:
+            return known
+        try:
+            downloaded = parse(self._records(client, report, links), day)
+        except GitHubError as err:
+            if err.status not in (403, 404):
+                raise
+            # Signed links expire: ask for fresh ones once before calling the report broken.
+            log.info("%s: %s link refused (%d), asking for fresh links", self.scope, report.endpoint, err.status)
+            links = self._links(client, report, day) or []
+            try:
+                downloaded = parse(self._records(client, report, links), day)
+            except GitHubError as again:
+                raise PayloadError(f"{report.endpoint} {day}: download links refused twice ({again.status})") from None
+        downloaded.identity = identity
+        self._downloaded[report.key] = downloaded
+        return downloaded
+
+    def _links(self, client: GitHubClient, report: Report, day: str) -> list[str] | None:
+        route = self._route_base + report.endpoint
+        try:
+            response = client.get(self._path_base + report.endpoint, route, {"day": day}, ok=(200, 204))
+        except GitHubError as err:
+            if err.status == 404:
+                return None
+            raise
+        self._answered = True
+        body = response.json(route) if response.status == 200 else None
+        if body is None:
+            return None
+        links = body.get("download_links") if isinstance(body, dict) else None
+        if not isinstance(links, list) or not all(isinstance(link, str) for link in links):
+            raise PayloadError(f"{route}: download_links: expected a list of URLs")
+        return links or None
+
+    def _records(self, client: GitHubClient, report: Report, links: list[str]) -> Iterator[dict]:
+        route = "download:" + report.endpoint
+        for link in links:
+            response = client.download(link, route)
+            try:
+                yield from iter_records(response, report.endpoint)
+            finally:
+                response.close()
+
+    # Parsing, one report each ---------------------------------------------------------------
+    def _builder(self) -> FamilyBuilder:
+        return FamilyBuilder(self.scope.labels())
+
+    def _stamped(self, builder: FamilyBuilder, report: Report, day: str) -> Downloaded:
+        """The built families, with the day they are of (the day asked for, as GitHub files it)."""
+        builder.add("copilot_report_day_timestamp_seconds", day_timestamp(day), report=report.key)
+        return Downloaded(day, (), builder.build())
+
+    def _parse_aggregated(self, records: Iterator[dict], day: str) -> Downloaded:
+        builder = self._builder()
+        for record in records:
+            reports.add_aggregated(builder, record)
+        return self._stamped(builder, aggregated_report(self.scope.kind), day)
+
+    def _parse_users(self, records: Iterator[dict], day: str) -> Downloaded:
+        users = reports.UsersAccumulator(self.entry.per_user, self.salt)
+        for record in records:
+            users.add(record)
+        builder = self._builder()
+        users.add_to(builder)
+        downloaded = self._stamped(builder, USERS, day)
+        downloaded.users = users
+        return downloaded
+
+    def _parse_teams(self, records: Iterator[dict], day: str, users: Downloaded) -> Downloaded:
+        builder = self._builder()
+        reports.add_teams(builder, records, users.users, self.entry.teams)
+        return self._stamped(builder, TEAMS, day)
+
+    def _parse_repos(self, records: Iterator[dict], day: str) -> Downloaded:
+        builder = self._builder()
+        reports.add_repositories(builder, records, self.entry.max_repositories)
+        return self._stamped(builder, REPOS, day)

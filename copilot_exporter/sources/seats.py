@@ -1,0 +1,51 @@
+"""Source `seats`: Copilot licences and how many are used.
+
+Organizations: billing summary plus the seat list; enterprises: the seat list (one seat per
+granting organization, each user counted once). The seat list is paged to the end, 100 a page.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+
+from copilot_exporter.errors import PayloadError
+from copilot_exporter.github.client import GitHubClient, GitHubError
+from copilot_exporter.metrics import seats
+from copilot_exporter.model import ORG, FamilyBuilder, Scope
+from copilot_exporter.sources import Result
+
+SOURCE = "seats"
+
+
+def _paths(scope: Scope) -> tuple[str, str]:
+    base = "/orgs/{org}" if scope.kind == ORG else "/enterprises/{enterprise}"
+    return base, base.format(org=scope.name, enterprise=scope.name)
+
+
+def fetch(client: GitHubClient, scope: Scope, now: float | None = None) -> Result:
+    now = time.time() if now is None else now
+    route_base, path_base = _paths(scope)
+    builder = FamilyBuilder(scope.labels())
+    try:
+        if scope.kind == ORG:
+            route = route_base + "/copilot/billing"
+            billing = client.get(path_base + "/copilot/billing", route, conditional=True).json(route)
+            if not isinstance(billing, dict):
+                raise PayloadError(f"{route}: expected an object")
+            seats.add_billing(builder, billing)
+        route = route_base + "/copilot/billing/seats"
+        accumulator = seats.SeatsAccumulator(now)
+        for page in client.get_pages(path_base + "/copilot/billing/seats", route, {"per_page": 100}):
+            seat_list = page.get("seats") if isinstance(page, dict) else None
+            if not isinstance(seat_list, list):
+                raise PayloadError(f"{route}: seats: expected a list")
+            accumulator.add_page(seat_list)
+    except GitHubError as err:
+        if err.status == 422:
+            err.reason = "billing_problem"
+            err.hint = "GitHub reports a billing problem for Copilot (no active subscription, or billing is not set up)"
+        raise
+    accumulator.add_to(builder)
+    builder.add("copilot_report_day_timestamp_seconds", now, report="seats")
+    return Result(builder.build(), {"seats": dt.datetime.fromtimestamp(now, dt.timezone.utc).date().isoformat()})
