@@ -1,4 +1,4 @@
-"""Tolerant, typed reads of API records: absent or null is None, a wrong type is a PayloadError.
+"""Typed reads of API records: absent or null is None, a wrong type is a PayloadError.
 
 GitHub adds fields often and older records lack newer ones, so nothing here is required; but a
 value of the wrong type means the payload is not what the API describes, and is refused.
@@ -6,62 +6,77 @@ value of the wrong type means the payload is not what the API describes, and is 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from copilot_exporter.errors import PayloadError
 
-
-def _fail(where: str, key: str, expected: str, value: Any) -> PayloadError:
-    return PayloadError(f"{where}: {key}: expected {expected}, got {value!r:.60}")
-
-
-def number(record: dict, key: str, where: str) -> float | None:
-    value = record.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise _fail(where, key, "a number", value)
-    return value
+# Field kinds: accepted Python types and how an error message names them.
+_KINDS: dict[str, tuple[tuple[type, ...], str]] = {
+    "number": ((int, float), "a number"),
+    "integer": ((int,), "an integer"),
+    "boolean": ((bool,), "a boolean"),
+    "string": ((str,), "a string"),
+    "list": ((list,), "a list"),
+    "object": ((dict,), "an object"),
+}
 
 
-def text(record: dict, key: str, where: str) -> str | None:
-    value = record.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise _fail(where, key, "a string", value)
-    return value
+def _show(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
-def flag(record: dict, key: str, where: str) -> bool | None:
-    value = record.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, bool):
-        raise _fail(where, key, "true or false", value)
-    return value
+class Fields:
+    """Typed access to the optional fields of one JSON object of a report.
 
+    Every read returns None for an absent or null field and raises PayloadError, naming the
+    report and the field's path (`totals_by_ide[0].ide`), when the value has the wrong type.
+    """
 
-def section(record: dict, key: str, where: str) -> dict | None:
-    value = record.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, dict):
-        raise _fail(where, key, "an object", value)
-    return value
+    __slots__ = ("_data", "_report", "_path")
 
+    def __init__(self, data: object, report: str, path: str = ""):
+        if not isinstance(data, dict):
+            raise PayloadError(
+                f"{report}: {path or 'record'}: expected an object, got {_show(data)}")
+        self._data: dict[str, Any] = data
+        self._report = report
+        self._path = path
 
-def entries(record: dict, key: str, where: str) -> list[dict]:
-    """A list of objects; absent or null is an empty list."""
-    value = record.get(key)
-    if value is None:
-        return []
-    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
-        raise _fail(where, key, "a list of objects", value)
-    return value
+    def _where(self, key: str) -> str:
+        return f"{self._path}.{key}" if self._path else key
 
+    def get(self, key: str, kind: str) -> Any:
+        value = self._data.get(key)
+        if value is None:
+            return None
+        types, text = _KINDS[kind]
+        # bool is a subclass of int: `true` must not pass for the number 1, nor 1 for `true`.
+        if not isinstance(value, types) or isinstance(value, bool) != (kind == "boolean"):
+            raise self.error(key, text, value)
+        return value
 
-def record_of(value: Any, where: str) -> dict:
-    if not isinstance(value, dict):
-        raise PayloadError(f"{where}: expected an object, got {value!r:.60}")
-    return value
+    def error(self, key: str, expected: str, value: object) -> PayloadError:
+        """The error for a field whose value is not what the API describes."""
+        return PayloadError(
+            f"{self._report}: {self._where(key)}: expected {expected}, got {_show(value)}")
+
+    def number(self, key: str) -> float | None:
+        return self.get(key, "number")
+
+    def flag(self, key: str) -> bool | None:
+        return self.get(key, "boolean")
+
+    def label(self, key: str) -> str | None:
+        """A string for a label value; empty counts as absent (Prometheus drops empty labels)."""
+        return self.get(key, "string") or None
+
+    def child(self, key: str) -> Fields | None:
+        value = self.get(key, "object")
+        return None if value is None else Fields(value, self._report, self._where(key))
+
+    def children(self, key: str) -> Iterator[Fields]:
+        """The objects of a list field; nothing when the list is absent or empty."""
+        for index, item in enumerate(self.get(key, "list") or ()):
+            yield Fields(item, self._report, f"{self._where(key)}[{index}]")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from copilot_exporter.metrics.fields import entries, number, section, text
+from copilot_exporter.metrics.fields import Fields
 from copilot_exporter.model import FamilyBuilder
 
 WHERE = "copilot/metrics"
@@ -21,81 +21,82 @@ CHAT_COUNTS = {
 }
 
 
-def add_day(builder: FamilyBuilder, day: dict) -> None:
-    builder.add("copilot_daily_active_users", number(day, "total_active_users", WHERE))
-    builder.add("copilot_daily_engaged_users", number(day, "total_engaged_users", WHERE))
-    _completions(builder, section(day, "copilot_ide_code_completions", WHERE))
-    _ide_chat(builder, section(day, "copilot_ide_chat", WHERE))
-    _dotcom_chat(builder, section(day, "copilot_dotcom_chat", WHERE))
-    _pull_requests(builder, section(day, "copilot_dotcom_pull_requests", WHERE))
+def add_day(builder: FamilyBuilder, record: dict) -> None:
+    day = Fields(record, WHERE)
+    builder.add("copilot_daily_active_users", day.number("total_active_users"))
+    builder.add("copilot_daily_engaged_users", day.number("total_engaged_users"))
+    _completions(builder, day.child("copilot_ide_code_completions"))
+    _ide_chat(builder, day.child("copilot_ide_chat"))
+    _dotcom_chat(builder, day.child("copilot_dotcom_chat"))
+    _pull_requests(builder, day.child("copilot_dotcom_pull_requests"))
 
 
-def _engaged(builder: FamilyBuilder, name: str, item: dict, **labels: str) -> None:
-    builder.add(name, number(item, "total_engaged_users", WHERE), **labels)
+def _engaged(builder: FamilyBuilder, name: str, item: Fields, **labels: str) -> None:
+    builder.add(name, item.number("total_engaged_users"), **labels)
 
 
-def _named(items: list[dict]) -> list[tuple[str, dict]]:
+def _named(parent: Fields, key: str) -> list[tuple[str, Fields]]:
     """Entries with their name; an entry without a name cannot be labelled and is skipped."""
-    return [(name, item) for item in items if (name := text(item, "name", WHERE))]
+    return [(name, item) for item in parent.children(key) if (name := item.label("name"))]
 
 
-def _models(builder: FamilyBuilder, parent: dict) -> list[tuple[str, dict]]:
-    models = _named(entries(parent, "models", WHERE))
+def _models(builder: FamilyBuilder, parent: Fields) -> list[tuple[str, Fields]]:
+    models = _named(parent, "models")
     for name, model in models:
-        if model.get("is_custom_model") is True:
-            training = text(model, "custom_model_training_date", WHERE) or ""
+        if model.flag("is_custom_model"):
+            training = model.label("custom_model_training_date") or ""
             builder.set("copilot_custom_model_info", 1, model=name, training_date=training)
     return models
 
 
-def _completions(builder: FamilyBuilder, completions: dict | None) -> None:
+def _completions(builder: FamilyBuilder, completions: Fields | None) -> None:
     if completions is None:
         return
     _engaged(builder, "copilot_ide_code_completions_engaged_users", completions)
-    for language, item in _named(entries(completions, "languages", WHERE)):
+    for language, item in _named(completions, "languages"):
         _engaged(builder, "copilot_ide_code_completions_language_engaged_users", item, language=language)
-    for editor, item in _named(entries(completions, "editors", WHERE)):
+    for editor, item in _named(completions, "editors"):
         _engaged(builder, "copilot_ide_code_completions_editor_engaged_users", item, editor=editor)
         for model, model_item in _models(builder, item):
             _engaged(builder, "copilot_ide_code_completions_model_engaged_users", model_item,
                      editor=editor, model=model)
-            for language, lang_item in _named(entries(model_item, "languages", WHERE)):
+            for language, lang_item in _named(model_item, "languages"):
                 labels = {"editor": editor, "model": model, "language": language}
                 _engaged(builder, "copilot_ide_code_completions_model_language_engaged_users",
                          lang_item, **labels)
                 for metric, field in COMPLETION_COUNTS.items():
-                    builder.add(metric, number(lang_item, field, WHERE), **labels)
+                    builder.add(metric, lang_item.number(field), **labels)
 
 
-def _ide_chat(builder: FamilyBuilder, chat: dict | None) -> None:
+def _ide_chat(builder: FamilyBuilder, chat: Fields | None) -> None:
     if chat is None:
         return
     _engaged(builder, "copilot_ide_chat_engaged_users", chat)
-    for editor, item in _named(entries(chat, "editors", WHERE)):
+    for editor, item in _named(chat, "editors"):
         _engaged(builder, "copilot_ide_chat_editor_engaged_users", item, editor=editor)
         for model, model_item in _models(builder, item):
             _engaged(builder, "copilot_ide_chat_model_engaged_users", model_item, editor=editor, model=model)
             for metric, field in CHAT_COUNTS.items():
-                builder.add(metric, number(model_item, field, WHERE), editor=editor, model=model)
+                builder.add(metric, model_item.number(field), editor=editor, model=model)
 
 
-def _dotcom_chat(builder: FamilyBuilder, chat: dict | None) -> None:
+def _dotcom_chat(builder: FamilyBuilder, chat: Fields | None) -> None:
     if chat is None:
         return
     _engaged(builder, "copilot_dotcom_chat_engaged_users", chat)
     for model, item in _models(builder, chat):
         _engaged(builder, "copilot_dotcom_chat_model_engaged_users", item, model=model)
-        builder.add("copilot_dotcom_chats", number(item, "total_chats", WHERE), model=model)
+        builder.add("copilot_dotcom_chats", item.number("total_chats"), model=model)
 
 
-def _pull_requests(builder: FamilyBuilder, pulls: dict | None) -> None:
+def _pull_requests(builder: FamilyBuilder, pulls: Fields | None) -> None:
     if pulls is None:
         return
     _engaged(builder, "copilot_dotcom_pull_requests_engaged_users", pulls)
-    for repository, item in _named(entries(pulls, "repositories", WHERE)):
+    for repository, item in _named(pulls, "repositories"):
         _engaged(builder, "copilot_dotcom_pull_requests_repository_engaged_users", item, repository=repository)
         for model, model_item in _models(builder, item):
             labels = {"repository": repository, "model": model}
             _engaged(builder, "copilot_dotcom_pull_requests_model_engaged_users", model_item, **labels)
             builder.add("copilot_dotcom_pull_request_summaries",
-                        number(model_item, "total_pr_summaries_created", WHERE), **labels)
+                        model_item.number("total_pr_summaries_created"), **labels)

@@ -14,10 +14,10 @@ import hashlib
 import heapq
 import hmac
 from collections import Counter
-from collections.abc import Collection, Iterable, Iterator
-from typing import Any
+from collections.abc import Collection, Iterable
 
 from copilot_exporter.errors import PayloadError
+from copilot_exporter.metrics.fields import Fields
 from copilot_exporter.metrics.catalogue import (
     ACTIVITY_BREAKDOWNS,
     ACTIVITY_COUNTERS,
@@ -29,77 +29,6 @@ AGGREGATED_REPORT = "organization/enterprise-1-day"
 USERS_REPORT = "users-1-day"
 TEAMS_REPORT = "user-teams-1-day"
 REPOS_REPORT = "repos-1-day"
-
-# Field kinds: accepted Python types and how an error message names them.
-_KINDS: dict[str, tuple[tuple[type, ...], str]] = {
-    "number": ((int, float), "a number"),
-    "integer": ((int,), "an integer"),
-    "boolean": ((bool,), "a boolean"),
-    "string": ((str,), "a string"),
-    "list": ((list,), "a list"),
-    "object": ((dict,), "an object"),
-}
-
-
-def _show(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
-class Fields:
-    """Typed access to the optional fields of one JSON object of a report.
-
-    Every read returns None for an absent or null field and raises PayloadError, naming the
-    report and the field's path (`totals_by_ide[0].ide`), when the value has the wrong type.
-    """
-
-    __slots__ = ("_data", "_report", "_path")
-
-    def __init__(self, data: object, report: str, path: str = ""):
-        if not isinstance(data, dict):
-            raise PayloadError(
-                f"{report}: {path or 'record'}: expected an object, got {_show(data)}")
-        self._data: dict[str, Any] = data
-        self._report = report
-        self._path = path
-
-    def _where(self, key: str) -> str:
-        return f"{self._path}.{key}" if self._path else key
-
-    def get(self, key: str, kind: str) -> Any:
-        value = self._data.get(key)
-        if value is None:
-            return None
-        types, text = _KINDS[kind]
-        # bool is a subclass of int: `true` must not pass for the number 1, nor 1 for `true`.
-        if not isinstance(value, types) or isinstance(value, bool) != (kind == "boolean"):
-            raise self.error(key, text, value)
-        return value
-
-    def error(self, key: str, expected: str, value: object) -> PayloadError:
-        """The error for a field whose value is not what the API describes."""
-        return PayloadError(
-            f"{self._report}: {self._where(key)}: expected {expected}, got {_show(value)}")
-
-    def number(self, key: str) -> float | None:
-        return self.get(key, "number")
-
-    def flag(self, key: str) -> bool | None:
-        return self.get(key, "boolean")
-
-    def label(self, key: str) -> str | None:
-        """A string for a label value; empty counts as absent (Prometheus drops empty labels)."""
-        return self.get(key, "string") or None
-
-    def child(self, key: str) -> Fields | None:
-        value = self.get(key, "object")
-        return None if value is None else Fields(value, self._report, self._where(key))
-
-    def children(self, key: str) -> Iterator[Fields]:
-        """The objects of a list field; nothing when the list is absent or empty."""
-        for index, item in enumerate(self.get(key, "list") or ()):
-            yield Fields(item, self._report, f"{self._where(key)}[{index}]")
-
 
 # ---------------------------------------------------------------------------------------------
 # The seven activity counters, kept as tuples in ACTIVITY_COUNTERS order.

@@ -11,7 +11,7 @@ from collections import Counter
 from typing import NamedTuple
 
 from copilot_exporter.errors import PayloadError
-from copilot_exporter.metrics.reports import Fields
+from copilot_exporter.metrics.fields import Fields
 from copilot_exporter.model import FamilyBuilder
 
 BILLING = "copilot/billing"

@@ -20,7 +20,7 @@ from functools import lru_cache
 from itertools import islice
 
 from copilot_exporter.simulator.world import (
-    CHAT_MODELS, COUNTERS, PHASES, Activity, Draws, Scope, World, profile,
+    CHAT_MODELS, COUNTERS, PHASES, Activity, Draws, Scope, World, is_active, profile,
 )
 
 DAILY_REPORTS = {
@@ -55,9 +55,11 @@ _PHASE_HISTORY = 90  # days: older aggregated records lack totals_by_ai_adoption
 
 def split(values: Sequence[int], weights: Sequence[float]) -> list[tuple[int, ...]]:
     """Each value cut into integer parts proportional to `weights`, summing exactly to it."""
+    if len(weights) == 1:
+        return [tuple(values)]
     total = sum(weights)
     rest = [tuple(int(v * w / total) for v in values) for w in weights[1:]]
-    first = tuple(v - sum(part[k] for part in rest) for k, v in enumerate(values))
+    first = tuple(v - sum(taken) for v, taken in zip(values, zip(*rest)))
     return [first, *rest]
 
 
@@ -78,20 +80,22 @@ def _by_feature(counters: Sequence[int], features: Sequence[tuple[str, float]],
 
 def _breakdowns(counters: Sequence[int], features: Sequence[tuple[str, float]],
                 completion_share: float, ides: Sequence[tuple[str, float]],
-                languages: Sequence[tuple[str, float]], models: Sequence[tuple[str, float]]) -> dict:
-    """The five `totals_by_*` arrays of a record."""
+                languages: Sequence[tuple[str, float]], models: Sequence[tuple[str, float]],
+                chat_languages: int) -> dict:
+    """The five `totals_by_*` arrays of a record. Completions are split over all `languages`,
+    the other features over the first `chat_languages` only (keeps records near real sizes)."""
     by_feature = _by_feature(counters, features, completion_share)
     cli = next((c for f, c in by_feature if f == "copilot_cli"), (0,) * len(COUNTERS))
     ide_total = [v - c for v, c in zip(counters, cli)]
     chat = [sum(col) for col in zip(*(c for f, c in by_feature if f not in _NOT_CHAT))] or [0] * 7
-    language_weights = [w for _, w in languages]
     language_feature = []
     for feature, values in by_feature:
         if feature != "copilot_cli":
-            for (language, _), part in zip(languages, split(values[1:], language_weights)):
+            langs = languages if feature == "code_completion" else languages[:chat_languages]
+            for (language, _), part in zip(langs, split(values[1:], [w for _, w in langs])):
                 language_feature.append({"language": language, "feature": feature,
                                          **_counters(part, COUNTERS[1:])})
-    pairs = [(lang, model, lw * mw) for lang, lw in languages[:3] for model, mw in models]
+    pairs = [(lang, model, lw * mw) for lang, lw in languages[:chat_languages] for model, mw in models]
     return {
         "totals_by_ide": [{"ide": ide, **_counters(part)}
                           for (ide, _), part in zip(ides, split(ide_total, [w for _, w in ides]))],
@@ -115,7 +119,7 @@ def _housekeeping(world: World, scope: Scope, day: datetime.date) -> dict:
 # -- users --------------------------------------------------------------------------------
 
 def _user_features(a: Activity) -> list[tuple[str, float]]:
-    features = [("chat_panel_ask_mode", 3), ("chat_inline", 1)] if a.chat else []
+    features = [("chat_panel_ask_mode", 3)] if a.chat else []
     if a.agent:
         features += [("chat_panel_agent_mode", 3), ("agent_edit", 2)]
     if a.cli:
@@ -144,7 +148,7 @@ def user_record(world: World, scope: Scope, index: int, a: Activity,
     ide_weights = [(p.ides[0], 4), *((ide, 1) for ide in p.ides[1:])]
     models = [(m, w) for m, w in zip(p.models, (3, 1))]
     breakdowns = _breakdowns(a.counters, _user_features(a), 0.7 if (a.chat or a.agent) else 1.0,
-                             ide_weights, [(lang, w) for lang, w in zip(p.languages, (3, 2, 1))], models)
+                             ide_weights, [(lang, w) for lang, w in zip(p.languages, (3, 2, 1))], models, 1)
     _ide_entries(world, index, breakdowns["totals_by_ide"], day)
     record = {
         "user_id": world.user_id(index), "user_login": world.login(index), **period,
@@ -177,7 +181,8 @@ def _cli(totals: Sequence[int]) -> dict:
 @lru_cache(maxsize=512)
 def active_users(world: World, scope: Scope, day: datetime.date) -> array:
     """Pool indices of the scope's users active on `day`, ascending."""
-    return array("l", (i for i in world.members(scope) if world.activity(i, day) is not None))
+    seed = world.seed
+    return array("l", (i for i in world.members(scope) if is_active(seed, i, day)))
 
 
 def _activities(world: World, scope: Scope, day: datetime.date, revision: int) -> Iterator[tuple[int, Activity]]:
@@ -287,7 +292,7 @@ def aggregate_record(world: World, scope: Scope, day: datetime.date, revision: i
     record.update(_counters(fold.counters))
     record.update(_breakdowns(
         fold.counters, features, 0.6, fold.ides.most_common(), fold.languages.most_common(8),
-        list(zip(CHAT_MODELS, (30, 25, 15, 10, 15, 5)))))
+        list(zip(CHAT_MODELS, (30, 25, 15, 10, 15, 5))), 3))
     record["totals_by_cli"] = _cli(fold.cli) if flags["cli"] else None
     if age <= _PHASE_HISTORY:
         record["totals_by_ai_adoption_phase"] = [
@@ -450,7 +455,7 @@ def _window_users(world: World, scope: Scope, days: tuple[datetime.date, ...]) -
     return sorted(set().union(*(active_users(world, scope, d) for d in days)))
 
 
-_encode = json.JSONEncoder(separators=(",", ":")).encode
+_encode = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
 
 
 def ndjson_chunks(records: Iterable[dict], chunk_size: int = 1 << 16) -> Iterator[bytes]:

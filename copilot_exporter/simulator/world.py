@@ -176,7 +176,7 @@ class Activity:
 def profile(seed: int, index: int) -> Profile:
     d = Draws(seed, "profile", index)
     kind = d.random()
-    engagement = 0.0 if kind < 0.1 else 0.3 if kind < 0.4 else 0.85
+    engagement = 0.0 if kind < 0.1 else 0.25 if kind < 0.4 else 0.65
     primary = d.pick(IDES, _IDE_WEIGHTS)
     second = d.pick(IDES, _IDE_WEIGHTS) if d.chance(0.2) else primary
     ides = (primary,) if second == primary else (primary, second)
@@ -191,12 +191,20 @@ def profile(seed: int, index: int) -> Profile:
     )
 
 
+def is_active(seed: int, index: int, day: datetime.date) -> bool:
+    """Whether user `index` was active on `day`: the first draw of `activity`, on its own
+    because scanning 100,000 users for the active ones must stay cheap."""
+    chance = profile(seed, index).engagement * (0.25 if day.weekday() >= 5 else 1.0)
+    return Draws(seed, "day", index, day.toordinal()).random() < chance
+
+
 def activity(seed: int, index: int, day: datetime.date) -> Activity | None:
     """What user `index` did on `day`, or None when the user was not active."""
+    if not is_active(seed, index, day):
+        return None
     p = profile(seed, index)
     d = Draws(seed, "day", index, day.toordinal())
-    if d.random() >= p.engagement * (0.25 if day.weekday() >= 5 else 1.0):
-        return None
+    d.random()  # the draw is_active used
     chat = p.chat and d.chance(0.7)
     agent = p.agent and d.chance(0.5)
     cli = p.cli and d.chance(0.5)
@@ -359,6 +367,10 @@ class World:
             return ranges[0]
         return [i for r in ranges for i in r]
 
+    def in_team(self, team: Scope, index: int) -> bool:
+        """Whether a user of the team's organization or enterprise belongs to the team."""
+        return Draws(self.seed, "team", team.kind, team.name, team.team, index).random() < 0.35
+
     def licensed_count(self, scope: Scope) -> int:
         """Members holding a licence: what the legacy API's five-licence threshold looks at."""
         if scope.kind == "org" and scope.team is None:
@@ -381,6 +393,4 @@ class World:
 
 @lru_cache(maxsize=256)
 def _team_members(world: World, scope: Scope) -> list[int]:
-    parent = Scope(scope.kind, scope.name)
-    return [i for i in world.members(parent)
-            if Draws(world.seed, "team", scope.kind, scope.name, scope.team, i).random() < 0.35]
+    return [i for i in world.members(Scope(scope.kind, scope.name)) if world.in_team(scope, i)]

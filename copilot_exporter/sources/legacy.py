@@ -13,7 +13,7 @@ from copilot_exporter.errors import PayloadError
 from copilot_exporter.github.client import GitHubClient, GitHubError
 from copilot_exporter.logs import log_once
 from copilot_exporter.metrics import legacy
-from copilot_exporter.metrics.fields import record_of, text
+from copilot_exporter.metrics.fields import Fields
 from copilot_exporter.model import ENTERPRISE, FamilyBuilder, Scope, day_timestamp
 from copilot_exporter.sources import Result
 
@@ -44,7 +44,7 @@ def fetch(client: GitHubClient, scope: Scope, lookback_days: int, today: dt.date
         for page in client.get_pages(path, route, {"since": f"{since}T00:00:00Z", "per_page": 28}):
             if not isinstance(page, list):
                 raise PayloadError(f"{route}: expected an array of days, got {type(page).__name__}")
-            days.extend(record_of(day, route) for day in page)
+            days.extend(page)
     except GitHubError as err:
         if err.status in HINTS:
             err.hint = HINTS[err.status]
@@ -62,8 +62,8 @@ def fetch(client: GitHubClient, scope: Scope, lookback_days: int, today: dt.date
     return Result(builder.build(), {"metrics": newest})
 
 
-def _date(day: dict, route: str) -> str:
-    value = text(day, "date", route)
+def _date(day: object, route: str) -> str:
+    value = Fields(day, route).get("date", "string")
     try:
         return dt.date.fromisoformat(value or "").isoformat()
     except ValueError:
