@@ -23,7 +23,7 @@ class Scope:
 
     kind: str  # ORG or ENTERPRISE
     name: str
-    team: str | None = None
+    team: str = ""  # empty for the organization or enterprise itself
 
     def labels(self) -> Labels:
         pairs: Labels = ((self.kind, self.name),)

@@ -60,7 +60,8 @@ class Refresher:
     # Running ---------------------------------------------------------------------------------
     def run_once(self) -> bool:
         """Refresh every job once, in the pool; True when every scope and source succeeded."""
-        return all(self._pool.map(self._run, self.jobs))
+        results = list(self._pool.map(self._run, self.jobs))  # wait for all, not just the first failure
+        return all(results)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="scheduler", daemon=True)

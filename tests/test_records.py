@@ -1,0 +1,88 @@
+"""Report files read as a stream over real HTTP: NDJSON, JSON arrays, gzip, broken bodies."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+import requests
+
+from copilot_exporter.errors import PayloadError
+from copilot_exporter.github.records import iter_records
+
+RECORDS = [{"user_id": i, "user_login": f"user{i}", "note": "é" * (i % 3)} for i in range(500)]
+NDJSON = "".join(json.dumps(r) + "\n" for r in RECORDS).encode()
+
+
+class Files(BaseHTTPRequestHandler):
+    bodies: dict[str, tuple[bytes, dict[str, str], int | None]] = {}
+
+    def do_GET(self):  # noqa: N802
+        body, headers, length = self.bodies[self.path]
+        self.send_response(200)
+        for key, value in headers.items():
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(length if length is not None else len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def serve():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Files)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+
+    def put(path: str, body: bytes, headers: dict | None = None, length: int | None = None) -> list[dict]:
+        Files.bodies[path] = (body, headers or {}, length)
+        response = requests.get(f"http://127.0.0.1:{server.server_address[1]}{path}", stream=True, timeout=5)
+        try:
+            return list(iter_records(response, "test-report"))
+        finally:
+            response.close()
+
+    yield put
+    server.shutdown()
+
+
+def test_ndjson(serve):
+    assert serve("/plain", NDJSON) == RECORDS
+
+
+def test_ndjson_without_final_newline_and_blank_lines(serve):
+    assert serve("/ragged", b"\n" + NDJSON.rstrip(b"\n").replace(b"}\n{", b"}\n\n{", 3)) == RECORDS
+
+
+def test_content_encoding_gzip(serve):
+    assert serve("/encoded", gzip.compress(NDJSON), {"Content-Encoding": "gzip"}) == RECORDS
+
+
+def test_gzip_file_with_several_members(serve):
+    half = len(NDJSON) // 2
+    cut = NDJSON.index(b"\n", half) + 1
+    body = gzip.compress(NDJSON[:cut]) + gzip.compress(NDJSON[cut:])
+    assert serve("/file.ndjson.gz", body, {"Content-Type": "application/gzip"}) == RECORDS
+
+
+def test_json_array(serve):
+    assert serve("/array", json.dumps(RECORDS, indent=2).encode()) == RECORDS
+
+
+def test_empty_body_has_no_records(serve):
+    assert serve("/empty", b"") == [] and serve("/blank", b"\n \n") == []
+
+
+@pytest.mark.parametrize("body", [NDJSON[:-40], b'{"a": 1}\nnot json\n', b"[1, 2]\n", b'[{"a": 1}, {"b"'])
+def test_malformed_or_truncated_bodies_are_payload_errors(serve, body):
+    with pytest.raises(PayloadError):
+        serve(f"/bad{hash(body)}", body)
+
+
+def test_body_shorter_than_announced_is_a_payload_error(serve):
+    with pytest.raises(PayloadError, match="broke off|not JSON"):
+        serve("/short", NDJSON[:1000], length=len(NDJSON))
