@@ -1,25 +1,11 @@
-"""Logging in logfmt or JSON, and messages worth saying once per process."""
+"""Logging in logfmt or JSON."""
 
 from __future__ import annotations
 
 import json
 import logging
 import sys
-import threading
 import time
-
-_said: set[str] = set()
-_said_lock = threading.Lock()
-
-
-def log_once(key: str, level: int, message: str, *args: object) -> None:
-    """Log a message the first time `key` is seen; a condition that persists is said once."""
-    with _said_lock:
-        if key in _said:
-            return
-        _said.add(key)
-    logging.getLogger("copilot_exporter").log(level, message, *args)
-
 
 def _timestamp(record: logging.LogRecord) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z"

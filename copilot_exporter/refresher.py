@@ -51,6 +51,7 @@ class Refresher:
         self._wake = threading.Event()
         self._lock = threading.Lock()
         self._connections: dict[Credentials, Connection] = {}
+        self._noted: set[tuple[Scope, str]] = set()
         self.jobs = [Job(entry, "data", config.refresh_interval, reports=ReportsSource(entry, config))
                      for entry in config.entries]
         self.jobs += [Job(entry, "seats", config.seats_refresh_interval) for entry in config.entries if entry.seats]
@@ -174,6 +175,10 @@ class Refresher:
             log.exception("%s source=%s failed unexpectedly", scope, source)
             self.telemetry.refresh_failed(scope, source, duration, "internal_error", type(err).__name__)
             return False
+        for note in result.notes:
+            if (scope, note) not in self._noted:  # a lasting condition is said once
+                self._noted.add((scope, note))
+                log.info("%s source=%s: %s", scope, source, note)
         self.store.replace(scope, source, result.families)
         self.telemetry.refresh_succeeded(scope, source, time.monotonic() - started, result.days, api)
         return True

@@ -69,7 +69,7 @@ def test_scope_with_fewer_than_five_licences_has_no_series_but_is_up(simulator, 
     samples = exporter.samples()
     assert not [key for key in samples if ("org", "tiny") in key[1] and not key[0].startswith("copilot_exporter_")]
     assert exporter.value("copilot_exporter_up", org="tiny", source="metrics") == 1
-    assert any("org=tiny" in record.getMessage() and "five or more" in record.getMessage() for record in caplog.records)
+    assert any("org=tiny source=metrics" in record.getMessage() and "five or more" in record.getMessage() for record in caplog.records)
 
 
 def test_small_pages_are_followed_to_the_end():

@@ -240,7 +240,7 @@ class GitHubClient:
                 error = self._status_error(raw, body, route)
                 if isinstance(error, RateLimited):
                     continue  # already waited as GitHub asked, and spent the retry budget
-            if not _retryable(error) or not self.budget.take():
+            if not _retryable(error) or attempt >= conn.max_retries or not self.budget.take():
                 raise error
             attempt += 1
             delay = min(60.0, conn.retry_backoff * 2 ** (attempt - 1)) * random.uniform(0.5, 1.5)

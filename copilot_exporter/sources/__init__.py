@@ -9,7 +9,11 @@ from copilot_exporter.model import Family
 
 @dataclass(frozen=True)
 class Result:
-    """A successful refresh: the families to serve and the day exported per report."""
+    """A successful refresh: the families to serve, the day exported per report, and notes.
+
+    Notes describe a lasting condition worth telling the operator once (e.g. no report yet).
+    """
 
     families: tuple[Family, ...]
     days: dict[str, str] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()

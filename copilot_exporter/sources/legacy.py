@@ -7,17 +7,13 @@ archives still carry it. We ask for a few recent days and export the newest one 
 from __future__ import annotations
 
 import datetime as dt
-import logging
 
 from copilot_exporter.errors import PayloadError
 from copilot_exporter.github.client import GitHubClient, GitHubError
-from copilot_exporter.logs import log_once
 from copilot_exporter.metrics import legacy
 from copilot_exporter.metrics.fields import Fields
 from copilot_exporter.model import ENTERPRISE, FamilyBuilder, Scope, day_timestamp
 from copilot_exporter.sources import Result
-
-log = logging.getLogger(__name__)
 
 SOURCE = "metrics"
 HINTS = {
@@ -51,10 +47,9 @@ def fetch(client: GitHubClient, scope: Scope, lookback_days: int, today: dt.date
         raise
     dated = [(_date(day, route), day) for day in days]
     if not dated:
-        log_once(f"legacy-empty:{scope}", logging.INFO,
-                 "%s: the legacy API reported no day since %s (a scope needs five or more licensed "
-                 "members to be reported); exporting no data for it", scope, since)
-        return Result(())
+        return Result((), notes=(
+            f"the legacy API reported no day since {since} (a scope needs five or more licensed "
+            "members to be reported); exporting no data for it",))
     newest, record = max(dated, key=lambda pair: pair[0])
     builder = FamilyBuilder(scope.labels())
     legacy.add_day(builder, record)

@@ -19,7 +19,6 @@ from copilot_exporter.config import Config, Entry
 from copilot_exporter.errors import PayloadError
 from copilot_exporter.github.client import GitHubClient, GitHubError
 from copilot_exporter.github.records import iter_records
-from copilot_exporter.logs import log_once
 from copilot_exporter.metrics import reports
 from copilot_exporter.model import ENTERPRISE, Family, FamilyBuilder, day_timestamp
 from copilot_exporter.sources import Result
@@ -103,11 +102,9 @@ class ReportsSource:
             take(REPOS, self._newest(client, REPOS, today, self._parse_repos))
         if not self._answered:
             raise ReportsUnavailable(self._route_base + "...")
-        if not days:
-            log_once(f"reports-none:{self.scope}", logging.INFO,
-                     "%s: no report in the last %d days yet (reports land within about two days)",
-                     self.scope, self.lookback_days)
-        return Result(tuple(families), days)
+        notes = () if days else (
+            f"no report in the last {self.lookback_days} days yet (reports land within about two days)",)
+        return Result(tuple(families), days, notes)
 
     # Day selection ---------------------------------------------------------------------------
     def _newest(self, client: GitHubClient, report: Report, today: dt.date,
