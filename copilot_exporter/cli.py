@@ -21,6 +21,7 @@ from copilot_exporter.refresher import Refresher
 from copilot_exporter.server import App, serve
 from copilot_exporter.store import Store
 from copilot_exporter.telemetry import Telemetry
+from copilot_exporter.webconfig import load_web_config
 
 log = logging.getLogger("copilot_exporter")
 
@@ -40,6 +41,8 @@ def _parser() -> argparse.ArgumentParser:
           default="config.yaml", help="configuration file")
     _flag(common, "--web.listen-address", dest="listen_address", env="COPILOT_EXPORTER_LISTEN_ADDRESS",
           help=f"address to serve /metrics on, [host]:port (default: the config's, else {DEFAULT_LISTEN})")
+    _flag(common, "--web.config.file", dest="web_config_file", env="COPILOT_EXPORTER_WEB_CONFIG_FILE",
+          help="exporter-toolkit web config file enabling TLS and/or basic auth")
     _flag(common, "--log.level", dest="log_level", env="COPILOT_EXPORTER_LOG_LEVEL", default="info",
           choices=["debug", "info", "warn", "warning", "error"], help="log level")
     _flag(common, "--log.format", dest="log_format", env="COPILOT_EXPORTER_LOG_FORMAT", default="logfmt",
@@ -77,7 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "collect":
         return collect(config)
-    return run(config, args.listen_address or config.listen_address)
+    return run(config, args.listen_address or config.listen_address, web_config_file=args.web_config_file)
 
 
 def collect(config: Config) -> int:
@@ -90,13 +93,25 @@ def collect(config: Config) -> int:
     return 0 if ok else 1
 
 
-def run(config: Config, listen_address: str, ready: threading.Event | None = None) -> int:
-    """Serve until SIGTERM/SIGINT: the refresher in the background, the HTTP server in front."""
+def run(config: Config, listen_address: str, ready: threading.Event | None = None,
+        web_config_file: str | None = None) -> int:
+    """Serve until SIGTERM/SIGINT: the refresher in the background, the HTTP server in front.
+
+    Returns 2 without serving when the web config file is invalid.
+    """
+    web = None
+    if web_config_file:
+        try:
+            web = load_web_config(web_config_file)
+        except ConfigError as err:
+            print(f"{web_config_file}: {err}", file=sys.stderr)
+            return 2
     store, telemetry = Store(), Telemetry()
     refresher = Refresher(config, store, telemetry)
-    server = serve(App(store, telemetry), listen_address)
-    log.info("serving on %s (version %s, %d scopes, source %s)", listen_address, __version__,
-             len(config.entries), config.source)
+    server = serve(App(store, telemetry), listen_address, web)
+    log.info("serving on %s (version %s, %d scopes, source %s, %s%s)", listen_address, __version__,
+             len(config.entries), config.source, "https" if web and web.tls else "http",
+             ", basic auth" if web and web.basic_auth_users else "")
     refresher.start()
 
     def shutdown(signum: int, _frame: object) -> None:

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterable
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from copilot_exporter import __version__, exposition
+from copilot_exporter import __version__, exposition, webconfig
 from copilot_exporter.store import Store
 from copilot_exporter.telemetry import Telemetry
 
@@ -135,8 +135,16 @@ def parse_listen_address(address: str) -> tuple[str, int]:
     return host.strip("[]") or "0.0.0.0", int(port)
 
 
-def serve(app: Callable, listen_address: str) -> WSGIServer:
-    """Bind and return the server (call serve_forever on it); port 0 picks a free port."""
+def serve(app: Callable, listen_address: str, web: webconfig.WebConfig | None = None) -> WSGIServer:
+    """Bind and return the server (call serve_forever on it); port 0 picks a free port.
+
+    With a web config, requests need its basic auth users and connections its TLS settings.
+    """
     host, port = parse_listen_address(listen_address)
     server_class = _ThreadingServer6 if ":" in host else _ThreadingServer
+    if web is not None:
+        app = webconfig.protect(app, web)
+        context = webconfig.ssl_context(web)
+        if context is not None:
+            server_class = webconfig.with_tls(server_class, context)
     return make_server(host, port, app, server_class=server_class, handler_class=_QuietHandler)
