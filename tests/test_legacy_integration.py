@@ -29,9 +29,12 @@ def legacy_config(sim, **overrides):
 def newest_day(sim, path: str) -> dict:
     """What the simulator serves for a scope, read directly: the independent expectation."""
     since = (dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=3)).isoformat()
-    response = requests.get(sim.api_url + path, params={"since": since + "T00:00:00Z", "per_page": 100},
-                            headers={"Authorization": f"Bearer {TOKEN}"}, timeout=5)
-    return max(response.json(), key=lambda day: day["date"])
+    url, days = sim.api_url + path + f"?since={since}T00:00:00Z&per_page=100", []
+    while url:
+        response = requests.get(url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=5)
+        days += response.json()
+        url = response.links.get("next", {}).get("url")
+    return max(days, key=lambda day: day["date"])
 
 
 def day_seconds(day: str) -> float:

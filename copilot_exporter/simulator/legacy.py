@@ -20,6 +20,10 @@ def _model(name: str, training_date: str | None) -> dict:
             "custom_model_training_date": training_date}
 
 
+def _named(name: str, engaged: int, **rest: object) -> dict:
+    return {"name": name, "total_engaged_users": engaged, **rest}
+
+
 def _part(d: Draws, total: int, low: float = 0.3, high: float = 0.9) -> int:
     return int(total * (low + (high - low) * d.random()))
 
@@ -30,29 +34,27 @@ class LegacyMetrics:
     def __init__(self, world: World, scope: Scope):
         self.world = world
         self.scope = scope
-        org = scope.name if scope.kind == "org" else world.enterprise(scope.name).organizations[0]
+        org = scope.name if scope.kind == "org" else world.enterprise_orgs(scope.name)[0].name
         self.custom_model = f"{org}-custom-model"
         self.training_date = (world.today - datetime.timedelta(days=120)).isoformat()
         self.repositories = [f"{org}/{name}" for _, name, _ in world.repositories(org)[:6]]
 
-    def days(self, since: datetime.date | None, until: datetime.date | None,
-             revisions: dict[datetime.date, int]) -> list[dict]:
-        """Reported days, oldest first: up to yesterday, at most HISTORY_DAYS back, some missing."""
+    def reported_days(self, since: datetime.date | None,
+                      until: datetime.date | None) -> list[datetime.date]:
+        """Days with data, oldest first: up to yesterday, at most HISTORY_DAYS back, a few
+        missing, and none at all for a scope with fewer than five licences."""
         if self.world.licensed_count(self.scope) < 5:
             return []
         first = self.world.today - datetime.timedelta(days=HISTORY_DAYS)
         last = self.world.today - datetime.timedelta(days=1)
         first, last = max(first, since or first), min(last, until or last)
-        result = []
-        for n in range((last - first).days + 1):
-            day = first + datetime.timedelta(days=n)
-            if not self._gap(day):
-                result.append(self.day(day, revisions.get(day, 0)))
-        return result
+        days = (first + datetime.timedelta(days=n) for n in range((last - first).days + 1))
+        return [day for day in days if not self._gap(day)]
 
     def _gap(self, day: datetime.date) -> bool:
         s = self.scope
-        return Draws(self.world.seed, "legacy-gap", s.kind, s.name, s.team, day.toordinal()).chance(0.1)
+        draws = Draws(self.world.seed, "legacy-gap", s.kind, s.name, s.team, day.toordinal())
+        return draws.chance(0.1)
 
     def day(self, day: datetime.date, revision: int = 0) -> dict:
         s = self.scope
@@ -89,20 +91,20 @@ class LegacyMetrics:
                     suggestions = d.int(0, 40) * max(1, model_engaged)
                     acceptances = _part(d, suggestions, 0.2, 0.4)
                     lines_suggested = suggestions * d.int(1, 3)
+                    lines_accepted = min(lines_suggested, _part(d, acceptances, 1.0, 2.0))
                     rows.append({
                         "name": language,
                         "total_engaged_users": _part(d, model_engaged, 0.1, 0.6),
                         "total_code_suggestions": suggestions,
                         "total_code_acceptances": acceptances,
                         "total_code_lines_suggested": lines_suggested,
-                        "total_code_lines_accepted": min(lines_suggested, _part(d, acceptances, 1.0, 2.0)),
+                        "total_code_lines_accepted": lines_accepted,
                     })
                 models.append({**model, "total_engaged_users": model_engaged, "languages": rows})
-            editors.append({"name": editor, "total_engaged_users": editor_engaged, "models": models})
+            editors.append(_named(editor, editor_engaged, models=models))
         return {
             "total_engaged_users": engaged,
-            "languages": [{"name": lang, "total_engaged_users": _part(d, engaged, 0.1, 0.6)}
-                          for lang in languages],
+            "languages": [_named(lang, _part(d, engaged, 0.1, 0.6)) for lang in languages],
             "editors": editors,
         }
 
@@ -117,7 +119,7 @@ class LegacyMetrics:
                                "total_chats": chats,
                                "total_chat_insertion_events": _part(d, chats, 0.1, 0.5),
                                "total_chat_copy_events": _part(d, chats, 0.1, 0.4)})
-            editors.append({"name": editor, "total_engaged_users": editor_engaged, "models": models})
+            editors.append(_named(editor, editor_engaged, models=models))
         return {"total_engaged_users": engaged, "editors": editors}
 
     def _dotcom_chat(self, d: Draws, engaged: int) -> dict:
@@ -133,5 +135,5 @@ class LegacyMetrics:
             models = [{**model, "total_pr_summaries_created": d.int(0, 3) * max(1, repo_engaged),
                        "total_engaged_users": _part(d, repo_engaged, 0.5, 1.0)}
                       for model in self._models("vscode")[: d.int(1, 2)]]
-            repositories.append({"name": name, "total_engaged_users": repo_engaged, "models": models})
+            repositories.append(_named(name, repo_engaged, models=models))
         return {"total_engaged_users": engaged, "repositories": repositories}

@@ -34,7 +34,8 @@ WINDOW_REPORTS = {
 WINDOW_DAYS = 28
 
 _CHAT_FEATURES = (("chat_inline", 2), ("chat_panel_ask_mode", 4), ("chat_panel_edit_mode", 1),
-                  ("chat_panel_custom_mode", 0.3), ("chat_panel_unknown_mode", 0.2), ("others", 0.2))
+                  ("chat_panel_custom_mode", 0.3), ("chat_panel_unknown_mode", 0.2),
+                  ("others", 0.2))
 _AGENT_FEATURES = (("chat_panel_agent_mode", 3), ("chat_panel_plan_mode", 0.5), ("agent_edit", 2))
 _NOT_CHAT = ("code_completion", "copilot_cli")
 _COMMENT_TYPES = (("bug_risk", 4), ("security", 2), ("performance", 2), ("readability", 3),
@@ -87,7 +88,8 @@ def _breakdowns(counters: Sequence[int], features: Sequence[tuple[str, float]],
     by_feature = _by_feature(counters, features, completion_share)
     cli = next((c for f, c in by_feature if f == "copilot_cli"), (0,) * len(COUNTERS))
     ide_total = [v - c for v, c in zip(counters, cli)]
-    chat = [sum(col) for col in zip(*(c for f, c in by_feature if f not in _NOT_CHAT))] or [0] * 7
+    chat_parts = [c for f, c in by_feature if f not in _NOT_CHAT]
+    chat = [sum(column) for column in zip(*chat_parts)] or [0] * len(COUNTERS)
     language_feature = []
     for feature, values in by_feature:
         if feature != "copilot_cli":
@@ -95,7 +97,8 @@ def _breakdowns(counters: Sequence[int], features: Sequence[tuple[str, float]],
             for (language, _), part in zip(langs, split(values[1:], [w for _, w in langs])):
                 language_feature.append({"language": language, "feature": feature,
                                          **_counters(part, COUNTERS[1:])})
-    pairs = [(lang, model, lw * mw) for lang, lw in languages[:chat_languages] for model, mw in models]
+    pairs = [(lang, model, lw * mw)
+             for lang, lw in languages[:chat_languages] for model, mw in models]
     return {
         "totals_by_ide": [{"ide": ide, **_counters(part)}
                           for (ide, _), part in zip(ides, split(ide_total, [w for _, w in ides]))],
@@ -136,9 +139,11 @@ def _ide_entries(world: World, index: int, entries: list[dict], day: datetime.da
     d = Draws(world.seed, "versions", index, day.toordinal() // 14)  # clients update now and then
     for entry in entries:
         versions, plugin, plugin_versions = _IDE_VERSIONS[entry["ide"]]
-        entry["last_known_ide_version"] = {"ide_version": d.pick(versions), "sampled_at": _sampled(day, d)}
+        entry["last_known_ide_version"] = {"ide_version": d.pick(versions),
+                                           "sampled_at": _sampled(day, d)}
         entry["last_known_plugin_version"] = None if d.chance(0.1) else {
-            "plugin": plugin, "plugin_version": d.pick(plugin_versions), "sampled_at": _sampled(day, d)}
+            "plugin": plugin, "plugin_version": d.pick(plugin_versions),
+            "sampled_at": _sampled(day, d)}
 
 
 def user_record(world: World, scope: Scope, index: int, a: Activity,
@@ -147,8 +152,9 @@ def user_record(world: World, scope: Scope, index: int, a: Activity,
     p = profile(world.seed, index)
     ide_weights = [(p.ides[0], 4), *((ide, 1) for ide in p.ides[1:])]
     models = [(m, w) for m, w in zip(p.models, (3, 1))]
+    languages = list(zip(p.languages, (3, 2, 1)))
     breakdowns = _breakdowns(a.counters, _user_features(a), 0.7 if (a.chat or a.agent) else 1.0,
-                             ide_weights, [(lang, w) for lang, w in zip(p.languages, (3, 2, 1))], models, 1)
+                             ide_weights, languages, models, 1)
     _ide_entries(world, index, breakdowns["totals_by_ide"], day)
     record = {
         "user_id": world.user_id(index), "user_login": world.login(index), **period,
@@ -157,7 +163,8 @@ def user_record(world: World, scope: Scope, index: int, a: Activity,
         p.cloud_agent_field: a.cloud_agent,
         "used_copilot_code_review_active": a.review_active,
         "used_copilot_code_review_passive": a.review_passive,
-        "ai_adoption_phase": {"phase": PHASES[p.phase - 1], "phase_number": p.phase, "version": "2025-10"},
+        "ai_adoption_phase": {"phase": PHASES[p.phase - 1], "phase_number": p.phase,
+                              "version": "2025-10"},
         **breakdowns,
         "totals_by_cli": None if a.cli_totals is None else {
             **_cli(a.cli_totals),
@@ -173,21 +180,18 @@ def user_record(world: World, scope: Scope, index: int, a: Activity,
 
 def _cli(totals: Sequence[int]) -> dict:
     sessions, requests, prompts, prompt_tokens, output_tokens = totals
+    average = round((prompt_tokens + output_tokens) / max(1, requests), 1)
     return {"session_count": sessions, "request_count": requests, "prompt_count": prompts,
             "token_usage": {"prompt_tokens_sum": prompt_tokens, "output_tokens_sum": output_tokens,
-                            "avg_tokens_per_request": round((prompt_tokens + output_tokens) / max(1, requests), 1)}}
+                            "avg_tokens_per_request": average}}
 
 
-@lru_cache(maxsize=512)
+# Caches here are sized for a 100,000-user scope: a day's active users take ~250 kB as an array.
+@lru_cache(maxsize=64)
 def active_users(world: World, scope: Scope, day: datetime.date) -> array:
     """Pool indices of the scope's users active on `day`, ascending."""
     seed = world.seed
-    return array("l", (i for i in world.members(scope) if is_active(seed, i, day)))
-
-
-def _activities(world: World, scope: Scope, day: datetime.date, revision: int) -> Iterator[tuple[int, Activity]]:
-    for index in active_users(world, scope, day):
-        yield index, world.activity(index, day).bumped(revision)
+    return array("i", (i for i in world.members(scope) if is_active(seed, i, day)))
 
 
 def combine(activities: Sequence[Activity]) -> Activity:
@@ -244,8 +248,9 @@ class _Fold:
 
 @lru_cache(maxsize=512)
 def _fold(world: World, scope: Scope, day: datetime.date, revision: int) -> _Fold:
-    fold = _Fold(0, [0] * 7, Counter(), [0] * 5, {}, Counter(), Counter())
-    for index, a in _activities(world, scope, day, revision):
+    fold = _Fold(0, [0] * len(COUNTERS), Counter(), [0] * 5, {}, Counter(), Counter())
+    for index in active_users(world, scope, day):
+        a = world.activity(index, day).bumped(revision)
         p = profile(world.seed, index)
         fold.users += 1
         fold.counters = [x + y for x, y in zip(fold.counters, a.counters)]
@@ -253,7 +258,7 @@ def _fold(world: World, scope: Scope, day: datetime.date, revision: int) -> _Fol
                           review_active=a.review_active, review_passive=bool(a.review_passive))
         if a.cli_totals:
             fold.cli = [x + y for x, y in zip(fold.cli, a.cli_totals)]
-        phase = fold.phases.setdefault(p.phase, [0] * 8)
+        phase = fold.phases.setdefault(p.phase, [0] * (1 + len(COUNTERS)))
         phase[:] = [x + y for x, y in zip(phase, (1, *a.counters))]
         fold.ides[p.ides[0]] += 1
         fold.languages.update(p.languages)
@@ -274,25 +279,30 @@ def aggregate_record(world: World, scope: Scope, day: datetime.date, revision: i
     features = [*_CHAT_FEATURES] if flags["chat"] else []
     features += _AGENT_FEATURES if flags["agent"] else ()
     features += [("copilot_cli", 1)] if flags["cli"] else []
+    actives = {"daily": fold.users, "weekly": _trailing(fold.users, pop.enrolled, 0.5),
+               "monthly": _trailing(fold.users, pop.enrolled, 0.8)}
+    monthly = actives["monthly"]
     record = {
         "day": day.isoformat(), **world.scope_ids(scope),
-        "daily_active_users": fold.users,
-        "weekly_active_users": _trailing(fold.users, pop.enrolled, 0.5),
-        "monthly_active_users": _trailing(fold.users, pop.enrolled, 0.8),
-        "monthly_active_chat_users": _trailing(flags["chat"], pop.chat, 0.8),
-        "monthly_active_agent_users": _trailing(flags["agent"], pop.agent, 0.8),
+        **{f"{period}_active_users": count for period, count in actives.items()},
+        "monthly_active_chat_users": min(monthly, _trailing(flags["chat"], pop.chat, 0.8)),
+        "monthly_active_agent_users": min(monthly, _trailing(flags["agent"], pop.agent, 0.8)),
     }
     for period, share in (("daily", 0.0), ("weekly", 0.3), ("monthly", 0.6)):
-        cloud = _trailing(flags["cloud_agent"], pop.agent, share)
-        record[f"{period}_active_copilot_cloud_agent_users"] = cloud if age <= _CLOUD_AGENT_HISTORY else None
-        record[f"{period}_active_copilot_code_review_users"] = _trailing(flags["review_active"], pop.reviewer, share)
-        record[f"{period}_passive_copilot_code_review_users"] = _trailing(flags["review_passive"], pop.enrolled, share / 2)
+        cap = actives[period]
+        cloud = min(cap, _trailing(flags["cloud_agent"], pop.agent, share))
+        record[f"{period}_active_copilot_cloud_agent_users"] = (
+            cloud if age <= _CLOUD_AGENT_HISTORY else None)
+        record[f"{period}_active_copilot_code_review_users"] = min(
+            cap, _trailing(flags["review_active"], pop.reviewer, share))
+        record[f"{period}_passive_copilot_code_review_users"] = min(
+            cap, _trailing(flags["review_passive"], pop.enrolled, share / 2))
     if flags["cli"]:
-        record["daily_active_cli_users"] = flags["cli"]
+        record["daily_active_cli_users"] = int(flags["cli"])
     record.update(_counters(fold.counters))
     record.update(_breakdowns(
-        fold.counters, features, 0.6, fold.ides.most_common(), fold.languages.most_common(8),
-        list(zip(CHAT_MODELS, (30, 25, 15, 10, 15, 5))), 3))
+        fold.counters, features, 0.6, fold.ides.most_common(), fold.languages.most_common(6),
+        list(zip(CHAT_MODELS, (30, 25, 15, 10, 15, 5))), 2))
     record["totals_by_cli"] = _cli(fold.cli) if flags["cli"] else None
     if age <= _PHASE_HISTORY:
         record["totals_by_ai_adoption_phase"] = [
@@ -336,7 +346,8 @@ def _medians(d: Draws, merged: int, null_chance: float) -> dict[str, float | Non
 @lru_cache(maxsize=256)
 def repo_records(world: World, scope: Scope, day: datetime.date) -> tuple[dict, ...]:
     """Repositories with pull request activity on `day`."""
-    orgs = [scope.name] if scope.kind == "org" else world.enterprise(scope.name).organizations
+    orgs = ([scope.name] if scope.kind == "org"
+            else [org.name for org in world.enterprise_orgs(scope.name)])
     records = []
     for org in orgs:
         for repo_id, name, visibility in world.repositories(org):
@@ -361,8 +372,9 @@ def _day_pull_requests(world: World, scope: Scope, day: datetime.date) -> dict:
     by_type = split(suggested, [w for _, w in _COMMENT_TYPES])
     return {**totals, **_medians(d, totals["total_merged"], 0.2),
             "copilot_suggestions_by_comment_type": [
-                {"comment_type": kind, "total_copilot_suggestions": s, "total_copilot_applied_suggestions": a}
-                for (kind, _), (s, a) in zip(_COMMENT_TYPES, by_type)]}
+                {"comment_type": kind, "total_copilot_suggestions": suggestions,
+                 "total_copilot_applied_suggestions": applied}
+                for (kind, _), (suggestions, applied) in zip(_COMMENT_TYPES, by_type)]}
 
 
 # -- teams --------------------------------------------------------------------------------
@@ -408,8 +420,8 @@ class ReportFile:
 
     @property
     def _window(self) -> dict[str, str]:
-        return {"report_start_day": (self.day - datetime.timedelta(days=WINDOW_DAYS - 1)).isoformat(),
-                "report_end_day": self.day.isoformat()}
+        start = self.day - datetime.timedelta(days=WINDOW_DAYS - 1)
+        return {"report_start_day": start.isoformat(), "report_end_day": self.day.isoformat()}
 
     def count(self) -> int:
         w, s, day = self.world, self.scope, self.day
@@ -446,13 +458,13 @@ class ReportFile:
         elif start == 0 < stop:
             yield aggregate_record(w, s, day, self.days[-1][1])
 
-    def _window_users(self) -> list[int]:
+    def _window_users(self) -> array:
         return _window_users(self.world, self.scope, tuple(d for d, _ in self.days))
 
 
-@lru_cache(maxsize=32)
-def _window_users(world: World, scope: Scope, days: tuple[datetime.date, ...]) -> list[int]:
-    return sorted(set().union(*(active_users(world, scope, d) for d in days)))
+@lru_cache(maxsize=8)
+def _window_users(world: World, scope: Scope, days: tuple[datetime.date, ...]) -> array:
+    return array("i", sorted(set().union(*(active_users(world, scope, d) for d in days))))
 
 
 _encode = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode

@@ -40,10 +40,12 @@ def _seat(world: World, org: OrgSpec, i: int, now: datetime.datetime) -> _Seat:
     created = now - datetime.timedelta(days=d.int(1, 700), seconds=d.int(0, 86399))
     if i < org.users:
         index = world.member_ranges("org", org.name)[0].start + i
-        user_id, login, engagement = world.user_id(index), world.login(index), profile(world.seed, index).engagement
+        user_id, login = world.user_id(index), world.login(index)
+        engagement = profile(world.seed, index).engagement
     else:
         index, engagement = None, 0.0
-        user_id, login = stable_id("seat", org.name, i, low=900_000_000), f"{org.name}-newcomer{i - org.users}"
+        user_id = stable_id("seat", org.name, i, low=900_000_000)
+        login = f"{org.name}-newcomer{i - org.users}"
     if index is None or (engagement == 0 and d.chance(0.6)):
         last = None
     elif engagement > 0.5 and d.chance(0.4):
@@ -80,7 +82,9 @@ def seat_object(world: World, org: OrgSpec, i: int, now: datetime.datetime, api_
     if s.last_activity is not None:
         authenticated = s.last_activity - datetime.timedelta(minutes=d.int(0, 30))
     else:
-        authenticated = None if d.chance(0.5) else s.created + datetime.timedelta(hours=d.int(1, 48))
+        authenticated = s.created + datetime.timedelta(hours=d.int(1, 48))
+        if d.chance(0.5):
+            authenticated = None
     teams = [Scope("org", org.name, t) for t in org.teams]
     team = next((t for t in teams if s.index is not None and world.in_team(t, s.index)), None)
     seat = {
@@ -110,7 +114,8 @@ def _user(api_url: str, user_id: int, login: str) -> dict:
 
 def _team(world: World, api_url: str, team: Scope) -> dict:
     team_id = world.team_id(team)
-    return {"id": team_id, "node_id": f"T_{team_id:x}", "name": team.team.title(), "slug": team.team,
+    return {"id": team_id, "node_id": f"T_{team_id:x}", "name": team.team.title(),
+            "slug": team.team,
             "description": f"The {team.team} team", "privacy": "closed",
             "notification_setting": "notifications_enabled", "permission": "pull",
             "url": f"{api_url}/teams/{team_id}",
@@ -138,10 +143,11 @@ def billing(world: World, org_name: str, now: datetime.datetime) -> dict:
         added += s.created >= cycle_start
         pending += s.pending_cancellation is not None
     d = Draws(world.seed, "billing", org.name)
+    total = org.seat_count
     return {
-        "seat_breakdown": {"total": org.seat_count, "added_this_cycle": added,
-                           "pending_cancellation": pending, "pending_invitation": org.seat_count // 40,
-                           "active_this_cycle": active, "inactive_this_cycle": org.seat_count - active},
+        "seat_breakdown": {"total": total, "added_this_cycle": added,
+                           "pending_cancellation": pending, "pending_invitation": total // 40,
+                           "active_this_cycle": active, "inactive_this_cycle": total - active},
         "seat_management_setting": d.pick(("assign_selected", "assign_all")),
         "plan_type": org.plan_type,
         "public_code_suggestions": d.pick(("block", "allow")),
@@ -154,17 +160,15 @@ def billing(world: World, org_name: str, now: datetime.datetime) -> dict:
 def enterprise_seat_count(world: World, enterprise: str) -> tuple[int, int]:
     """(seats listed, distinct users): a user seated by two orgs is listed twice, counted once."""
     pool_ranges, outside, listed = [], 0, 0
-    for name in world.enterprise(enterprise).organizations:
-        org = world.org(name)
-        start = world.member_ranges("org", name)[0].start
+    for org in world.enterprise_orgs(enterprise):
+        start = world.member_ranges("org", org.name)[0].start
         pool_ranges.append(range(start, start + min(org.users, org.seat_count)))
         outside += max(0, org.seat_count - org.users)
         listed += org.seat_count
-    distinct, reach = 0, None
+    distinct, reach = 0, 0
     for r in sorted(pool_ranges, key=lambda r: r.start):
-        low = r.start if reach is None else max(r.start, reach)
-        distinct += max(0, r.stop - low)
-        reach = r.stop if reach is None else max(reach, r.stop)
+        distinct += max(0, r.stop - max(r.start, reach))
+        reach = max(reach, r.stop)
     return listed, distinct + outside
 
 
@@ -172,8 +176,7 @@ def enterprise_seats(world: World, enterprise: str, start: int, stop: int,
                      now: datetime.datetime, api_url: str) -> list[dict]:
     """Entries [start, stop) of the enterprise listing: each org's seats in turn."""
     seats, offset = [], 0
-    for name in world.enterprise(enterprise).organizations:
-        org = world.org(name)
+    for org in world.enterprise_orgs(enterprise):
         for i in range(max(start - offset, 0), min(stop - offset, org.seat_count)):
             seats.append(seat_object(world, org, i, now, api_url, with_organization=True))
         offset += org.seat_count

@@ -163,7 +163,7 @@ class Activity:
     credits: float | None
 
     def bumped(self, revision: int) -> Activity:
-        """The same activity as GitHub's revision `revision` of the day reports it."""
+        """This activity as reported after `revision` revisions of its day: counters grow."""
         if not revision:
             return self
         ui, gen, acc, sa, sd, added, deleted = self.counters
@@ -172,7 +172,7 @@ class Activity:
                         self.review_active, self.review_passive, self.cli_totals, self.credits)
 
 
-@lru_cache(maxsize=1 << 18)
+@lru_cache(maxsize=1 << 17)
 def profile(seed: int, index: int) -> Profile:
     d = Draws(seed, "profile", index)
     kind = d.random()
@@ -180,37 +180,45 @@ def profile(seed: int, index: int) -> Profile:
     primary = d.pick(IDES, _IDE_WEIGHTS)
     second = d.pick(IDES, _IDE_WEIGHTS) if d.chance(0.2) else primary
     ides = (primary,) if second == primary else (primary, second)
-    languages = tuple(dict.fromkeys(d.pick(LANGUAGES, _LANGUAGE_WEIGHTS) for _ in range(d.int(1, 3))))
+    # dict.fromkeys: repeated picks collapse, in order
+    languages = tuple(dict.fromkeys(d.pick(LANGUAGES, _LANGUAGE_WEIGHTS)
+                                    for _ in range(d.int(1, 3))))
     models = tuple(dict.fromkeys(d.pick(CHAT_MODELS, _MODEL_WEIGHTS) for _ in range(d.int(1, 2))))
     return Profile(
         engagement=engagement, ides=ides, languages=languages, models=models,
         chat=d.chance(0.7), agent=d.chance(0.4), cli=d.chance(0.15), reviewer=d.chance(0.3),
         phase=d.int(1, len(PHASES)),
-        cloud_agent_field="used_copilot_cloud_agent" if d.chance(0.5) else "used_copilot_coding_agent",
+        cloud_agent_field=d.pick(("used_copilot_cloud_agent", "used_copilot_coding_agent")),
         reports_credits=d.chance(0.8),
     )
 
 
+def _active_draws(seed: int, index: int, day: datetime.date) -> Draws | None:
+    """The draws of user `index` for `day` when the first one makes the user active."""
+    chance = profile(seed, index).engagement * (0.5 if day.weekday() >= 5 else 1.0)
+    d = Draws(seed, "day", index, day.toordinal())
+    return d if d.random() < chance else None
+
+
 def is_active(seed: int, index: int, day: datetime.date) -> bool:
-    """Whether user `index` was active on `day`: the first draw of `activity`, on its own
-    because scanning 100,000 users for the active ones must stay cheap."""
-    chance = profile(seed, index).engagement * (0.25 if day.weekday() >= 5 else 1.0)
-    return Draws(seed, "day", index, day.toordinal()).random() < chance
+    """Whether user `index` was active on `day`; apart from `activity` because scanning
+    100,000 users for the active ones must stay cheap."""
+    return _active_draws(seed, index, day) is not None
 
 
 def activity(seed: int, index: int, day: datetime.date) -> Activity | None:
     """What user `index` did on `day`, or None when the user was not active."""
-    if not is_active(seed, index, day):
+    d = _active_draws(seed, index, day)
+    if d is None:
         return None
     p = profile(seed, index)
-    d = Draws(seed, "day", index, day.toordinal())
-    d.random()  # the draw is_active used
     chat = p.chat and d.chance(0.7)
     agent = p.agent and d.chance(0.5)
     cli = p.cli and d.chance(0.5)
     generated = d.int(3, 120)
     accepted = int(generated * (0.2 + 0.3 * d.random()))
-    prompts = (d.int(1, 25) if chat else 0) + (d.int(1, 10) if agent else 0) + (d.int(1, 6) if cli else 0)
+    prompts = ((d.int(1, 25) if chat else 0) + (d.int(1, 10) if agent else 0)
+               + (d.int(1, 6) if cli else 0))
     agent_lines = d.int(10, 300) if agent else 0
     suggested_add = generated * d.int(2, 9) + agent_lines
     suggested_delete = d.int(0, generated // 2) + agent_lines // 4
@@ -242,6 +250,9 @@ def _utc_today() -> datetime.date:
 
 @dataclass(frozen=True)
 class World:
+    """Specs of what the simulated GitHub holds. `today` is the day the simulation lives in:
+    legacy metrics end the day before, reports are offered up to one year back."""
+
     seed: int = 42
     today: datetime.date = field(default_factory=_utc_today)
     organizations: tuple[OrgSpec, ...] = ()
@@ -292,8 +303,12 @@ class World:
     def enterprise(self, name: str) -> EnterpriseSpec | None:
         return self._enterprises.get(name.lower())
 
+    def enterprise_orgs(self, name: str) -> tuple[OrgSpec, ...]:
+        return tuple(self.org(o) for o in self.enterprise(name).organizations)
+
     def enterprise_of(self, org: str) -> EnterpriseSpec | None:
-        return next((e for e in self.enterprises if org in e.organizations), None)
+        return next((e for e in self.enterprises
+                     if org.lower() in (o.lower() for o in e.organizations)), None)
 
     def scope(self, kind: str, name: str, team: str | None = None) -> Scope | None:
         """The canonical scope for a request's names, or None when GitHub would answer 404."""
@@ -340,7 +355,7 @@ class World:
     def _org_ranges(self) -> dict[str, range]:
         ranges, start, previous = {}, 0, 0
         for org in self.organizations:
-            start -= min(previous, org.users) // 8  # share a few people with the previous org
+            start -= min(previous, org.users) // 4  # share some people with the previous org
             ranges[org.name] = range(start, start + org.users)
             start, previous = start + org.users, org.users
         return ranges
@@ -348,9 +363,9 @@ class World:
     def member_ranges(self, kind: str, name: str) -> tuple[range, ...]:
         """The pool indices of a scope's users, as sorted disjoint ranges."""
         if kind == "org":
-            return (self._org_ranges[name],)
+            return (self._org_ranges[self.org(name).name],)
         merged: list[range] = []
-        for r in sorted((self._org_ranges[o] for o in self.enterprise(name).organizations),
+        for r in sorted((self._org_ranges[org.name] for org in self.enterprise_orgs(name)),
                         key=lambda r: r.start):
             if merged and r.start <= merged[-1].stop:
                 merged[-1] = range(merged[-1].start, max(merged[-1].stop, r.stop))
@@ -386,7 +401,8 @@ class World:
         repos = []
         for i in range(count):
             name = _REPO_WORDS[i % len(_REPO_WORDS)] + _REPO_SUFFIXES[i // len(_REPO_WORDS)]
-            visibility = Draws(self.seed, "repo", org, i).pick(("private", "internal", "public"), (6, 3, 1))
+            draws = Draws(self.seed, "repo", org, i)
+            visibility = draws.pick(("private", "internal", "public"), (6, 3, 1))
             repos.append((stable_id("repo", org, name), name, visibility))
         return repos
 

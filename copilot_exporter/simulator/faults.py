@@ -1,0 +1,118 @@
+"""Fault injection: make matching requests fail the way networks, proxies and GitHub do."""
+
+from __future__ import annotations
+
+import datetime
+import itertools
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from copilot_exporter.simulator.reports import ndjson_chunks, user_record
+from copilot_exporter.simulator.world import Scope, World
+
+KINDS = (None, "malformed", "truncated", "reset", "wrong_types", "huge")
+
+# What an HTML error page from a proxy, cut short, looks like to a JSON or NDJSON parser.
+MALFORMED = b'<html><body><h1>502 Bad Gateway</h1></body></html>\n{"day": "2026-01-01", "dail'
+
+
+@dataclass(frozen=True, eq=False)
+class Fault:
+    """What to do instead of the normal answer.
+
+    kind None answers `status` with `body` (bytes, text or a JSON document; default: a
+    GitHub-style error). The other kinds answer 200: "malformed" (not JSON), "truncated"
+    (Content-Length larger than the bytes sent, then the connection closes), "reset" (TCP reset,
+    no response), "wrong_types" (the normal document with wrong field types), "huge" (a valid
+    users report of about `size` bytes, streamed). `delay` seconds pass before any of this;
+    `headers` are added to the answer. `Fault(status=200, delay=5)` gives the normal answer, late.
+    """
+
+    status: int = 500
+    body: bytes | str | dict | list | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+    kind: str | None = None
+    size: int = 50_000_000
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown fault kind {self.kind!r}; known: {KINDS}")
+
+    @property
+    def late_but_normal(self) -> bool:
+        return self.kind is None and self.status == 200 and self.body is None
+
+
+@dataclass(eq=False)
+class _Rule:
+    server: str
+    path_prefix: str
+    fault: Fault
+    times: int | None
+
+
+class FaultRules:
+    """Thread-safe rules; the first matching rule answers, and counts down its `times`."""
+
+    def __init__(self):
+        self._rules: list[_Rule] = []
+        self._lock = threading.Lock()
+
+    def add(self, server: str, path_prefix: str, fault: Fault, times: int | None) -> None:
+        if server not in ("api", "download"):
+            raise ValueError(f"server must be 'api' or 'download', not {server!r}")
+        if times is not None and times < 1:
+            raise ValueError("times must be at least 1, or None for until cleared")
+        with self._lock:
+            self._rules.append(_Rule(server, path_prefix, fault, times))
+
+    def clear(self) -> None:
+        with self._lock:
+            self._rules.clear()
+
+    def take(self, server: str, path: str) -> Fault | None:
+        with self._lock:
+            for rule in self._rules:
+                if rule.server == server and path.startswith(rule.path_prefix):
+                    if rule.times is not None:
+                        rule.times -= 1
+                        if rule.times <= 0:
+                            self._rules.remove(rule)
+                    return rule.fault
+        return None
+
+
+def wrong_types(value: Any, depth: int = 0) -> Any:
+    """The same document with wrong types: numbers become strings or objects, booleans
+    strings, and arrays below the top level objects. Strings and nulls stay as they are."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return str(value) if value % 2 == 0 else {"value": value}
+    if isinstance(value, float):
+        return {"value": value}
+    if isinstance(value, dict):
+        return {key: wrong_types(item, depth + 1) for key, item in value.items()}
+    if isinstance(value, list):
+        items = [wrong_types(item, depth + 1) for item in value]
+        return items if depth == 0 else {"items": items}
+    return value
+
+
+def huge_report(world: World, size: int) -> Iterator[bytes]:
+    """NDJSON chunks of valid user records until about `size` bytes have been produced."""
+    day = world.today - datetime.timedelta(days=2)
+    scope = Scope("org", "huge")
+    period = {"day": day.isoformat()}
+    records = (user_record(world, scope, index, activity, period, day)
+               for index in itertools.count()
+               if (activity := world.activity(index, day)) is not None)
+    sent = 0
+    for chunk in ndjson_chunks(records):
+        yield chunk
+        sent += len(chunk)
+        if sent >= size:
+            return
