@@ -6,7 +6,7 @@ which a test keeps equal to this catalogue). A sample whose name is not here can
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 GAUGE = "gauge"
 COUNTER = "counter"
@@ -17,6 +17,7 @@ class MetricInfo:
     type: str
     help: str
     group: str  # the README section the metric is listed under
+    labels: tuple[str, ...] = ()  # label keys besides the scope (org/enterprise, team)
 
 
 CATALOGUE: dict[str, MetricInfo] = {}
@@ -193,4 +194,61 @@ _define("exporter", GAUGE, {
 _define("exporter", COUNTER, {
     "copilot_exporter_errors_total": "Failed refreshes, by scope, source and reason.",
     "copilot_exporter_github_requests_total": "Requests sent to GitHub, by route template and status code.",
+})
+
+
+# Label keys of every metric that has any besides the scope labels.
+_EDITOR_MODEL_LANGUAGE = ("editor", "model", "language")
+_LABELS: dict[str, tuple[str, ...]] = {
+    "copilot_report_day_timestamp_seconds": ("report",),
+    "copilot_ide_code_completions_language_engaged_users": ("language",),
+    "copilot_ide_code_completions_editor_engaged_users": ("editor",),
+    "copilot_ide_code_completions_model_engaged_users": ("editor", "model"),
+    "copilot_ide_code_completions_model_language_engaged_users": _EDITOR_MODEL_LANGUAGE,
+    "copilot_ide_code_suggestions": _EDITOR_MODEL_LANGUAGE,
+    "copilot_ide_code_acceptances": _EDITOR_MODEL_LANGUAGE,
+    "copilot_ide_code_lines_suggested": _EDITOR_MODEL_LANGUAGE,
+    "copilot_ide_code_lines_accepted": _EDITOR_MODEL_LANGUAGE,
+    "copilot_ide_chat_editor_engaged_users": ("editor",),
+    "copilot_ide_chat_model_engaged_users": ("editor", "model"),
+    "copilot_ide_chats": ("editor", "model"),
+    "copilot_ide_chat_insertion_events": ("editor", "model"),
+    "copilot_ide_chat_copy_events": ("editor", "model"),
+    "copilot_dotcom_chat_model_engaged_users": ("model",),
+    "copilot_dotcom_chats": ("model",),
+    "copilot_dotcom_pull_requests_repository_engaged_users": ("repository",),
+    "copilot_dotcom_pull_requests_model_engaged_users": ("repository", "model"),
+    "copilot_dotcom_pull_request_summaries": ("repository", "model"),
+    "copilot_custom_model_info": ("model", "training_date"),
+    **{base + suffix: labels for base in ACTIVITY_COUNTERS
+       for suffix, (_array, labels) in ACTIVITY_BREAKDOWNS.items()},
+    "copilot_pull_request_copilot_suggestions_by_comment_type": ("comment_type",),
+    "copilot_pull_request_copilot_applied_suggestions_by_comment_type": ("comment_type",),
+    "copilot_pull_request_median_time_to_merge_seconds": ("authorship",),
+    "copilot_adoption_phase_engaged_users": ("phase",),
+    "copilot_users_used": ("feature",),
+    "copilot_users_by_adoption_phase": ("phase",),
+    "copilot_users_by_ide_version": ("ide", "ide_version"),
+    "copilot_users_by_plugin_version": ("plugin", "plugin_version"),
+    **{"copilot_user_" + base.removeprefix("copilot_"): ("user",) for base in ACTIVITY_COUNTERS},
+    **{name: ("repository",) for name in CATALOGUE if name.startswith("copilot_repository_")},
+    "copilot_seats_active_within": ("period",),
+    "copilot_seats_by_editor": ("editor",),
+    "copilot_seats_by_plan": ("plan",),
+    "copilot_organization_info": ("plan_type", "seat_management_setting", "ide_chat", "platform_chat",
+                                  "cli", "public_code_suggestions"),
+    "copilot_exporter_up": ("source",),
+    "copilot_exporter_last_success_timestamp_seconds": ("source",),
+    "copilot_exporter_refresh_duration_seconds": ("source",),
+    "copilot_exporter_errors_total": ("source", "reason"),
+    "copilot_exporter_github_requests_total": ("endpoint", "code"),
+    "copilot_exporter_build_info": ("version",),
+}
+for _name, _labels in _LABELS.items():
+    CATALOGUE[_name] = replace(CATALOGUE[_name], labels=_labels)
+
+# Metrics that carry no scope label: they describe the exporter process, not a scope.
+UNSCOPED = frozenset({
+    "copilot_exporter_github_requests_total", "copilot_exporter_github_rate_limit_remaining",
+    "copilot_exporter_github_rate_limit_reset_timestamp_seconds", "copilot_exporter_build_info",
 })
