@@ -521,3 +521,17 @@ def test_large_reports_are_split_over_a_bounded_number_of_links(storage):
         assert len(links) == 6
         users = [r for link in links for r in download(storage, link)]
         assert len(users) > 1000 and len({u["user_id"] for u in users}) == len(users)
+
+
+def test_an_org_without_the_reports_api_answers_404_there_but_serves_legacy():
+    import requests as http
+
+    from copilot_exporter.simulator import Simulator, World
+
+    with Simulator(world=World.default(), token="t") as sim:
+        headers = {"Authorization": "Bearer t"}
+        day = (sim.world.today - datetime.timedelta(days=2)).isoformat()
+        reports = http.get(f"{sim.api_url}/orgs/hooli/copilot/metrics/reports/organization-1-day",
+                           params={"day": day}, headers=headers, timeout=5)
+        legacy = http.get(f"{sim.api_url}/orgs/hooli/copilot/metrics", headers=headers, timeout=5)
+        assert reports.status_code == 404 and legacy.status_code == 200 and legacy.json()

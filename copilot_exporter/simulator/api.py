@@ -222,6 +222,9 @@ class ApiHandler(Handler):
         scope = self._scope(org, enterprise)
         if scope is None or report not in (WINDOW_REPORTS if latest else DAILY_REPORTS)[scope.kind]:
             return github_error(404, "Not Found")
+        org_spec = sim.world.org(scope.name) if scope.kind == "org" else None
+        if org_spec is not None and not org_spec.reports_api:
+            return github_error(404, "Not Found")
         if latest:
             days = sim._window()
             if not days:

@@ -93,6 +93,7 @@ class OrgSpec:
     teams: tuple[str, ...] = ()
     seats: int | None = None  # default: the users plus ~20% never-active seat holders
     plan_type: str = "business"
+    reports_api: bool = True  # False: only the legacy metrics API, like GitHub Enterprise Server
 
     def __post_init__(self):
         object.__setattr__(self, "teams", tuple(self.teams))
@@ -272,8 +273,8 @@ class World:
 
     @classmethod
     def default(cls, seed: int = 42, today: datetime.date | None = None) -> World:
-        """The demo world: two orgs under one enterprise, a standalone org, and one too small
-        for the legacy API (fewer than five licences)."""
+        """The demo world: two orgs under one enterprise, a standalone org, one too small for
+        the legacy API (fewer than five licences), and one served by the legacy API only."""
         return cls(
             seed=seed,
             today=today or _utc_today(),
@@ -282,6 +283,7 @@ class World:
                 OrgSpec("globex", users=30, teams=("mobile", "infra"), plan_type="enterprise"),
                 OrgSpec("umbrella", users=18, teams=("research",)),
                 OrgSpec("tiny", users=3),
+                OrgSpec("hooli", users=25, teams=("search",), reports_api=False),
             ),
             enterprises=(EnterpriseSpec("initech", organizations=("acme", "globex"),
                                         teams=("core", "security")),),
