@@ -474,6 +474,8 @@ def _config(data: Any, problems: list[str]) -> Config | None:
     entries = _all_entries(root)
     if not root.has("user_hash_salt") and any(e.per_user == "hashed" for e in entries):
         root.problem("user_hash_salt", "required when an entry sets per_user: hashed")
+    if any(e.scope.kind == ENTERPRISE and e.credentials is None for e in entries):
+        _require_installation_id(root.data.get("github"), "github", github.credentials, root.problems)
     server = root.child("server", _SERVER_KEYS) or root.blank("server")
     return Config(
         github=github,
@@ -580,6 +582,16 @@ def _app(section: _Section) -> AppAuth | None:
     )
 
 
+def _require_installation_id(github: Any, path: str, credentials: Credentials | None,
+                             problems: list[str]) -> None:
+    """GitHub can look up an App's installation on an organization, not on an enterprise: App
+    credentials an enterprise uses must name their installation."""
+    app = github.get("app") if isinstance(github, dict) else None
+    if credentials is not None and credentials.app is not None and isinstance(app, dict) \
+            and app.get("installation_id") is None:
+        problems.append(f"{path}.app.installation_id: required for an enterprise")
+
+
 def _listen_address(server: _Section) -> str:
     address = server.text("listen_address", DEFAULT_LISTEN_ADDRESS)
     problem = _listen_address_problem(address)
@@ -624,7 +636,7 @@ def _entry(section: _Section, kind: str) -> Entry:
         if problem:
             section.problem("name", problem)
     github = section.child("github", _CREDENTIAL_KEYS)
-    return Entry(
+    entry = Entry(
         scope=Scope(kind, name or ""),
         teams=_teams(section, kind),
         reports=_reports(section),
@@ -633,6 +645,9 @@ def _entry(section: _Section, kind: str) -> Entry:
         seats=section.flag("seats", True),
         credentials=_credentials(github) if github is not None else None,
     )
+    if kind == ENTERPRISE and github is not None:
+        _require_installation_id(github.data, github.path, entry.credentials, section.problems)
+    return entry
 
 
 def _teams(entry: _Section, kind: str) -> tuple[str, ...]:

@@ -50,7 +50,7 @@ class Refresher:
         self.stop_event = stop or threading.Event()
         self._wake = threading.Event()
         self._lock = threading.Lock()
-        self._connections: dict[Credentials, Connection] = {}
+        self._connections: dict[tuple[Credentials, Scope | None], Connection] = {}
         self._noted: set[tuple[Scope, str]] = set()
         self.jobs = [Job(entry, "data", config.refresh_interval, reports=ReportsSource(entry, config))
                      for entry in config.entries]
@@ -184,18 +184,27 @@ class Refresher:
         return True
 
     def _connection(self, entry: Entry) -> Connection:
+        """One connection per set of credentials; per organization too for a GitHub App whose
+        installation is looked up, since each organization has its own installation token."""
         credentials = entry.credentials or self.config.github.credentials
+        per_org = credentials.app is not None and credentials.app.installation_id is None
+        key = (credentials, entry.scope if per_org else None)
         with self._lock:
-            if credentials not in self._connections:
+            if key not in self._connections:
                 github = self.config.github
-                self._connections[credentials] = Connection(
-                    github.api_url, token_provider(credentials), self.telemetry,
+                token = token_provider(
+                    credentials, api_url=github.api_url, scope=entry.scope, ca_bundle=github.ca_bundle,
+                    connect_timeout=github.connect_timeout, read_timeout=github.read_timeout,
+                    count=self.telemetry.count_request,
+                )
+                self._connections[key] = Connection(
+                    github.api_url, token, self.telemetry,
                     ca_bundle=github.ca_bundle, connect_timeout=github.connect_timeout,
                     read_timeout=github.read_timeout, max_retries=github.max_retries,
                     retry_backoff=github.retry_backoff, max_rate_limit_wait=github.max_rate_limit_wait,
                     stop=self.stop_event,
                 )
-            return self._connections[credentials]
+            return self._connections[key]
 
 
 def _today() -> dt.date:

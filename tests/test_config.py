@@ -406,6 +406,29 @@ def test_github_app_problems(tmp_path):
     ]
 
 
+def test_github_app_installation_id_is_required_for_enterprises(tmp_path):
+    key = write(tmp_path, "app.pem", "key")
+    app = {"app_id": 1, "private_key_file": key}
+    token = {"token": "t0ken"}
+    # Organizations may leave the installation to be looked up.
+    parse_config(minimal(github={"app": app}, organizations=[{"name": "my-org", "github": {"app": app}}]), {})
+    assert problems(minimal(github={"app": app}, organizations=[],
+                            enterprises=[{"name": "ent"}])) == [
+        "github.app.installation_id: required for an enterprise"]
+    assert problems(minimal(organizations=[], enterprises=[
+        {"name": "ent", "github": {"app": app}}, {"name": "ent2", "github": {"app": app}}])) == [
+        "enterprises[0].github.app.installation_id: required for an enterprise",
+        "enterprises[1].github.app.installation_id: required for an enterprise"]
+    # Only credentials an enterprise actually uses are concerned.
+    parse_config(minimal(github={"app": app}, enterprises=[{"name": "ent", "github": token}]), {})
+    parse_config(minimal(organizations=[], enterprises=[
+        {"name": "ent", "github": {"app": {**app, "installation_id": 7}}}]), {})
+    # An installation_id that is set but wrong is reported once, as wrong.
+    assert problems(minimal(organizations=[], enterprises=[
+        {"name": "ent", "github": {"app": {**app, "installation_id": 0}}}])) == [
+        "enterprises[0].github.app.installation_id: must be at least 1, got 0"]
+
+
 def test_repr_hides_the_token(tmp_path):
     token_file = write(tmp_path, "token", "s3cret-from-file")
     for github in ({"token": "s3cret"}, {"token_file": token_file}):

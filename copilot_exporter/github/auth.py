@@ -7,6 +7,7 @@ import threading
 from collections.abc import Callable
 
 from copilot_exporter.config import Credentials
+from copilot_exporter.model import ORG, Scope
 
 
 class TokenFile:
@@ -29,10 +30,33 @@ class TokenFile:
             return self._token
 
 
-def token_provider(credentials: Credentials) -> Callable[[], str]:
+def token_provider(
+    credentials: Credentials,
+    *,
+    api_url: str,
+    scope: Scope | None = None,
+    ca_bundle: str | None = None,
+    connect_timeout: float = 10.0,
+    read_timeout: float = 60.0,
+    count: Callable[[str, str], None] | None = None,
+) -> Callable[[], str]:
+    """The token source for credentials: the configured token, a token file, or a GitHub App.
+
+    A GitHub App without an installation_id gets the installation of `scope`'s organization,
+    so its token source serves that organization only: callers keep one per organization.
+    """
+    if credentials.app is not None:
+        from copilot_exporter.github.app import AppTokens
+
+        app = credentials.app
+        organization = scope.name if scope is not None and scope.kind == ORG else None
+        return AppTokens(app, api_url, organization=organization if app.installation_id is None else None,
+                         ca_bundle=ca_bundle, connect_timeout=connect_timeout,
+                         read_timeout=read_timeout, count=count)
     if credentials.token_file:
         return TokenFile(credentials.token_file)
     if credentials.token:
         token = credentials.token
         return lambda: token
     raise ValueError("no credentials")
+
