@@ -98,17 +98,22 @@ class Config:
 
 def load_config(path: str | os.PathLike, environ: Mapping[str, str] | None = None) -> Config:
     """Read, interpolate and check a configuration file; raises ConfigError listing every problem."""
+    return parse_config(read_yaml(path), environ)
+
+
+def read_yaml(path: str | os.PathLike) -> Any:
+    """A YAML file's data; an unreadable file or bad YAML is a ConfigError naming the file."""
     try:
         text = Path(path).read_text(encoding="utf-8-sig")
     except OSError as err:
-        raise ConfigError([f"{path}: cannot read: {_reason(err)}"]) from None
+        raise ConfigError([f"{path}: cannot read: {error_reason(err)}"]) from None
     except UnicodeDecodeError:
         raise ConfigError([f"{path}: cannot read: not UTF-8 text"]) from None
     try:
         data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as err:
         raise ConfigError([_yaml_problem(path, err)]) from None
-    return parse_config(data, environ)
+    return data
 
 
 def parse_config(data: object, environ: Mapping[str, str] | None = None) -> Config:
@@ -263,11 +268,11 @@ def _type_problem(value: object, kind: type | tuple[type, ...], what: str) -> st
     return f"must be {what}, got {_type_name(value)}"
 
 
-def _reason(err: OSError) -> str:
+def error_reason(err: OSError) -> str:
     return err.strerror or str(err)
 
 
-class _Section:
+class Section:
     """One mapping of the configuration. Its readers return a value or the default, recording
     any problem under the mapping's key path; an unresolved `${VAR}` reads as the default
     without a second problem."""
@@ -279,7 +284,7 @@ class _Section:
                 problems.append(f"{_join(path, str(key))}: unknown key")
 
     @classmethod
-    def of(cls, value: Any, path: str, problems: list[str], allowed: Collection[str]) -> _Section | None:
+    def of(cls, value: Any, path: str, problems: list[str], allowed: Collection[str]) -> Section | None:
         """The mapping as a section; None, recording the problem, when it is not a mapping."""
         if isinstance(value, dict):
             return cls(value, path, problems, allowed)
@@ -301,13 +306,13 @@ class _Section:
         """Whether the key is set (to anything, even an unresolved `${VAR}`); null counts as unset."""
         return self.data.get(key) is not None
 
-    def blank(self, key: str) -> _Section:
+    def blank(self, key: str) -> Section:
         """An empty section at key, so defaults can be read where the mapping is missing."""
-        return _Section({}, self.at(key), self.problems, ())
+        return Section({}, self.at(key), self.problems, ())
 
-    def child(self, key: str, allowed: Collection[str]) -> _Section | None:
+    def child(self, key: str, allowed: Collection[str]) -> Section | None:
         """The mapping at key; None when unset or not a mapping (recorded)."""
-        return _Section.of(self.data[key], self.at(key), self.problems, allowed) if self.has(key) else None
+        return Section.of(self.data[key], self.at(key), self.problems, allowed) if self.has(key) else None
 
     def typed(self, key: str, kind: type | tuple[type, ...], what: str) -> Any:
         """The value at key when set and of the given type, else None (a wrong type is recorded)."""
@@ -438,7 +443,7 @@ def _file_problem(path: str) -> str | None:
         if not Path(path).read_bytes().strip():
             return f"{path} is empty"
     except OSError as err:
-        return f"cannot read {path}: {_reason(err)}"
+        return f"cannot read {path}: {error_reason(err)}"
     return None
 
 
@@ -460,7 +465,7 @@ def _config(data: Any, problems: list[str]) -> Config | None:
     if data is None:
         problems.append("top level: the configuration is empty")
         return None
-    root = _Section.of(data, "", problems, _TOP_KEYS)
+    root = Section.of(data, "", problems, _TOP_KEYS)
     if root is None:
         return None
     # Read in the order of the example file, so problems come out in a familiar order.
@@ -490,7 +495,7 @@ def _config(data: Any, problems: list[str]) -> Config | None:
     )
 
 
-def _github(root: _Section) -> GitHubConfig:
+def _github(root: Section) -> GitHubConfig:
     github = root.child("github", _GITHUB_KEYS)
     if github is None:
         if not root.has("github"):
@@ -513,7 +518,7 @@ def _github(root: _Section) -> GitHubConfig:
     )
 
 
-def _api_url(github: _Section) -> str:
+def _api_url(github: Section) -> str:
     url = github.text("api_url", DEFAULT_API_URL)
     problem = _api_url_problem(url)
     if problem:
@@ -521,7 +526,7 @@ def _api_url(github: _Section) -> str:
     return url.rstrip("/")
 
 
-def _credentials(section: _Section) -> Credentials:
+def _credentials(section: Section) -> Credentials:
     """Exactly one of token, token_file or app, each checked even when more than one is set."""
     present = [key for key in _CREDENTIAL_KEYS if section.has(key)]
     if not present:
@@ -535,7 +540,7 @@ def _credentials(section: _Section) -> Credentials:
     return Credentials(token=token, token_file=token_file, app=_app(section))
 
 
-def _token(section: _Section) -> str | None:
+def _token(section: Section) -> str | None:
     token = section.text("token")
     if token is None:
         return None
@@ -545,11 +550,11 @@ def _token(section: _Section) -> str | None:
     return token
 
 
-def _token_from_file(section: _Section, path: str) -> str | None:
+def _token_from_file(section: Section, path: str) -> str | None:
     try:
         token = Path(path).read_text(encoding="utf-8").strip()
     except OSError as err:
-        section.problem("token_file", f"cannot read {path}: {_reason(err)}")
+        section.problem("token_file", f"cannot read {path}: {error_reason(err)}")
         return None
     except UnicodeDecodeError:
         section.problem("token_file", f"cannot read {path}: not UTF-8 text")
@@ -562,7 +567,7 @@ def _token_from_file(section: _Section, path: str) -> str | None:
     return token
 
 
-def _app(section: _Section) -> AppAuth | None:
+def _app(section: Section) -> AppAuth | None:
     app = section.child("app", _APP_KEYS)
     if app is None:
         return None
@@ -592,7 +597,7 @@ def _require_installation_id(github: Any, path: str, credentials: Credentials | 
         problems.append(f"{path}.app.installation_id: required for an enterprise")
 
 
-def _listen_address(server: _Section) -> str:
+def _listen_address(server: Section) -> str:
     address = server.text("listen_address", DEFAULT_LISTEN_ADDRESS)
     problem = _listen_address_problem(address)
     if problem:
@@ -603,7 +608,7 @@ def _listen_address(server: _Section) -> str:
 # --- organizations and enterprises ------------------------------------------------------------
 
 
-def _all_entries(root: _Section) -> tuple[Entry, ...]:
+def _all_entries(root: Section) -> tuple[Entry, ...]:
     # Only when neither is set at all: a wrong type is reported on its own, without a second problem.
     if all(root.data.get(key) in (None, []) for key in ("organizations", "enterprises")):
         root.problem("organizations", "at least one organization or enterprise is required")
@@ -616,7 +621,7 @@ def _entries(items: list[tuple[str, Any]], kind: str, problems: list[str]) -> tu
     entries: list[Entry] = []
     seen: dict[str, str] = {}  # lower-cased name -> path of its first entry; GitHub ignores case
     for path, value in items:
-        section = _Section.of(value, path, problems, _ENTRY_KEYS)
+        section = Section.of(value, path, problems, _ENTRY_KEYS)
         if section is None:
             continue
         entry = _entry(section, kind)
@@ -629,7 +634,7 @@ def _entries(items: list[tuple[str, Any]], kind: str, problems: list[str]) -> tu
     return tuple(entries)
 
 
-def _entry(section: _Section, kind: str) -> Entry:
+def _entry(section: Section, kind: str) -> Entry:
     name = section.text("name", required=True)
     if name is not None:
         problem = _org_login_problem(name) if kind == ORG else _slug_problem(name, "enterprise slug")
@@ -650,7 +655,7 @@ def _entry(section: _Section, kind: str) -> Entry:
     return entry
 
 
-def _teams(entry: _Section, kind: str) -> tuple[str, ...]:
+def _teams(entry: Section, kind: str) -> tuple[str, ...]:
     prefix = _ENTERPRISE_TEAM_PREFIX if kind == ENTERPRISE else ""
     teams: list[str] = []
     seen: set[str] = set()
@@ -668,7 +673,7 @@ def _teams(entry: _Section, kind: str) -> tuple[str, ...]:
     return tuple(teams)
 
 
-def _reports(entry: _Section) -> Reports:
+def _reports(entry: Section) -> Reports:
     reports = entry.child("reports", _REPORT_KEYS) or entry.blank("reports")
     return Reports(
         aggregated=reports.flag("aggregated", True),
@@ -678,7 +683,7 @@ def _reports(entry: _Section) -> Reports:
     )
 
 
-def _per_user(entry: _Section) -> str:
+def _per_user(entry: Section) -> str:
     value = _from_env(entry.data.get("per_user"), bool)
     if value is None or value is _UNRESOLVED:
         return "off"

@@ -32,9 +32,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-import yaml
-
-from copilot_exporter.config import _reason, _Section, _StrictLoader, _yaml_problem
+from copilot_exporter.config import Section, error_reason, read_yaml
 from copilot_exporter.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -94,16 +92,7 @@ class WebConfig:
 
 def load_web_config(path: str | os.PathLike) -> WebConfig:
     """Read and check a web config file, TLS files included; raises ConfigError listing every problem."""
-    try:
-        text = Path(path).read_text(encoding="utf-8-sig")
-    except OSError as err:
-        raise ConfigError([f"{path}: cannot read: {_reason(err)}"]) from None
-    except UnicodeDecodeError:
-        raise ConfigError([f"{path}: cannot read: not UTF-8 text"]) from None
-    try:
-        data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.YAMLError as err:
-        raise ConfigError([_yaml_problem(path, err)]) from None
+    data = read_yaml(path)
     problems: list[str] = []
     web = _web_config(data, Path(path).parent, problems)
     if problems:
@@ -114,7 +103,7 @@ def load_web_config(path: str | os.PathLike) -> WebConfig:
 def _web_config(data: Any, directory: Path, problems: list[str]) -> WebConfig:
     if data is None:  # an empty file, as in exporter-toolkit: plain HTTP, no authentication
         return WebConfig()
-    root = _Section.of(data, "", problems, _TOP_KEYS)
+    root = Section.of(data, "", problems, _TOP_KEYS)
     if root is None:
         return WebConfig()
     if root.has("rate_limit"):
@@ -135,13 +124,13 @@ class _AnyKey:
         return True
 
 
-def _refuse_unsupported(section: _Section, keys: Iterable[str]) -> None:
+def _refuse_unsupported(section: Section, keys: Iterable[str]) -> None:
     for key in keys:
         if section.has(key):
             section.problem(key, "not supported by copilot-exporter")
 
 
-def _tls(section: _Section | None, directory: Path) -> TLSServerConfig | None:
+def _tls(section: Section | None, directory: Path) -> TLSServerConfig | None:
     if section is None or not section.data:  # as in exporter-toolkit, an empty section means no TLS
         return None
     _refuse_unsupported(section, _UNSUPPORTED_TLS_KEYS)
@@ -166,7 +155,7 @@ def _tls(section: _Section | None, directory: Path) -> TLSServerConfig | None:
     return tls
 
 
-def _path(section: _Section, key: str, directory: Path, *, required: bool) -> str | None:
+def _path(section: Section, key: str, directory: Path, *, required: bool) -> str | None:
     """The readable file at key, relative to the web config's directory; None (recorded) otherwise."""
     name = section.text(key, required=required)
     if name is None:
@@ -176,12 +165,12 @@ def _path(section: _Section, key: str, directory: Path, *, required: bool) -> st
         with open(path, "rb"):
             pass
     except OSError as err:
-        section.problem(key, f"cannot read {path}: {_reason(err)}")
+        section.problem(key, f"cannot read {path}: {error_reason(err)}")
         return None
     return path
 
 
-def _check_context(section: _Section, tls: TLSServerConfig) -> None:
+def _check_context(section: Section, tls: TLSServerConfig) -> None:
     """Builds the SSL context once, so a bad certificate, key or CA fails at startup."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     try:
@@ -204,7 +193,7 @@ def _ssl_reason(err: Exception) -> str:
     return getattr(err, "reason", None) or str(err)
 
 
-def _users(section: _Section | None) -> dict[str, str]:
+def _users(section: Section | None) -> dict[str, str]:
     if section is None:
         return {}
     users: dict[str, str] = {}
