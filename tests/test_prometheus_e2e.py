@@ -1,0 +1,151 @@
+"""End to end: a real Prometheus scrapes the exporter, which reads the simulator, and evaluates the
+bundled rules; every query of every dashboard panel and variable must answer with data."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import requests
+import yaml
+
+from copilot_exporter.simulator import Simulator, World
+from conftest import TOKEN, RunningExporter, exporter_config
+from dashboards_util import (
+    ALERTS, RULES, dashboard_paths, dashboard_queries, metric_names, recorded_names, variable_queries,
+)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Prometheus:
+    """A Prometheus server on loopback, scraping one target every second."""
+
+    def __init__(self, workdir: Path, target: str):
+        binary = shutil.which("prometheus")
+        assert binary, "prometheus is required (Debian package prometheus); scripts/test installs it"
+        config = {
+            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+            "rule_files": [str(RULES), str(ALERTS)],
+            "scrape_configs": [{"job_name": "copilot-exporter", "static_configs": [{"targets": [target]}]}],
+        }
+        (workdir / "prometheus.yml").write_text(yaml.safe_dump(config))
+        self.url = f"http://127.0.0.1:{free_port()}"
+        self.process = subprocess.Popen(
+            [binary, f"--config.file={workdir / 'prometheus.yml'}", f"--storage.tsdb.path={workdir / 'data'}",
+             f"--web.listen-address={self.url.removeprefix('http://')}"],
+            stdout=subprocess.DEVNULL, stderr=open(workdir / "prometheus.log", "w"),
+        )
+
+    def query(self, expr: str) -> dict:
+        response = requests.get(f"{self.url}/api/v1/query", params={"query": expr}, timeout=10)
+        return response.json()
+
+    def wait_until(self, expr: str, timeout: float = 30) -> list:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                result = self.query(expr)
+                if result.get("status") == "success" and result["data"]["result"]:
+                    return result["data"]["result"]
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.5)
+        raise AssertionError(f"no result for {expr} within {timeout}s")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    """Simulator -> exporter -> Prometheus. The exporter has a legacy-only org, report orgs with
+    teams, an enterprise, seats, and an org GitHub does not know (so errors are counted)."""
+    world = World.default()
+    with Simulator(world=world, token=TOKEN) as simulator:
+        config = exporter_config(
+            simulator.api_url, source="auto", refresh_interval="1h",
+            organizations=[{"name": org.name, "teams": list(org.teams), "repositories": True}
+                           for org in world.organizations] + [{"name": "ghost-org", "seats": False}],
+            enterprises=[{"name": ent.name, "teams": list(ent.teams)} for ent in world.enterprises],
+        )
+        exporter = RunningExporter(config)
+        assert not exporter.refresh()  # ghost-org fails; every other scope succeeds
+        assert exporter.value("copilot_exporter_errors_total", org="ghost-org", source="metrics",
+                              reason="not_found") == 1
+        prometheus = Prometheus(tmp_path_factory.mktemp("prometheus"), exporter.url.removeprefix("http://"))
+        try:
+            prometheus.wait_until('up{job="copilot-exporter"} == 1')
+            prometheus.wait_until("count_over_time(copilot_exporter_build_info[1m]) >= 3")
+            yield exporter, prometheus
+        finally:
+            prometheus.stop()
+            exporter.close()
+
+
+def test_the_stack_covers_both_apis_and_seats(stack):
+    exporter, prometheus = stack
+    sources = {row["metric"]["source"] for row in prometheus.wait_until("copilot_exporter_up == 1")}
+    assert sources == {"metrics", "reports", "seats"}
+    down = prometheus.wait_until("copilot_exporter_up == 0")
+    assert [row["metric"]["org"] for row in down] == ["ghost-org"]
+    assert prometheus.wait_until('copilot_daily_active_users{org="hooli"}')  # legacy API
+    assert prometheus.wait_until('copilot_daily_active_users{org="acme",team!=""}')  # reports teams
+
+
+def all_queries() -> list[tuple[str, str, str]]:
+    return [(path.name, title, expr) for path in dashboard_paths()
+            for title, expr in dashboard_queries(path) + variable_queries(path)]
+
+
+def test_there_are_six_dashboards_with_queries():
+    assert len(dashboard_paths()) >= 6 and len(all_queries()) > 50
+
+
+def test_every_dashboard_query_answers_with_data(stack):
+    _exporter, prometheus = stack
+    failures = []
+    deadline = time.monotonic() + 30  # recording rules need a few evaluations after the first scrapes
+    for dashboard, title, expr in all_queries():
+        while True:
+            answer = prometheus.query(expr)
+            if answer.get("status") != "success":
+                failures.append(f"{dashboard} / {title}: {expr}: {answer.get('error')}")
+                break
+            if answer["data"]["result"]:
+                break
+            if time.monotonic() > deadline:
+                failures.append(f"{dashboard} / {title}: {expr}: empty result")
+                break
+            time.sleep(0.5)
+    assert not failures, "\n".join(failures)
+
+
+def test_every_metric_a_dashboard_reads_is_exposed_or_recorded(stack):
+    exporter, _prometheus = stack
+    exposed = {name.removesuffix("_total") for name, _labels in exporter.samples()}
+    exposed |= {name for name, _labels in exporter.samples()}
+    exposed |= {"up", "scrape_duration_seconds", "scrape_samples_scraped"}
+    known = exposed | recorded_names()
+    unknown = {(dashboard, name) for dashboard, _title, expr in all_queries()
+               for name in metric_names(expr) if name not in known}
+    assert not unknown, sorted(unknown)
+
+
+def test_rules_evaluate_without_errors(stack):
+    _exporter, prometheus = stack
+    time.sleep(2)
+    groups = requests.get(f"{prometheus.url}/api/v1/rules", timeout=10).json()["data"]["groups"]
+    assert groups
+    broken = [(rule["name"], rule.get("lastError")) for group in groups for rule in group["rules"]
+              if rule.get("health") == "err"]
+    assert not broken, broken
