@@ -1,0 +1,231 @@
+"""The Grafana dashboards and their provisioning: structure, data source, variables, units,
+descriptions, and every query reading only metrics the exporter exposes or the rules record."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+
+import pytest
+import yaml
+
+from copilot_exporter.metrics.catalogue import CATALOGUE
+from dashboards_util import (
+    ALERTS, DASHBOARD_DIR, PROVISIONING_DIR, ROOT, dashboard_paths, dashboard_queries,
+    iter_panels, label_values_to_promql, load_dashboard, load_rules, metric_names, query_panels,
+    recorded_names, substitute, variable_queries, variable_query,
+)
+
+EXPECTED = {
+    "copilot-adoption.json",
+    "copilot-completions-chat.json",
+    "copilot-agents-pull-requests.json",
+    "copilot-teams.json",
+    "copilot-licences.json",
+    "copilot-exporter-health.json",
+}
+DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
+GRAFANA_DASHBOARDS_PATH = "/var/lib/grafana/dashboards"
+
+PATHS = dashboard_paths()
+
+
+@pytest.fixture(params=PATHS, ids=[path.stem for path in PATHS])
+def path(request):
+    return request.param
+
+
+@pytest.fixture
+def dashboard(path):
+    return load_dashboard(path)
+
+
+def all_targets(dashboard):
+    return [(panel, target) for panel in query_panels(dashboard) for target in panel.get("targets", [])]
+
+
+def variables(dashboard) -> dict[str, dict]:
+    return {v["name"]: v for v in dashboard.get("templating", {}).get("list", [])}
+
+
+def test_the_six_dashboards_exist():
+    assert {path.name for path in PATHS} == EXPECTED
+
+
+def test_dashboard_model(dashboard, path):
+    assert 36 <= dashboard["schemaVersion"] <= 41
+    assert dashboard["title"].strip() and dashboard["description"].strip()
+    assert dashboard.get("id") is None, "an exported id would clash on import"
+    assert "__inputs" not in dashboard and "__requires" not in dashboard
+    assert "${DS_" not in path.read_text(encoding="utf-8")
+    assert list(query_panels(dashboard)), "no panels"
+
+
+def test_uids_are_stable_short_and_unique():
+    uids = [load_dashboard(path)["uid"] for path in PATHS]
+    assert len(uids) == len(set(uids)), uids
+    for path, uid in zip(PATHS, uids):
+        assert re.fullmatch(r"[a-z0-9][a-z0-9-]{0,39}", uid), uid
+        assert uid == path.stem, f"{path.name}: uid {uid} should be the file name, so links stay stable"
+
+
+def test_datasource_variable(dashboard):
+    sources = [v for v in variables(dashboard).values() if v.get("type") == "datasource"]
+    assert len(sources) == 1
+    assert sources[0]["name"] == "datasource" and sources[0]["query"] == "prometheus"
+
+
+def test_every_panel_and_target_uses_the_datasource_variable(dashboard):
+    for panel in query_panels(dashboard):
+        assert panel.get("datasource") == DATASOURCE, panel["title"]
+        assert panel.get("targets"), f"{panel['title']}: no query"
+        for target in panel["targets"]:
+            assert target.get("datasource") == DATASOURCE, panel["title"]
+            assert target.get("expr", "").strip(), panel["title"]
+    for variable in variables(dashboard).values():
+        if variable["type"] == "query":
+            assert variable.get("datasource") == DATASOURCE, variable["name"]
+
+
+def test_every_panel_has_a_unit_and_a_description(dashboard):
+    for panel in query_panels(dashboard):
+        assert panel.get("fieldConfig", {}).get("defaults", {}).get("unit"), f"{panel['title']}: no unit"
+        assert panel.get("description", "").strip(), f"{panel['title']}: no description"
+        assert panel.get("title", "").strip()
+
+
+def test_panel_ids_are_unique_and_placed(dashboard):
+    ids = [panel["id"] for panel in iter_panels(dashboard)]
+    assert len(ids) == len(set(ids))
+    for panel in iter_panels(dashboard):
+        grid = panel["gridPos"]
+        assert grid["x"] + grid["w"] <= 24 and grid["h"] > 0, panel["title"]
+
+
+def test_refids_are_unique_per_panel(dashboard):
+    for panel in query_panels(dashboard):
+        refs = [target["refId"] for target in panel["targets"]]
+        assert len(refs) == len(set(refs)), panel["title"]
+
+
+def test_scope_variables(dashboard):
+    found = variables(dashboard)
+    assert {"org", "enterprise"} <= set(found)
+    for name, variable in found.items():
+        if variable["type"] != "query":
+            continue
+        assert name in ("org", "enterprise", "team"), name
+        assert variable["multi"] is True and variable["includeAll"] is True, name
+        assert variable["allValue"] == ".*", name
+        query = variable_query(variable)
+        assert query.startswith("label_values(") and query.rstrip().endswith(f", {name})"), query
+        assert variable.get("definition", query) == query
+
+
+def test_every_variable_used_is_defined(dashboard):
+    defined = set(variables(dashboard))
+    for panel, target in all_targets(dashboard):
+        for name in re.findall(r"\$\{?(\w+)", target["expr"]):
+            assert name.startswith("__") or name in defined, f"{panel['title']}: ${name} undefined"
+
+
+SELECTOR = re.compile(r"\{([^{}]*)\}")
+
+
+def test_scope_selectors_never_mix_organizations_and_enterprises(dashboard):
+    """`org=~".*"` also matches series without org (enterprise series): every selector using the
+    org or enterprise variable also requires the label, and none filters both."""
+    for panel, target in all_targets(dashboard):
+        for selector in SELECTOR.findall(target["expr"]):
+            uses = {label for label in ("org", "enterprise") if f'{label}=~"${label}"' in selector}
+            assert len(uses) <= 1, f"{panel['title']}: {selector}"
+            for label in uses:
+                assert f'{label}!=""' in selector, f"{panel['title']}: {selector} lacks {label}!=\"\""
+            if "org" in uses or "enterprise" in uses:
+                continue
+            assert not re.search(r'\b(org|enterprise)=~', selector), f"{panel['title']}: {selector}"
+
+
+def test_queries_read_only_exported_or_recorded_metrics(dashboard):
+    known = set(CATALOGUE) | recorded_names()
+    for panel, target in all_targets(dashboard):
+        names = metric_names(target["expr"])
+        assert names, f"{panel['title']}: no metric found in {target['expr']}"
+        assert not names - known, f"{panel['title']}: unknown metrics {names - known}"
+    for variable in variables(dashboard).values():
+        if variable["type"] == "query":
+            names = metric_names(label_values_to_promql(variable_query(variable)))
+            assert names and not names - known, variable["name"]
+
+
+def test_queries_are_valid_promql(tmp_path):
+    """Every query (variables substituted) as a recording rule: promtool parses it."""
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.fail("promtool is not on PATH: install Prometheus' promtool (Debian/Ubuntu: "
+                    "apt-get install prometheus, or scripts/setup --with-prometheus)", pytrace=False)
+    rules = [{"record": f"dashboard:query_{i}:check", "expr": expr}
+             for i, (_, expr) in enumerate(
+                 [q for path in PATHS for q in dashboard_queries(path) + variable_queries(path)])]
+    rule_file = tmp_path / "queries.yaml"
+    rule_file.write_text(yaml.safe_dump({"groups": [{"name": "dashboards", "rules": rules}]}))
+    result = subprocess.run([promtool, "check", "rules", str(rule_file)], capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
+
+
+def test_dashboard_queries_helper(path):
+    queries = dashboard_queries(path)
+    dashboard = load_dashboard(path)
+    assert len(queries) == len(all_targets(dashboard))
+    for title, expr in queries:
+        assert title and expr
+        assert "$" not in expr and "[[" not in expr, expr
+    for name, expr in variable_queries(path):
+        assert expr.startswith("count by (") and "$" not in expr, (name, expr)
+
+
+def test_substitute():
+    assert substitute('rate(x{org=~"$org",team=~"${team}"}[$__rate_interval])') == 'rate(x{org=~".*",team=~".*"}[5m])'
+    assert substitute("increase(x[$__range]) or y[${__interval}]") == "increase(x[1h]) or y[5m]"
+    assert substitute('x{a=~"${org:regex}",b="[[enterprise]]"}$datasource') == 'x{a=~".*",b=".*"}'
+
+
+def test_metric_names():
+    assert metric_names(
+        'topk by (org, enterprise) (10, sum by (org, language) (copilot_a{feature="x_y"}[5m] offset 7d)) '
+        '/ on (org) group_left () copilot:b:ratio or on () label_replace(vector(0), "r", "n", "", "") * 1e3'
+    ) == {"copilot_a", "copilot:b:ratio"}
+    assert metric_names("time() - copilot_c * 1000 > bool 4 and sum without (x) (copilot_d)") == {"copilot_c", "copilot_d"}
+
+
+def test_every_alert_links_an_existing_dashboard():
+    uids = {load_dashboard(path)["uid"] for path in PATHS}
+    for rule in load_rules(ALERTS):
+        link = rule["annotations"]["dashboard"]
+        match = re.fullmatch(r"/d/([\w-]+)(?:/[\w-]*)?(?:\?.*)?", link)
+        assert match and match.group(1) in uids, f"{rule['alert']}: {link}"
+
+
+def test_provisioning_datasource():
+    path = PROVISIONING_DIR / "datasources" / "prometheus.yaml"
+    document = yaml.safe_load(path.read_text())
+    assert document["apiVersion"] == 1
+    (source,) = [s for s in document["datasources"] if s["type"] == "prometheus"]
+    assert source["uid"] == "prometheus"
+    assert source["url"] == "http://prometheus:9090"
+    assert source.get("isDefault") is True
+
+
+def test_provisioning_dashboards_point_where_the_dashboards_live():
+    path = PROVISIONING_DIR / "dashboards" / "copilot.yaml"
+    document = yaml.safe_load(path.read_text())
+    assert document["apiVersion"] == 1
+    (provider,) = document["providers"]
+    assert provider["type"] == "file"
+    assert provider["options"]["path"] == GRAFANA_DASHBOARDS_PATH
+    # The README tells to mount grafana/dashboards there.
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert f"grafana/dashboards:{GRAFANA_DASHBOARDS_PATH}" in readme
+    assert DASHBOARD_DIR.is_dir() and PATHS
