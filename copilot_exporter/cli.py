@@ -1,4 +1,4 @@
-"""Command line: serve (default), collect, check-config, demo.
+"""Command line: serve (default), collect, check-config, backfill, demo.
 
 Flags follow Prometheus conventions; each can also be set by the environment variable shown in
 `--help`, so containers need no command line.
@@ -14,7 +14,7 @@ import sys
 import threading
 from collections.abc import Sequence
 
-from copilot_exporter import __version__, exposition, logs
+from copilot_exporter import __version__, backfill, exposition, logs
 from copilot_exporter.config import Config, load_config
 from copilot_exporter.errors import ConfigError
 from copilot_exporter.refresher import Refresher
@@ -25,7 +25,7 @@ from copilot_exporter.webconfig import load_web_config
 
 log = logging.getLogger("copilot_exporter")
 
-COMMANDS = ("serve", "collect", "check-config", "demo")
+COMMANDS = ("serve", "collect", "check-config", "backfill", "demo")
 DEFAULT_LISTEN = ":9452"
 
 
@@ -57,6 +57,21 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("collect", parents=[common],
                         help="refresh every scope once, print the exposition, exit 0 if all succeeded")
     commands.add_parser("check-config", parents=[common], help="validate the configuration and exit")
+    history = commands.add_parser(
+        "backfill", parents=[common],
+        help="write past days of every scope as OpenMetrics for promtool tsdb create-blocks-from openmetrics",
+    )
+    history.add_argument("--from", dest="from_day", required=True, type=backfill.parse_day, metavar="YYYY-MM-DD",
+                         help="first day to write")
+    history.add_argument("--to", dest="to_day", type=backfill.parse_day, metavar="YYYY-MM-DD",
+                         help="last day to write (default: per scope, the day before the live exporter's)")
+    history.add_argument("--output", required=True, metavar="FILE",
+                         help="OpenMetrics file to write; FILE.state and FILE.parts/ keep progress for a rerun to resume")
+    history.add_argument("--step", type=backfill.parse_step, default=backfill.DEFAULT_STEP, metavar="DURATION",
+                         help="time between two samples of a day's value (default 1h)")
+    history.add_argument("--label", dest="labels", action="append", default=[], type=backfill.parse_label,
+                         metavar="NAME=VALUE", help="label added to every series, repeatable: give the job and "
+                         "instance Prometheus scrapes the exporter as, so history and live data are the same series")
     commands.add_parser("demo", parents=[common], help="serve against the built-in simulated GitHub, no token needed")
     return parser
 
@@ -80,6 +95,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "collect":
         return collect(config)
+    if args.command == "backfill":
+        return backfill.run_backfill(config, args.from_day, args.to_day, args.output, args.step, args.labels)
     return run(config, args.listen_address or config.listen_address, web_config_file=args.web_config_file)
 
 

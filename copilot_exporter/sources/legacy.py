@@ -1,7 +1,8 @@
 """Source `metrics`: the legacy Copilot Metrics API (`GET .../copilot/metrics`).
 
 GitHub shut it down on github.com on 2026-04-02 (it answers 404 there since), but GHES and
-archives still carry it. We ask for a few recent days and export the newest one present.
+archives still carry it. We ask for a few recent days and export the newest one present;
+`fetch_days` and `day_result` are the two halves of that, shared with `copilot-exporter backfill`.
 """
 
 from __future__ import annotations
@@ -34,27 +35,43 @@ def route_and_path(scope: Scope) -> tuple[str, str]:
 def fetch(client: GitHubClient, scope: Scope, lookback_days: int, today: dt.date | None = None) -> Result:
     today = today or dt.datetime.now(dt.timezone.utc).date()
     since = today - dt.timedelta(days=lookback_days)
+    days = fetch_days(client, scope, since)
+    if not days:
+        return Result((), notes=(
+            f"the legacy API reported no day since {since} (a scope needs five or more licensed "
+            "members to be reported); exporting no data for it",))
+    newest = max(days)
+    return day_result(scope, newest, days[newest])
+
+
+def fetch_days(client: GitHubClient, scope: Scope, since: dt.date) -> dict[str, dict]:
+    """Every day the API reports for a scope since `since`: {YYYY-MM-DD: day object}.
+
+    All pages are read; a date given twice keeps its first object.
+    """
     route, path = route_and_path(scope)
-    days: list[dict] = []
+    pages: list[dict] = []
     try:
         for page in client.get_pages(path, route, {"since": f"{since}T00:00:00Z", "per_page": 28}):
             if not isinstance(page, list):
                 raise PayloadError(f"{route}: expected an array of days, got {type(page).__name__}")
-            days.extend(page)
+            pages.extend(page)
     except GitHubError as err:
         if err.status in HINTS:
             err.hint = HINTS[err.status]
         raise
-    dated = [(_date(day, route), day) for day in days]
-    if not dated:
-        return Result((), notes=(
-            f"the legacy API reported no day since {since} (a scope needs five or more licensed "
-            "members to be reported); exporting no data for it",))
-    newest, record = max(dated, key=lambda pair: pair[0])
+    days: dict[str, dict] = {}
+    for record in pages:
+        days.setdefault(_date(record, route), record)
+    return days
+
+
+def day_result(scope: Scope, day: str, record: dict) -> Result:
+    """The families of one reported day, as served for it (also by `copilot-exporter backfill`)."""
     builder = FamilyBuilder(scope.labels())
     legacy.add_day(builder, record)
-    builder.add("copilot_report_day_timestamp_seconds", day_timestamp(newest), report="metrics")
-    return Result(builder.build(), {"metrics": newest})
+    builder.add("copilot_report_day_timestamp_seconds", day_timestamp(day), report="metrics")
+    return Result(builder.build(), {"metrics": day})
 
 
 def _date(day: object, route: str) -> str:

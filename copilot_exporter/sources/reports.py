@@ -5,6 +5,11 @@ ask for yesterday, then go back a day at a time (204/404/empty = no report that 
 `lookback_days`, and export the newest day found. The links' paths identify the content (the
 query string only signs it), so a report whose day and paths are unchanged is not downloaded
 again: its parsed result is reused.
+
+`fetch_day` reads every report of one given day through the same parsing and mapping; it is what
+`copilot-exporter backfill` writes history from. A day's values are served from when its report
+is fetched until a newer day's is, nominally from two days after the day for one day: the
+interval `backfill` places that day's history in (see its module).
 """
 
 from __future__ import annotations
@@ -76,7 +81,44 @@ class ReportsSource:
         self._path_base = base.format(enterprise=self.scope.name, org=self.scope.name) + "/copilot/metrics/reports/"
 
     def fetch(self, client: GitHubClient, today: dt.date | None = None) -> Result:
+        """Per report, the newest day found in the lookback window (what the exporter serves)."""
         today = today or dt.datetime.now(dt.timezone.utc).date()
+        result = self._collect(client, lambda report, parse: self._newest(client, report, today, parse))
+        notes = () if result.days else (
+            f"no report in the last {self.lookback_days} days yet (reports land within about two days)",)
+        return Result(result.families, result.days, notes)
+
+    def fetch_day(self, client: GitHubClient, day: str) -> Result:
+        """Every enabled report of one day (YYYY-MM-DD), read and mapped exactly as `fetch` does.
+
+        `days` names the reports found; it is empty when GitHub has no report for that day.
+        """
+        return self._collect(client, lambda report, parse: self._on_day(client, report, day, parse))
+
+    def newest_day(self, client: GitHubClient, today: dt.date) -> str | None:
+        """The newest day `fetch` would export now, over every enabled report, found from the
+        report links alone (nothing is downloaded); None when there is none in the window."""
+        self._answered = False
+        found = []
+        for report in self._probed_reports():
+            for back in range(1, self.lookback_days + 1):
+                day = (today - dt.timedelta(days=back)).isoformat()
+                if self._links(client, report, day):
+                    found.append(day)
+                    break
+        if not self._answered:
+            raise ReportsUnavailable(self._route_base + "...")
+        return max(found, default=None)
+
+    def _probed_reports(self) -> list[Report]:
+        selection = self.entry.reports
+        reports_ = [aggregated_report(self.scope.kind)] if selection.aggregated else []
+        reports_ += [USERS] if selection.users or selection.teams else []
+        return reports_ + ([REPOS] if selection.repositories else [])
+
+    def _collect(self, client: GitHubClient,
+                 find: Callable[[Report, Parse], Downloaded | None]) -> Result:
+        """The enabled reports, each on the day `find` picks for it; teams join the users report."""
         selection = self.entry.reports
         days: dict[str, str] = {}
         families: list[Family] = []
@@ -89,22 +131,20 @@ class ReportsSource:
 
         if selection.aggregated:
             report = aggregated_report(self.scope.kind)
-            take(report, self._newest(client, report, today, self._parse_aggregated))
+            take(report, find(report, self._parse_aggregated))
         users = None
         if selection.users or selection.teams:
-            users = self._newest(client, USERS, today, self._parse_users)
+            users = find(USERS, self._parse_users)
             if users and selection.users:
                 take(USERS, users)
         if selection.teams and users and users.users:
             take(TEAMS, self._on_day(client, TEAMS, users.day, lambda records, day: self._parse_teams(records, day, users),
                                      depends=users.identity))
         if selection.repositories:
-            take(REPOS, self._newest(client, REPOS, today, self._parse_repos))
+            take(REPOS, find(REPOS, self._parse_repos))
         if not self._answered:
             raise ReportsUnavailable(self._route_base + "...")
-        notes = () if days else (
-            f"no report in the last {self.lookback_days} days yet (reports land within about two days)",)
-        return Result(tuple(families), days, notes)
+        return Result(tuple(families), days)
 
     # Day selection ---------------------------------------------------------------------------
     def _newest(self, client: GitHubClient, report: Report, today: dt.date,
