@@ -153,3 +153,18 @@ def load_rules(*paths: Path) -> list[dict]:
 def recorded_names() -> set[str]:
     """Names recorded by prometheus/rules.yaml."""
     return {rule["record"] for rule in load_rules(RULES) if "record" in rule}
+
+
+# A daily data gauge read without `last_over_time(...[1d])` (see the README, "History backfill").
+_DATA_SELECTOR = re.compile(r'(?<![\w:])(copilot_(?!exporter_)[a-z0-9_]+)(\{[^{}]*\})?')
+
+
+def bare_data_selectors(expr: str) -> list[str]:
+    """Selectors of copilot data gauges that are neither inside last_over_time() nor a range."""
+    bare = []
+    for match in _DATA_SELECTOR.finditer(expr):
+        before, after = expr[:match.start()], expr[match.end():].lstrip()
+        inside_string = before.count('"') % 2 == 1
+        if not inside_string and not after.startswith("[") and not before.rstrip().endswith("last_over_time("):
+            bare.append(match.group(0))
+    return bare

@@ -12,9 +12,9 @@ import yaml
 
 from copilot_exporter.metrics.catalogue import CATALOGUE
 from dashboards_util import (
-    ALERTS, DASHBOARD_DIR, PROVISIONING_DIR, ROOT, dashboard_paths, dashboard_queries,
+    ALERTS, DASHBOARD_DIR, RULES, PROVISIONING_DIR, ROOT, dashboard_paths, dashboard_queries,
     iter_panels, label_values_to_promql, load_dashboard, load_rules, metric_names, query_panels,
-    recorded_names, substitute, variable_queries, variable_query,
+    bare_data_selectors, recorded_names, substitute, variable_queries, variable_query,
 )
 
 EXPECTED = {
@@ -229,3 +229,16 @@ def test_provisioning_dashboards_point_where_the_dashboards_live():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert f"grafana/dashboards:{GRAFANA_DASHBOARDS_PATH}" in readme
     assert DASHBOARD_DIR.is_dir() and PATHS
+
+
+@pytest.mark.parametrize("path", dashboard_paths(), ids=lambda p: p.name)
+def test_data_gauges_are_read_through_last_over_time(path):
+    """Backfilled history is one sample per step: only last_over_time(...[1d]) shows it as a line."""
+    bare = [(title, selector) for title, expr in dashboard_queries(path) for selector in bare_data_selectors(expr)]
+    assert not bare, bare
+
+
+def test_recording_rules_read_data_gauges_through_last_over_time():
+    bare = [(rule["record"], selector) for rule in load_rules(RULES) if "record" in rule
+            for selector in bare_data_selectors(rule["expr"])]
+    assert not bare, bare
