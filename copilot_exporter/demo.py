@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from copilot_exporter.cli import run
+from copilot_exporter.service import run
 from copilot_exporter.config import parse_config
 from copilot_exporter.simulator import Simulator, World
 

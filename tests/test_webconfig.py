@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from copilot_exporter import cli, webconfig
+from copilot_exporter import cli, service, webconfig
 from copilot_exporter.errors import ConfigError
 from copilot_exporter.server import App, serve
 from copilot_exporter.store import Store
@@ -399,7 +399,7 @@ def test_missing_bcrypt_names_the_extra(tmp_path, monkeypatch):
 
 def test_run_refuses_an_invalid_web_config(tmp_path, capsys):
     path = _web_config(tmp_path, "basic_auth_users: {alice: plaintext}")
-    assert cli.run(object(), "127.0.0.1:0", web_config_file=str(path)) == 2  # type: ignore[arg-type]
+    assert service.run(object(), "127.0.0.1:0", web_config_file=str(path)) == 2  # type: ignore[arg-type]
     assert "basic_auth_users.alice: not a bcrypt hash" in capsys.readouterr().err
 
 
