@@ -116,7 +116,7 @@ class Refresher:
         except ReportsUnavailable:
             if job.api != "reports":
                 self.telemetry.forget(job.entry.scope, "reports")  # never served: no status to show
-            return self._legacy(job, client)
+            return self._legacy(job, client, after_reports_404=True)
 
     def _reports(self, job: Job, client: GitHubClient, fall_back: bool = False) -> bool:
         fetch = lambda: job.reports.fetch(client, _today())  # noqa: E731
@@ -138,11 +138,11 @@ class Refresher:
             self.telemetry.forget(scope, source)
         job.api = api
 
-    def _legacy(self, job: Job, client: GitHubClient) -> bool:
+    def _legacy(self, job: Job, client: GitHubClient, after_reports_404: bool = False) -> bool:
         self._using(job, "metrics")
         results = [
             self._refresh(scope, legacy.SOURCE, lambda scope=scope: legacy.fetch(
-                client, scope, self.config.lookback_days, _today()), api="metrics")
+                client, scope, self.config.lookback_days, _today(), after_reports_404), api="metrics")
             for scope in self._legacy_scopes(job.entry)
         ]
         return all(results)

@@ -208,3 +208,14 @@ def test_unknown_scope_is_not_found_in_reports_mode(simulator, make_exporter):
     exporter = make_exporter(config)
     assert not exporter.refresh()
     assert exporter.value("copilot_exporter_errors_total", org="nosuchorg", source="reports", reason="not_found") == 1
+
+
+def test_unknown_scope_in_auto_mode_says_neither_api_knows_it(simulator, make_exporter, caplog):
+    config = exporter_config(simulator.api_url, organizations=[{"name": "nosuchorg", "seats": False}], source="auto")
+    exporter = make_exporter(config)
+    with caplog.at_level(logging.WARNING):
+        assert not exporter.refresh()
+    assert exporter.value("copilot_exporter_errors_total", org="nosuchorg", source="metrics", reason="not_found") == 1
+    messages = " ".join(r.getMessage() for r in caplog.records)
+    assert "neither the reports API nor the legacy API knows this scope" in messages
+    assert "shut the legacy" not in messages

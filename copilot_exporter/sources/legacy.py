@@ -23,6 +23,9 @@ HINTS = {
     422: "the \"Copilot Metrics API access\" policy is disabled: an owner must enable it in the "
          "organization or enterprise Copilot policies",
 }
+# With `source: auto`, the legacy API is only asked after the reports API answered 404.
+UNKNOWN_TO_BOTH = ("neither the reports API nor the legacy API knows this scope: check its name "
+                   "and that the token can see it")
 
 
 def route_and_path(scope: Scope) -> tuple[str, str]:
@@ -32,10 +35,16 @@ def route_and_path(scope: Scope) -> tuple[str, str]:
     return route, path
 
 
-def fetch(client: GitHubClient, scope: Scope, lookback_days: int, today: dt.date | None = None) -> Result:
+def fetch(client: GitHubClient, scope: Scope, lookback_days: int, today: dt.date | None = None,
+          after_reports_404: bool = False) -> Result:
     today = today or dt.datetime.now(dt.timezone.utc).date()
     since = today - dt.timedelta(days=lookback_days)
-    days = fetch_days(client, scope, since)
+    try:
+        days = fetch_days(client, scope, since)
+    except GitHubError as err:
+        if after_reports_404 and err.status == 404:
+            err.hint = UNKNOWN_TO_BOTH
+        raise
     if not days:
         return Result((), notes=(
             f"the legacy API reported no day since {since} (a scope needs five or more licensed "
