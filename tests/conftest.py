@@ -71,6 +71,24 @@ class RunningExporter:
         self.server.server_close()
 
 
+def read_report(sim, base: str, endpoint: str, day) -> list[dict]:
+    """A report of the simulator read independently of the exporter: links first, then each file
+    with no token; the expectation integration tests compare the exporter with."""
+    import gzip
+    import json
+
+    answer = requests.get(f"{sim.api_url}{base}/copilot/metrics/reports/{endpoint}", params={"day": day.isoformat()},
+                          headers={"Authorization": f"Bearer {TOKEN}"}, timeout=5)
+    assert answer.status_code == 200, answer.status_code
+    records = []
+    for link in answer.json()["download_links"]:
+        body = requests.get(link, timeout=10).content
+        if body[:2] == b"\x1f\x8b":
+            body = gzip.decompress(body)
+        records += [json.loads(line) for line in body.splitlines() if line.strip()]
+    return records
+
+
 def exporter_config(api_url: str, organizations=(), enterprises=(), **overrides):
     """A validated config for the simulator: fast timeouts and retries so faults test quickly."""
     from copilot_exporter.config import parse_config

@@ -4,7 +4,6 @@ its file imported by promtool, the blocks served by a real Prometheus and read b
 from __future__ import annotations
 
 import datetime as dt
-import gzip
 import json
 import os
 import re
@@ -20,7 +19,7 @@ import pytest
 import requests
 import yaml
 
-from conftest import TOKEN
+from conftest import TOKEN, read_report
 
 NOW = dt.datetime.now(dt.timezone.utc)
 TODAY = NOW.date()
@@ -140,19 +139,6 @@ class Prometheus:
 
 
 # What the simulated GitHub serves, read independently of the exporter -----------------------
-def read_report(sim, base: str, endpoint: str, date: dt.date) -> list[dict]:
-    answer = requests.get(f"{sim.api_url}{base}/copilot/metrics/reports/{endpoint}", params={"day": date.isoformat()},
-                          headers={"Authorization": f"Bearer {TOKEN}"}, timeout=5)
-    assert answer.status_code == 200, answer.status_code
-    records = []
-    for link in answer.json()["download_links"]:
-        body = requests.get(link, timeout=10).content
-        if body[:2] == b"\x1f\x8b":
-            body = gzip.decompress(body)
-        records += [json.loads(line) for line in body.splitlines() if line.strip()]
-    return records
-
-
 def legacy_days(sim, path: str) -> dict[dt.date, dict]:
     since = day(28).isoformat()
     url, days = f"{sim.api_url}{path}?since={since}T00:00:00Z&per_page=100", []

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-import gzip
-import json
 import logging
 
 import pytest
 import requests
 
 from copilot_exporter.simulator import Fault, Simulator, World
-from conftest import TOKEN, exporter_config
+from conftest import TOKEN, exporter_config, read_report
 
 TODAY = dt.datetime.now(dt.timezone.utc).date()
 NEWEST = TODAY - dt.timedelta(days=2)  # the simulator has no report for yesterday yet
@@ -28,20 +26,6 @@ def reports_config(sim, source="reports", **entry):
         enterprises=[{"name": "initech", "seats": False}],
         source=source,
     )
-
-
-def read_report(sim, base: str, endpoint: str, day: dt.date) -> list[dict]:
-    """A report read independently of the exporter: the links, then each file, no token."""
-    answer = requests.get(f"{sim.api_url}{base}/copilot/metrics/reports/{endpoint}", params={"day": day.isoformat()},
-                          headers={"Authorization": f"Bearer {TOKEN}"}, timeout=5)
-    assert answer.status_code == 200, answer.status_code
-    records = []
-    for link in answer.json()["download_links"]:
-        body = requests.get(link, timeout=10).content
-        if body[:2] == b"\x1f\x8b":
-            body = gzip.decompress(body)
-        records += [json.loads(line) for line in body.splitlines() if line.strip()]
-    return records
 
 
 @pytest.mark.parametrize("kind,name,base,aggregated", [
