@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -118,33 +119,40 @@ class ReportsSource:
 
     def _collect(self, client: GitHubClient,
                  find: Callable[[Report, Parse], Downloaded | None]) -> Result:
-        """The enabled reports, each on the day `find` picks for it; teams join the users report."""
+        """The enabled reports, each on the day `find` picks for it; teams join the users report.
+
+        The three chains (aggregated; users then teams; repositories) are independent, so they
+        run side by side: a scope's refresh takes the time of its longest chain, not their sum.
+        """
         selection = self.entry.reports
-        days: dict[str, str] = {}
-        families: list[Family] = []
         self._answered = False  # did any endpoint answer other than 404?
 
-        def take(report: Report, found: Downloaded | None) -> None:
-            if found:
-                days[report.key] = found.day
-                families.extend(found.families)
-
-        if selection.aggregated:
+        def aggregated() -> list[tuple[Report, Downloaded | None]]:
             report = aggregated_report(self.scope.kind)
-            take(report, find(report, self._parse_aggregated))
-        users = None
-        if selection.users or selection.teams:
+            return [(report, find(report, self._parse_aggregated))]
+
+        def users_and_teams() -> list[tuple[Report, Downloaded | None]]:
             users = find(USERS, self._parse_users)
-            if users and selection.users:
-                take(USERS, users)
-        if selection.teams and users and users.users:
-            take(TEAMS, self._on_day(client, TEAMS, users.day, lambda records, day: self._parse_teams(records, day, users),
-                                     depends=users.identity))
-        if selection.repositories:
-            take(REPOS, find(REPOS, self._parse_repos))
+            found = [(USERS, users)] if selection.users else []
+            if selection.teams and users and users.users:
+                join = lambda records, day: self._parse_teams(records, day, users)  # noqa: E731
+                found.append((TEAMS, self._on_day(client, TEAMS, users.day, join, depends=users.identity)))
+            return found
+
+        def repositories() -> list[tuple[Report, Downloaded | None]]:
+            return [(REPOS, find(REPOS, self._parse_repos))]
+
+        chains = [chain for chain, enabled in ((aggregated, selection.aggregated),
+                                               (users_and_teams, selection.users or selection.teams),
+                                               (repositories, selection.repositories)) if enabled]
+        with ThreadPoolExecutor(max(1, len(chains)), thread_name_prefix="reports") as pool:
+            futures = [pool.submit(chain) for chain in chains]
+        found = [pair for future in futures for pair in future.result()]  # in order: stable output
         if not self._answered:
             raise ReportsUnavailable(self._route_base + "...")
-        return Result(tuple(families), days)
+        days = {report.key: downloaded.day for report, downloaded in found if downloaded}
+        families = tuple(family for _report, downloaded in found if downloaded for family in downloaded.families)
+        return Result(families, days)
 
     # Day selection ---------------------------------------------------------------------------
     def _newest(self, client: GitHubClient, report: Report, today: dt.date,
