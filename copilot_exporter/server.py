@@ -6,13 +6,14 @@ and reuse the finished body (gzip included) until either changes.
 
 from __future__ import annotations
 
-import gzip
 import html
 import socket
 import socketserver
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterable
+from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from copilot_exporter import __version__, exposition, webconfig
@@ -23,15 +24,25 @@ StartResponse = Callable[..., object]
 
 
 class MetricsBody:
-    """Renders /metrics bodies and keeps the last one per format until the data changes."""
+    """Renders /metrics bodies and keeps the last one per format until the data changes.
+
+    A body is two chunks: the data (every snapshot, large, changing when a scope is refreshed)
+    and the self-metrics (small, changing with every GitHub request). The data chunk is encoded,
+    and compressed, once per data change, so a scrape while a refresh runs only renders and
+    compresses the small chunk. Compressed, the second chunk continues the gzip stream from a
+    copy of the compressor's state after the data: the body stays one ordinary gzip member.
+    """
 
     def __init__(self, store: Store, telemetry: Telemetry):
         self._store = store
         self._telemetry = telemetry
         self._lock = threading.Lock()
-        self._cache: dict[tuple[bool, bool], tuple[tuple[int, int], bytes]] = {}
+        self._cache: dict[tuple[bool, bool], tuple[tuple[int, int], list[bytes]]] = {}
+        # openmetrics -> (data version, encoded data, gzip of it so far, its compressor's state)
+        self._data: dict[bool, tuple[int, bytes, bytes | None, Any]] = {}
 
-    def get(self, openmetrics: bool, compressed: bool) -> bytes:
+    def get(self, openmetrics: bool, compressed: bool) -> list[bytes]:
+        """The body's chunks, to be sent in order."""
         key = (openmetrics, compressed)
         telemetry_version = self._telemetry.version
         data_version, data = self._store.render(openmetrics)
@@ -40,13 +51,31 @@ class MetricsBody:
             cached = self._cache.get(key)
         if cached and cached[0] == versions:
             return cached[1]
-        text = data + exposition.render_families(self._telemetry.families(), openmetrics)
-        body = (text + ("# EOF\n" if openmetrics else "")).encode("utf-8")
+        encoded, prefix, compressor = self._data_chunk(openmetrics, compressed, data_version, data)
+        tail = exposition.render_families(self._telemetry.families(), openmetrics) + ("# EOF\n" if openmetrics else "")
         if compressed:
-            body = gzip.compress(body, compresslevel=5, mtime=0)
+            finish = compressor.copy()
+            body = [prefix, finish.compress(tail.encode("utf-8")) + finish.flush()]
+        else:
+            body = [encoded, tail.encode("utf-8")]
         with self._lock:
             self._cache[key] = (versions, body)
         return body
+
+    def _data_chunk(self, openmetrics: bool, compressed: bool, version: int, data: str) -> tuple[bytes, bytes | None, Any]:
+        with self._lock:
+            known = self._data.get(openmetrics)
+        if known is None or known[0] != version:
+            known = (version, data.encode("utf-8"), None, None)
+        if compressed and known[2] is None:
+            compressor = zlib.compressobj(5, zlib.DEFLATED, 31)  # 31: a gzip header and trailer
+            prefix = compressor.compress(known[1]) + compressor.flush(zlib.Z_SYNC_FLUSH)
+            known = (version, known[1], prefix, compressor)
+        with self._lock:
+            current = self._data.get(openmetrics)
+            if current is None or current[0] <= version:
+                self._data[openmetrics] = known
+        return known[1], known[2], known[3]
 
 
 class App:
@@ -109,16 +138,20 @@ def _when(timestamp: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(timestamp)) if timestamp else "never"
 
 
-def _reply(start_response: StartResponse, status: str, body: bytes, content_type: str,
+def _reply(start_response: StartResponse, status: str, body: bytes | list[bytes], content_type: str,
            headers: list[tuple[str, str]] | None = None) -> list[bytes]:
-    start_response(status, [("Content-Type", content_type), ("Content-Length", str(len(body)))]
+    chunks = [body] if isinstance(body, bytes) else body
+    start_response(status, [("Content-Type", content_type), ("Content-Length", str(sum(map(len, chunks))))]
                    + (headers or []))
-    return [body]
+    return chunks
 
 
 class _ThreadingServer(socketserver.ThreadingMixIn, WSGIServer):
     daemon_threads = True
     allow_reuse_address = True
+    # socketserver's default backlog of 5 drops connections when many scrapers connect at once:
+    # their retried SYNs then take seconds.
+    request_queue_size = 128
 
 
 class _ThreadingServer6(_ThreadingServer):

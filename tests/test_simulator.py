@@ -403,6 +403,41 @@ def test_delay_fault_exceeds_a_read_timeout(sim, api):
     assert time.monotonic() - started >= 0.3
 
 
+def test_body_delay_fault_sends_the_headers_then_stalls(sim, api, storage):
+    sim.add_fault("/orgs", Fault(status=200, body_delay=1.0), times=1)
+    started = time.monotonic()
+    response = api("/orgs/acme/copilot/billing", timeout=0.3, stream=True)
+    assert response.status_code == 200 and time.monotonic() - started < 0.3  # headers on time
+    with pytest.raises(requests.ConnectionError):  # the body is later than the read timeout
+        response.content
+    sim.add_fault("/orgs", Fault(status=200, body_delay=0.3), times=1)
+    started = time.monotonic()
+    assert api("/orgs/acme/copilot/billing").json()["seat_breakdown"]  # the normal body, late
+    assert time.monotonic() - started >= 0.3
+    link = api("/orgs/acme/copilot/metrics/reports/users-1-day",
+               params={"day": DAY.isoformat()}).json()["download_links"][0]
+    sim.add_fault("/reports/", Fault(status=200, body_delay=0.3), times=1, server="download")
+    started = time.monotonic()
+    assert storage.get(link, timeout=10).status_code == 200  # a streamed body stalls too
+    assert time.monotonic() - started >= 0.3
+
+
+def test_latency_delays_every_answer_of_both_servers():
+    with Simulator(world=World.default(today=TODAY), token=TOKEN, latency=0.2) as sim:
+        api = Api(sim.api_url)
+        started = time.monotonic()
+        link = api("/orgs/acme/copilot/metrics/reports/users-1-day",
+                   params={"day": DAY.isoformat()}).json()["download_links"][0]
+        assert time.monotonic() - started >= 0.2
+        started = time.monotonic()
+        assert requests.get(link, timeout=10).status_code == 200
+        assert time.monotonic() - started >= 0.2
+        sim.add_fault("/orgs", Fault(status=503, delay=0.2), times=1)  # a fault's delay adds to it
+        started = time.monotonic()
+        assert api("/orgs/acme/copilot/billing").status_code == 503
+        assert time.monotonic() - started >= 0.4
+
+
 def test_malformed_truncated_and_reset_faults(sim, api):
     sim.add_fault("/orgs/acme", Fault(kind="malformed"), times=1)
     response = api("/orgs/acme/copilot/metrics")

@@ -15,11 +15,12 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import requests
+from urllib3.exceptions import ReadTimeoutError
 
 from copilot_exporter import __version__
 from copilot_exporter.errors import PayloadError, RefreshError
@@ -60,15 +61,17 @@ class ConnectionFailed(RefreshError):
 
 @dataclass
 class RetryBudget:
-    """Retries left for one refresh of one scope and source."""
+    """Retries left for one refresh of one scope and source (shared by its concurrent requests)."""
 
     left: int
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def take(self) -> bool:
-        if self.left <= 0:
-            return False
-        self.left -= 1
-        return True
+        with self._lock:
+            if self.left <= 0:
+                return False
+            self.left -= 1
+            return True
 
 
 @dataclass(frozen=True)
@@ -218,12 +221,13 @@ class GitHubClient:
             try:
                 raw = conn.session.get(url, headers=headers, timeout=conn.timeout, allow_redirects=False)
                 body = raw.content
-            except requests.Timeout:
-                conn.count(route, "timeout")
-                error: RefreshError = Timeout(f"{route}: GitHub did not answer in time")
             except requests.RequestException as err:
-                conn.count(route, "error")
-                error = ConnectionFailed(f"{route}: {type(err).__name__}")
+                if timed_out(err):
+                    conn.count(route, "timeout")
+                    error: RefreshError = Timeout(f"{route}: GitHub did not answer in time")
+                else:
+                    conn.count(route, "error")
+                    error = ConnectionFailed(f"{route}: {type(err).__name__}")
             else:
                 conn.count(route, str(raw.status_code))
                 conn.note_rate_limit(raw.headers)
@@ -290,6 +294,12 @@ class GitHubClient:
             raw.close()
             raise GitHubError(raw.status_code, route, "download refused")
         return raw
+
+
+def timed_out(err: requests.RequestException) -> bool:
+    """Whether a read timed out: requests raises Timeout when the answer is late, but
+    ConnectionError (wrapping urllib3's ReadTimeoutError) when its body stalls."""
+    return isinstance(err, requests.Timeout) or any(isinstance(arg, ReadTimeoutError) for arg in err.args)
 
 
 def _retryable(error: RefreshError) -> bool:

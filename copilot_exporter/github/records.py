@@ -13,6 +13,7 @@ from collections.abc import Iterator
 import requests
 
 from copilot_exporter.errors import PayloadError
+from copilot_exporter.github.client import Timeout, timed_out
 
 CHUNK = 256 * 1024
 MAX_RECORD = 64 * 1024 * 1024  # a single record larger than this is not a report record
@@ -42,6 +43,8 @@ def _bytes(response: requests.Response, where: str) -> Iterator[bytes]:
     except zlib.error as err:
         raise PayloadError(f"{where}: corrupt gzip data ({err})") from None
     except requests.RequestException as err:
+        if timed_out(err):
+            raise Timeout(f"{where}: the download stalled for longer than the read timeout") from None
         raise PayloadError(f"{where}: the download broke off ({type(err).__name__})") from None
 
 

@@ -28,12 +28,15 @@ class Fault:
     no response), "wrong_types" (the normal document with wrong field types), "huge" (a valid
     users report of about `size` bytes, streamed). `delay` seconds pass before any of this;
     `headers` are added to the answer. `Fault(status=200, delay=5)` gives the normal answer, late.
+    `body_delay` seconds pass between the headers and the body: an answer that starts on time and
+    then stalls (`Fault(status=200, body_delay=5)`: the normal answer, its body late).
     """
 
     status: int = 500
     body: bytes | str | dict | list | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
     delay: float = 0.0
+    body_delay: float = 0.0
     kind: str | None = None
     size: int = 50_000_000
 

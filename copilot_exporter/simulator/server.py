@@ -23,17 +23,19 @@ _LATEST_SEARCH = 10  # days back from yesterday to look for the newest report
 class Simulator:
     """Both servers and everything tests steer: faults, rate limit, revisions, missing days.
 
-    `token=None` accepts any request as authenticated. Use as a context manager or call
-    `start()` and `stop()`.
+    `token=None` accepts any request as authenticated. `latency` seconds pass before every
+    answer of both servers (a distant GitHub); faults' delays add to it. Use as a context manager
+    or call `start()` and `stop()`.
     """
 
     def __init__(self, world: World | None = None, token: str | None = None, *,
                  api_port: int = 0, download_port: int = 0,
                  host: str = "127.0.0.1", download_host: str = "127.0.0.2",
                  records_per_link: int = 25, max_links: int = 16, link_ttl: float = 300.0,
-                 max_per_page: int = 100, log_limit: int = 100_000):
+                 max_per_page: int = 100, log_limit: int = 100_000, latency: float = 0.0):
         self.world = world or World.default()
         self.token = token
+        self.latency = latency
         self.records_per_link = records_per_link
         self.max_links = max_links  # caps the links of very large reports
         self.link_ttl = link_ttl

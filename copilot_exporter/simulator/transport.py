@@ -119,6 +119,8 @@ class Handler(BaseHTTPRequestHandler):
                                             CaseInsensitiveDict(self.headers.items())))
         fault = sim._faults.take(self.kind, url.path)
         try:
+            if sim.latency:
+                time.sleep(sim.latency)
             if fault is not None and fault.delay:
                 time.sleep(fault.delay)
             if fault is not None and fault.kind == "reset":
@@ -129,7 +131,7 @@ class Handler(BaseHTTPRequestHandler):
             if fault is not None and fault.kind == "truncated":
                 self._send_truncated(reply)
             else:
-                self._send(reply)
+                self._send(reply, fault.body_delay if fault is not None else 0.0)
         except OSError:
             self.close_connection = True  # the client went away: nothing left to answer
 
@@ -153,7 +155,7 @@ class Handler(BaseHTTPRequestHandler):
             reply.headers.update(fault.headers)
         return reply
 
-    def _send(self, reply: Reply) -> None:
+    def _send(self, reply: Reply, body_delay: float = 0.0) -> None:
         self.send_response(reply.status)
         for name, value in reply.headers.items():
             self.send_header(name, value)
@@ -161,11 +163,13 @@ class Handler(BaseHTTPRequestHandler):
             if reply.status not in (204, 304):
                 self.send_header("Content-Length", str(len(reply.body)))
             self.end_headers()
+            time.sleep(body_delay)
             if reply.body:
                 self.wfile.write(reply.body)
             return
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
+        time.sleep(body_delay)
         chunks = iter(reply.body)
         while True:
             try:

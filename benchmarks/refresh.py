@@ -1,0 +1,113 @@
+"""A refresh of many organizations with every report, against a simulated GitHub that takes
+100 ms to answer each request (API calls and report downloads alike).
+
+Every organization asks for its aggregated, users, user-teams and repositories reports
+(seats off). The simulator runs in a child process; the exporter's refresher in this one. For
+each worker count: the wall time of a first refresh (downloads everything) and the requests it
+made; for the default pool, a second refresh too, which must download nothing (no report
+changed). Then the default pool on fewer organizations, for the growth.
+
+    python benchmarks/refresh.py [--orgs 200] [--workers 1,4,6,7,8,16] [--latency 0.1] [--growth 50,100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from common import RemoteSimulator, machine
+
+DEFAULT_WORKERS = 4
+
+
+def world(orgs: int):
+    from copilot_exporter.simulator import OrgSpec, World
+
+    return World(organizations=tuple(OrgSpec(f"org-{i:03d}", users=40, teams=("backend", "frontend"))
+                                     for i in range(orgs)))
+
+
+def config(api_url: str, orgs: int, workers: int):
+    from copilot_exporter.config import parse_config
+
+    return parse_config({
+        "github": {"api_url": api_url, "token": "bench-token", "max_retries": 1, "retry_backoff": "100ms"},
+        "source": "reports",
+        "workers": workers,
+        "organizations": [{"name": f"org-{i:03d}", "repositories": True, "seats": False} for i in range(orgs)],
+    })
+
+
+def refresh(sim: RemoteSimulator, refresher) -> tuple[float, bool, int, int]:
+    """(seconds, all succeeded, API requests, downloads) of one refresh.
+
+    Each starts with a full primary rate limit (5,000 an hour, as GitHub gives a token): a
+    refresh of 200 organizations spends 1,400 of it (report links are signed anew each time,
+    so they are never answered 304, which would be free), and the runs together would spend
+    more than an hour's budget.
+    """
+    sim.call("set_rate_limit", 5000, 3600)
+    sim.reset_log()
+    started = time.perf_counter()
+    ok = refresher.run_once()
+    seconds = time.perf_counter() - started
+    return seconds, ok, sim.request_count(server="api"), sim.request_count(server="download")
+
+
+def exporter(sim: RemoteSimulator, orgs: int, workers: int):
+    from copilot_exporter.refresher import Refresher
+    from copilot_exporter.store import Store
+    from copilot_exporter.telemetry import Telemetry
+
+    store = Store()
+    return Refresher(config(sim.api_url, orgs, workers), store, Telemetry()), store
+
+
+def series(store) -> int:
+    return sum(len(family.samples) for family in store.families())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--orgs", type=int, default=200)
+    parser.add_argument("--workers", default="1,4,6,7,8,16")
+    parser.add_argument("--latency", type=float, default=0.1, help="seconds added to every answer")
+    parser.add_argument("--growth", default="50,100", help="organization counts for the default pool")
+    args = parser.parse_args()
+    print(f"machine: {machine()}")
+    print(f"{args.orgs} organizations, reports: aggregated, users, user-teams, repositories; "
+          f"{args.latency * 1000:.0f} ms per request\n")
+    print(f"{'orgs':>5} {'workers':>7} {'refresh':8} {'seconds':>8} {'speedup':>8} {'API':>6} {'downloads':>9} "
+          f"{'per org':>7} {'series':>7}")
+    sequential = None
+    with RemoteSimulator(world=world(args.orgs), latency=args.latency) as sim:
+        for workers in (int(n) for n in args.workers.split(",")):
+            refresher, store = exporter(sim, args.orgs, workers)
+            try:
+                runs = ["first", "second"] if workers == DEFAULT_WORKERS else ["first"]
+                for run in runs:
+                    seconds, ok, calls, downloads = refresh(sim, refresher)
+                    if not ok:
+                        raise SystemExit("a refresh failed: see the log")
+                    if run == "first" and workers == 1:
+                        sequential = seconds
+                    speedup = f"{sequential / seconds:.2f}x" if sequential and run == "first" else ""
+                    print(f"{args.orgs:>5} {workers:>7} {run:8} {seconds:>8.1f} {speedup:>8} {calls:>6} {downloads:>9} "
+                          f"{(calls + downloads) / args.orgs:>7.1f} {series(store):>7}", flush=True)
+                    if run == "second" and downloads:
+                        print(f"  a second refresh downloaded {downloads} unchanged report files")
+            finally:
+                refresher.stop()
+    for orgs in (int(n) for n in args.growth.split(",") if n):
+        with RemoteSimulator(world=world(orgs), latency=args.latency) as sim:
+            refresher, store = exporter(sim, orgs, DEFAULT_WORKERS)
+            try:
+                seconds, ok, calls, downloads = refresh(sim, refresher)
+                print(f"{orgs:>5} {DEFAULT_WORKERS:>7} {'first':8} {seconds:>8.1f} {'':>8} {calls:>6} {downloads:>9} "
+                      f"{(calls + downloads) / orgs:>7.1f} {series(store):>7}", flush=True)
+            finally:
+                refresher.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,651 @@
+"""Reliability: the exporter driven through the simulator's faults, for each source, and under
+many concurrent scrapers.
+
+For every fault that applies to a source (FAULTS below): the refresh ends within a deadline,
+/metrics answers 200 in under 100 ms while it runs, the last good data stays, `up` and
+`errors_total{reason}` say what happened, the number of requests stays within a bound derived
+from the configuration, and the first refresh after the fault clears recovers.
+
+The simulator runs in a child process, as GitHub is remote: in this process its CPU work (a 50 MB
+report is generated and compressed on the fly) would compete with the exporter's threads for the
+interpreter lock, and the latency bounds would measure the simulator rather than the exporter.
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import datetime as dt
+import hashlib
+import http.client
+import math
+import multiprocessing
+import os
+import threading
+import time
+import zlib
+from dataclasses import dataclass
+from typing import Any, Callable
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+from prometheus_client.openmetrics.parser import text_string_to_metric_families as openmetrics_families
+from prometheus_client.parser import text_string_to_metric_families
+
+from copilot_exporter.simulator import EnterpriseSpec, Fault, OrgSpec, World
+from conftest import TOKEN, RunningExporter, exporter_config
+
+# The configuration every fault case runs with; the bounds below derive from it.
+MAX_RETRIES = 1  # retries of one request; a refresh spends at most 2 * MAX_RETRIES
+READ_TIMEOUT = 1.0  # seconds
+MAX_RATE_LIMIT_WAIT = 1.0  # seconds
+RETRY_AFTER = 1  # seconds asked by the secondary rate limit: within MAX_RATE_LIMIT_WAIT
+LOOKBACK_DAYS = 3
+GITHUB = {"max_retries": MAX_RETRIES, "read_timeout": f"{READ_TIMEOUT:g}s", "connect_timeout": "1s",
+          "retry_backoff": "100ms", "max_rate_limit_wait": f"{MAX_RATE_LIMIT_WAIT:g}s"}
+
+SCRAPE_BOUND = 0.100  # seconds: every /metrics answer while a faulty refresh runs
+MIN_SCRAPES = 5  # scrapes measured per case, at least, even when the refresh is quick
+# Seconds a refresh may take at most. The slowest cases (two read timeouts, or two waits of
+# RETRY_AFTER, plus the backoff) take about 2.5 s; an unbounded wait would take forever.
+REFRESH_DEADLINE = 15.0
+
+TODAY = dt.datetime.now(dt.timezone.utc).date()
+NEWEST = TODAY - dt.timedelta(days=2)  # the simulator has no report for yesterday yet
+
+TARGET = {"org": "acme"}  # the scope every fault hits
+CONTROL = {"org": "globex"}  # a scope no fault hits: it stays up (unless the fault is global)
+
+
+# -- the simulator in a child process -------------------------------------------------------
+
+def _simulator_process(connection, options: dict) -> None:
+    """Runs a Simulator and executes the parent's calls (attribute name, arguments) on it."""
+    from copilot_exporter.simulator import Simulator
+
+    with Simulator(**options) as sim:
+        connection.send((sim.api_url, sim.download_url))
+        while (message := connection.recv()) is not None:
+            name, args = message
+            try:
+                attribute = getattr(sim, name)
+                connection.send((True, attribute(*args) if callable(attribute) else attribute))
+            except Exception as err:  # handed to the parent, which raises it
+                connection.send((False, err))
+
+
+class RemoteSimulator:
+    """The Simulator's steering methods, executed in a child process."""
+
+    def __init__(self, **options: Any):
+        context = multiprocessing.get_context("spawn")
+        self._connection, child = context.Pipe()
+        self._process = context.Process(target=_simulator_process, args=(child, options), daemon=True)
+        self._process.start()
+        self._lock = threading.Lock()
+        self.api_url, self.download_url = self._receive()
+
+    def _receive(self) -> Any:
+        if not self._connection.poll(60):
+            raise RuntimeError("the simulator process does not answer")
+        return self._connection.recv()
+
+    def _call(self, name: str, *args: Any) -> Any:
+        with self._lock:
+            self._connection.send((name, args))
+            ok, result = self._receive()
+        if not ok:
+            raise result
+        return result
+
+    def add_fault(self, path_prefix: str, fault: Fault, times: int | None = None, server: str = "api") -> None:
+        self._call("add_fault", path_prefix, fault, times, server)
+
+    def clear_faults(self) -> None:
+        self._call("clear_faults")
+
+    def reset_log(self) -> None:
+        self._call("reset_log")
+
+    def revise(self, kind: str, name: str, day: dt.date) -> None:
+        self._call("revise", kind, name, day)
+
+    def set_rate_limit(self, remaining: int, reset_in: float) -> None:
+        self._call("set_rate_limit", remaining, reset_in)
+
+    def set(self, name: str, value: Any) -> None:
+        self._call("__setattr__", name, value)
+
+    @property
+    def requests(self) -> list:
+        return self._call("requests")
+
+    def request_count(self, path_prefix: str = "", server: str = "api") -> int:
+        return self._call("request_count", path_prefix, server)
+
+    def close(self) -> None:
+        with self._lock:
+            self._connection.send(None)
+        self._process.join(10)
+        if self._process.is_alive():
+            self._process.kill()
+
+
+@pytest.fixture(scope="module")
+def remote():
+    sim = RemoteSimulator(world=World.default(), token=TOKEN)
+    yield sim
+    sim.close()
+
+
+@pytest.fixture
+def sim(remote):
+    """The module's simulator, back to its normal state before each case."""
+    remote.clear_faults()
+    remote.set("link_ttl", 300.0)
+    remote.set_rate_limit(remaining=5000, reset_in=3600)
+    remote.reset_log()
+    return remote
+
+
+# -- the fault table ---------------------------------------------------------------------------
+
+SOURCES = ("metrics", "reports", "seats")
+API_PREFIX = {  # every request a source makes for the target scope starts with this
+    "metrics": "/orgs/acme/copilot/metrics",
+    "reports": "/orgs/acme/copilot/metrics/reports/",
+    "seats": "/orgs/acme/copilot/billing",  # billing, then the seat list
+}
+DOWNLOAD_PREFIX = "/reports/org/acme/"  # the target's report files, on the download host
+EXPIRED = (b'<?xml version="1.0" encoding="UTF-8"?>\n'
+           b"<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>")
+
+
+def config_for(api_url: str, source: str):
+    seats = source == "seats"  # the seats job comes with a legacy data job per scope
+    return exporter_config(
+        api_url,
+        organizations=[{"name": "acme", "teams": ["platform"], "repositories": True, "seats": seats},
+                       {"name": "globex", "seats": seats}],
+        source="reports" if source == "reports" else "legacy",
+        lookback_days=LOOKBACK_DAYS,
+        github=GITHUB,
+    )
+
+
+@dataclass(frozen=True)
+class Injection:
+    """How a fault is made, for one source; `undo` runs before the recovery refresh."""
+
+    server: str = "api"  # where the fault is: "api" (API_PREFIX) or "download" (DOWNLOAD_PREFIX)
+    fault: Fault | None = None
+    times: int | None = None  # None: until cleared
+    setup: Callable[[RemoteSimulator], None] | None = None
+    undo: Callable[[RemoteSimulator], None] | None = None
+    prefix: str | None = None  # a narrower path prefix than the source's
+
+    @property
+    def revise(self) -> bool:
+        """A download fault bites only on a report that changed: unchanged ones are not fetched
+        again. So the report is revised before the faulty refresh (and before the recovery)."""
+        return self.server == "download"
+
+    def path(self, source: str) -> str:
+        return self.prefix or (DOWNLOAD_PREFIX if self.server == "download" else API_PREFIX[source])
+
+    def apply(self, sim: RemoteSimulator, source: str) -> None:
+        if self.setup:
+            self.setup(sim)
+        if self.fault is not None:
+            sim.add_fault(self.path(source), self.fault, self.times, self.server)
+
+
+SLOW = 3 * READ_TIMEOUT  # seconds: later than the read timeout
+SINCE = (TODAY - dt.timedelta(days=LOOKBACK_DAYS)).isoformat()
+
+
+def api(fault: Fault, times: int | None = None) -> Injection:
+    return Injection("api", fault, times)
+
+
+def download(fault: Fault, times: int | None = None, prefix: str | None = None) -> Injection:
+    return Injection("download", fault, times, prefix=prefix)
+
+
+def api_or_download(fault: Fault) -> dict[str, Injection]:
+    """On the API for metrics and seats, on the report files for reports."""
+    return {"metrics": api(fault), "seats": api(fault), "reports": download(fault)}
+
+
+def _late_body(path: str) -> Injection:
+    """The normal answer of `path`, its headers on time and its body later than the read
+    timeout. Given as the fault's body: the exporter's ETag would otherwise get a 304, which
+    has no body to be late."""
+    def setup(sim: RemoteSimulator) -> None:
+        body = requests.get(sim.api_url + path, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10).content
+        sim.add_fault(urlsplit(path).path, Fault(status=200, body=body, body_delay=SLOW))
+    return Injection(setup=setup)
+
+
+_primary_reset_at: list[float] = []
+
+
+def _primary_spent(sim: RemoteSimulator) -> None:
+    # Resets later than MAX_RATE_LIMIT_WAIT allows waiting: the refresh gives up.
+    sim.set_rate_limit(remaining=0, reset_in=2 * MAX_RATE_LIMIT_WAIT)
+    _primary_reset_at[:] = [time.time() + 2 * MAX_RATE_LIMIT_WAIT]
+
+
+def _primary_reset(sim: RemoteSimulator) -> None:
+    # A spent budget clears by time passing: wait for the reset GitHub announced (rounded up to
+    # a whole second), after which the exporter calls again.
+    time.sleep(max(0.0, math.ceil(_primary_reset_at[0]) - time.time()) + 0.1)
+
+
+def _expired_links(sim: RemoteSimulator) -> None:
+    sim.set("link_ttl", -1.0)  # every link is born expired
+
+
+NA = None  # the fault does not apply to the source
+
+# What each fault must give, per source: the `reason` counted, or "ok" (not a failure).
+TABLE = {
+    # fault                       metrics             reports             seats
+    "http_500":                  ("server_error",     "server_error",     "server_error"),
+    "http_502":                  ("server_error",     "server_error",     "server_error"),
+    "http_503":                  ("server_error",     "server_error",     "server_error"),
+    "connection_reset":          ("connection_error", "connection_error", "connection_error"),
+    "read_timeout":              ("timeout",          "timeout",          "timeout"),
+    "slow_response":             ("timeout",          "timeout",          "timeout"),
+    "secondary_429_retry_after": ("rate_limited",     "rate_limited",     "rate_limited"),
+    "secondary_403_retry_after": ("rate_limited",     "rate_limited",     "rate_limited"),
+    "primary_rate_limit_spent":  ("rate_limited",     "rate_limited",     "rate_limited"),
+    "bad_token_401":             ("unauthorized",     "unauthorized",     "unauthorized"),
+    "unknown_org_404":           ("not_found",        "not_found",        "not_found"),
+    "policy_disabled_422":       ("disabled",         "disabled",         "billing_problem"),
+    "no_report_204":             (NA,                 "ok",               NA),
+    "not_json":                  ("bad_payload",      "bad_payload",      "bad_payload"),
+    "truncated":                 ("connection_error", "bad_payload",      "connection_error"),
+    "wrong_types":               ("bad_payload",      "bad_payload",      "bad_payload"),
+    "expired_link_once":         (NA,                 "ok",               NA),
+    "expired_links":             (NA,                 "bad_payload",      NA),
+    "report_50mb":               (NA,                 "ok",               NA),
+}
+
+# How each fault is made: one injection for every source, or one per source.
+INJECTIONS: dict[str, Injection | dict[str, Injection]] = {
+    "http_500": api(Fault(status=500)),
+    "http_502": api(Fault(status=502)),
+    "http_503": api(Fault(status=503)),
+    "connection_reset": api(Fault(kind="reset")),
+    # no byte of the answer before the read timeout
+    "read_timeout": api(Fault(status=200, delay=SLOW)),
+    # the headers on time, then a body later than the read timeout
+    "slow_response": {"metrics": _late_body(f"{API_PREFIX['metrics']}?since={SINCE}T00:00:00Z"),
+                      "seats": _late_body(API_PREFIX["seats"]),
+                      "reports": download(Fault(status=200, body_delay=SLOW))},
+    "secondary_429_retry_after": api(Fault(status=429, headers={"Retry-After": str(RETRY_AFTER)})),
+    "secondary_403_retry_after": api(Fault(status=403, headers={"Retry-After": str(RETRY_AFTER)})),
+    "primary_rate_limit_spent": Injection(setup=_primary_spent, undo=_primary_reset),
+    "bad_token_401": api(Fault(status=401)),
+    "unknown_org_404": api(Fault(status=404)),
+    "policy_disabled_422": api(Fault(status=422)),
+    "no_report_204": api(Fault(status=204, body=b"")),
+    "not_json": api(Fault(kind="malformed")),
+    # a body cut short: a retried connection error on the API, a broken file for a report
+    "truncated": api_or_download(Fault(kind="truncated")),
+    # a document (metrics, seats) or a report record with fields of the wrong types
+    "wrong_types": api_or_download(Fault(kind="wrong_types")),
+    "expired_link_once": download(Fault(status=403, body=EXPIRED, headers={"Content-Type": "application/xml"}), times=1),
+    "expired_links": Injection("download", setup=_expired_links),
+    # a valid users report file of 50 MB (one part of acme's users report), streamed
+    "report_50mb": download(Fault(kind="huge", size=50_000_000), times=1, prefix=DOWNLOAD_PREFIX + "users-1-day/"),
+}
+
+# Requests to the faulty prefix in the faulty refresh, at most; from the configuration and
+# from how many requests a source has in flight for one scope: the reports source runs its three
+# chains side by side (aggregated; users, then teams; repositories), the others one at a time.
+CHAINS = {"metrics": 1, "seats": 1, "reports": 3}
+BUDGET = 2 * MAX_RETRIES  # retries one refresh of one scope may spend, its chains together
+# a 5xx, reset or timeout: each chain's request, and the retries (MAX_RETRIES per request)
+RETRIED = {source: min(chains * (1 + MAX_RETRIES), chains + BUDGET) for source, chains in CHAINS.items()}
+# a rate limit spends the refresh's retry budget, waiting as told before each retry
+RATE_LIMITED = {source: chains + BUDGET for source, chains in CHAINS.items()}
+ONCE = {"metrics": 1, "seats": 1,  # an error that is not retried ends the refresh ...
+        "reports": 4 * LOOKBACK_DAYS}  # ... once each report walked back its days (404)
+DOWNLOADS = CHAINS["reports"]  # a broken report file: one per chain, downloads are not retried
+FRESH_LINKS = 2 * CHAINS["reports"]  # an expired link: per chain, the first link, then a fresh one
+PER_JOB = "one per job"  # the primary limit: a refused request per job, then none
+BOUNDS: dict[str, int | str | dict[str, int] | None] = {
+    "http_500": RETRIED, "http_502": RETRIED, "http_503": RETRIED, "connection_reset": RETRIED,
+    "read_timeout": RETRIED,
+    "slow_response": {**RETRIED, "reports": DOWNLOADS},
+    "secondary_429_retry_after": RATE_LIMITED, "secondary_403_retry_after": RATE_LIMITED,
+    "primary_rate_limit_spent": PER_JOB,
+    "bad_token_401": ONCE, "unknown_org_404": ONCE, "policy_disabled_422": ONCE, "not_json": ONCE,
+    "truncated": {**RETRIED, "reports": DOWNLOADS},
+    "wrong_types": {**ONCE, "reports": DOWNLOADS},
+    "expired_links": FRESH_LINKS,
+    "no_report_204": None, "expired_link_once": None, "report_50mb": None,  # not failures
+}
+
+
+def _cell(fault: str, source: str) -> tuple[Injection, int | str | None]:
+    injection, bound = INJECTIONS[fault], BOUNDS[fault]
+    return (injection[source] if isinstance(injection, dict) else injection,
+            bound[source] if isinstance(bound, dict) else bound)
+
+
+CELLS = [pytest.param(fault, source, expected, id=f"{fault}-{source}")
+         for fault, row in TABLE.items() for source, expected in zip(SOURCES, row) if expected is not NA]
+
+
+# -- helpers -----------------------------------------------------------------------------------
+
+def scrape(url: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+    host, port = url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=10)
+    try:
+        connection.request("GET", "/metrics", headers=headers or {})
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+def resident() -> int:
+    """This process's resident set size in bytes (0 where /proc is missing)."""
+    try:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        return 0
+
+
+@dataclass
+class Observed:
+    ok: bool | None  # None: the refresh did not end within the deadline
+    duration: float
+    scrapes: list[tuple[int, float]]  # (status, seconds) of each scrape made meanwhile
+    growth: int  # bytes the resident set grew by, at most, while the refresh ran
+
+
+def refresh_while_scraping(exporter: RunningExporter, deadline: float = REFRESH_DEADLINE) -> Observed:
+    """One refresh in a thread; /metrics scraped every 50 ms until it ends (MIN_SCRAPES at least).
+
+    50 ms, half the bound: a stall of the exporter long enough to break the bound meets a scrape.
+    """
+    result: list[bool] = []
+    refresh = threading.Thread(target=lambda: result.append(exporter.refresh()), daemon=True)
+    scrapes: list[tuple[int, float]] = []
+    before = peak = resident()
+    started = time.monotonic()
+    refresh.start()
+    while refresh.is_alive() or len(scrapes) < MIN_SCRAPES:
+        if time.monotonic() - started > deadline:
+            break
+        begin = time.perf_counter()
+        status, _ = scrape(exporter.url)
+        scrapes.append((status, time.perf_counter() - begin))
+        peak = max(peak, resident())
+        time.sleep(SCRAPE_BOUND / 2)
+    refresh.join(max(0.0, deadline - (time.monotonic() - started)))
+    duration = time.monotonic() - started
+    return Observed(result[0] if result else None, duration, scrapes, peak - before)
+
+
+SEATS_READ_AT = "copilot_report_day_timestamp_seconds", ("report", "seats")
+
+
+def data_of(samples: dict, scope: dict[str, str]) -> dict:
+    """The data samples (not the exporter's own) of a scope, its teams included; but for the
+    time seats were read, which moves with every successful refresh."""
+    return {key: value for key, value in samples.items()
+            if not key[0].startswith("copilot_exporter_") and set(scope.items()) <= key[1]
+            and not (key[0] == SEATS_READ_AT[0] and SEATS_READ_AT[1] in key[1])}
+
+
+def errors_of(samples: dict, scope: dict[str, str], source: str) -> dict[str, float]:
+    labels = {**scope, "source": source}
+    return {dict(key[1])["reason"]: value for key, value in samples.items()
+            if key[0] == "copilot_exporter_errors_total"
+            and {k: v for k, v in key[1] if k != "reason"} == labels}
+
+
+def generation_values(samples: dict, scope: dict[str, str]) -> tuple[float, float]:
+    """(code generation activities, daily active users) of a scope, for a revision's effect:
+    every revision adds one generation activity per active user."""
+    key = frozenset(scope.items())
+    return samples[("copilot_code_generation_activities", key)], samples[("copilot_daily_active_users", key)]
+
+
+# -- every fault, every source -----------------------------------------------------------------
+
+@pytest.mark.parametrize(("fault", "source", "expected"), CELLS)
+def test_fault(sim, fault: str, source: str, expected: str):
+    injection, bound = _cell(fault, source)
+    exporter = RunningExporter(config_for(sim.api_url, source))
+    try:
+        sim.reset_log()
+        assert exporter.refresh()
+        full = len(sim.requests)  # a refresh that fetches everything
+        good = exporter.samples()
+        assert data_of(good, TARGET) and data_of(good, CONTROL)
+
+        revisions = 0
+        if injection.revise:
+            sim.revise("org", "acme", NEWEST)
+            revisions += 1
+        injection.apply(sim, source)
+        sim.reset_log()
+        observed = refresh_while_scraping(exporter)
+
+        # Neither hangs nor crashes, and /metrics answers all along.
+        assert observed.ok is not None, f"the refresh did not end within {REFRESH_DEADLINE}s"
+        assert observed.ok is (expected == "ok")
+        assert len(observed.scrapes) >= MIN_SCRAPES
+        assert {status for status, _ in observed.scrapes} == {200}
+        slowest = max(seconds for _, seconds in observed.scrapes)
+        assert slowest < SCRAPE_BOUND, f"a scrape took {slowest * 1000:.0f} ms during the refresh"
+
+        # No retry storm.
+        log = sim.requests
+        assert len(log) <= full + 2 * MAX_RETRIES * len(exporter.refresher.jobs)
+        if bound == PER_JOB:
+            # One refused request per job at most: then the exporter knows, and waits or gives up.
+            assert len(log) <= len(exporter.refresher.jobs)
+        elif bound is not None:
+            prefix = injection.path(source)
+            hits = sum(1 for r in log if r.server == injection.server and r.path.startswith(prefix))
+            assert 1 <= hits <= bound, f"{hits} requests to {prefix}, bound {bound}"
+        if fault.startswith("secondary_"):
+            assert observed.duration >= RETRY_AFTER * 0.95  # waited as told before retrying
+
+        # up, errors_total and the data served.
+        after = exporter.samples()
+        up = after.get(("copilot_exporter_up", frozenset({**TARGET, "source": source}.items())))
+        errors = errors_of(after, TARGET, source)
+        if expected == "ok":
+            assert up == 1 and errors == {}
+        else:
+            assert up == 0 and errors == {expected: 1}
+            assert data_of(after, TARGET) == data_of(good, TARGET)  # the last good data stays
+        if fault == "no_report_204":
+            assert data_of(after, TARGET) == {}  # no report in the window: no report series
+        if fault == "expired_link_once":  # fresh links were asked for, once, and worked
+            asked = collections.Counter(r.path for r in log if r.path.startswith(API_PREFIX["reports"])
+                                        and r.query.get("day") == NEWEST.isoformat())
+            assert sorted(asked.values()) == [1] * (len(asked) - 1) + [2]  # whichever chain met it
+            activities, active = generation_values(good, TARGET)
+            assert generation_values(after, TARGET) == (activities + revisions * active, active)
+        if fault == "report_50mb":  # taken whole, and streamed: never held in memory
+            assert after[("copilot_users_reported", frozenset(TARGET.items()))] > 10_000
+            assert observed.growth < 25_000_000, f"memory grew by {observed.growth / 1e6:.0f} MB"
+        if fault != "primary_rate_limit_spent":  # the one global fault: other scopes fail too
+            assert after.get(("copilot_exporter_up", frozenset({**CONTROL, "source": source}.items()))) == 1
+            assert data_of(after, CONTROL) == data_of(good, CONTROL)
+
+        # The first refresh after the fault clears recovers.
+        sim.clear_faults()
+        sim.set("link_ttl", 300.0)
+        if injection.undo:
+            injection.undo(sim)
+        if injection.revise:  # a report kept from the faulty refresh is replaced by the normal one
+            sim.revise("org", "acme", NEWEST)
+            revisions += 1
+        assert exporter.refresh()
+        recovered = exporter.samples()
+        assert recovered[("copilot_exporter_up", frozenset({**TARGET, "source": source}.items()))] == 1
+        assert errors_of(recovered, TARGET, source) == ({} if expected == "ok" else {expected: 1})
+        if revisions:
+            assert data_of(recovered, TARGET).keys() == data_of(good, TARGET).keys()
+            activities, active = generation_values(good, TARGET)
+            assert generation_values(recovered, TARGET) == (activities + revisions * active, active)
+        else:
+            assert data_of(recovered, TARGET) == data_of(good, TARGET)
+    finally:
+        exporter.close()
+
+
+# -- many scrapers while refreshes run ---------------------------------------------------------
+
+SCRAPERS = 100
+SCRAPE_SECONDS = 30.0
+REFRESH_PAUSE = 1.0  # seconds between refreshes: about 25 snapshot generations in the run
+WORLD = World(
+    organizations=(OrgSpec("alpha", users=30, teams=("red", "blue")), OrgSpec("beta", users=20)),
+    enterprises=(EnterpriseSpec("corp", organizations=("alpha", "beta")),),
+)
+SCOPES = (("org", "alpha"), ("org", "beta"), ("enterprise", "corp"))
+TEAMS = (("org", "alpha", "red"), ("org", "alpha", "blue"))
+
+
+# What the scrapers ask for, in turn: Prometheus asks for OpenMetrics, compressed.
+FORMATS = (
+    {},
+    {"Accept-Encoding": "gzip"},
+    {"Accept": "application/openmetrics-text; version=1.0.0", "Accept-Encoding": "gzip"},
+)
+
+
+def summarize(body: bytes, headers: dict[str, str]) -> dict:
+    """What the torn-read check needs of one exposition, parsed with prometheus_client's parser
+    for its format: per scope, a digest of all its data samples (teams included) and the values
+    a revision moves. A compressed body must be one whole gzip member.
+
+    Runs in a worker process, so parsing does not slow the scrapes under test.
+    """
+    if "Accept-Encoding" in headers:
+        decompressor = zlib.decompressobj(31)
+        body = decompressor.decompress(body)
+        assert decompressor.eof and not decompressor.unused_data, "not one whole gzip member"
+    parse = openmetrics_families if "Accept" in headers else text_string_to_metric_families
+    samples: dict[tuple, list] = collections.defaultdict(list)
+    values: dict[tuple, float] = {}
+    for family in parse(body.decode("utf-8")):
+        for sample in family.samples:
+            if sample.name.startswith("copilot_exporter_"):
+                continue
+            labels = sample.labels
+            scope = ("org", labels["org"]) if "org" in labels else ("enterprise", labels["enterprise"])
+            samples[scope].append((sample.name, tuple(sorted(labels.items())), sample.value))
+            if sample.name in ("copilot_code_generation_activities", "copilot_lines_suggested_to_add",
+                               "copilot_daily_active_users") and set(labels) <= {"org", "enterprise", "team"}:
+                values[(sample.name, *scope, labels.get("team"))] = sample.value
+    digests = {scope: hashlib.sha256(repr(sorted(rows)).encode()).hexdigest() for scope, rows in samples.items()}
+    return {"digests": digests, "values": values}
+
+
+def revisions_seen(summary: dict, base: dict) -> dict[tuple, set[float]]:
+    """Per scope, the revision each revision-dependent value implies, given the values of
+    revision 0 (`base`): a revision adds one code generation activity and three suggested lines
+    per active user, to the scope and to each of its teams."""
+    values, seen = summary["values"], collections.defaultdict(set)
+    targets = [(kind, name, None) for kind, name in SCOPES] + list(TEAMS)
+    for kind, name, team in targets:
+        active = base[("copilot_daily_active_users", kind, name, team)]
+        for metric, step in (("copilot_code_generation_activities", 1), ("copilot_lines_suggested_to_add", 3)):
+            key = (metric, kind, name, team)
+            seen[(kind, name)].add((values[key] - base[key]) / (step * active) if key in values else None)
+    return seen
+
+
+def test_100_concurrent_scrapers_see_whole_snapshots_while_refreshes_run():
+    sim = RemoteSimulator(world=WORLD, token=TOKEN)
+    config = exporter_config(
+        sim.api_url, source="reports",
+        organizations=[{"name": "alpha", "teams": ["red", "blue"], "seats": False}, {"name": "beta", "seats": False}],
+        enterprises=[{"name": "corp", "seats": False}],
+    )
+    exporter = RunningExporter(config)
+    parser = concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+    stop = threading.Event()
+    try:
+        assert exporter.refresh()
+        status, body = scrape(exporter.url)
+        generations = [summarize(body, {})]  # generation k: every scope at revision k
+        base = generations[0]["values"]
+
+        lock = threading.Lock()
+        parsed: dict[bytes, concurrent.futures.Future] = {}
+        counts: collections.Counter = collections.Counter()
+        failures: list[str] = []
+        latencies: list[float] = []
+
+        def scraper(headers: dict[str, str]) -> None:
+            while not stop.is_set():
+                begin = time.perf_counter()
+                try:
+                    status, body = scrape(exporter.url, headers)
+                except Exception as err:  # counted, not raised: every failure is reported at the end
+                    with lock:
+                        failures.append(repr(err))
+                    continue
+                digest = hashlib.blake2b(repr(headers).encode() + body, digest_size=16).digest()
+                with lock:
+                    latencies.append(time.perf_counter() - begin)
+                    if status != 200:
+                        failures.append(f"status {status}")
+                    counts[digest] += 1
+                    if digest not in parsed:  # identical bodies parse identically: parse each once
+                        parsed[digest] = parser.submit(summarize, body, headers)
+
+        threads = [threading.Thread(target=scraper, args=(FORMATS[i % len(FORMATS)],), daemon=True)
+                   for i in range(SCRAPERS)]
+        started = time.monotonic()
+        for thread in threads:
+            thread.start()
+        while time.monotonic() - started < SCRAPE_SECONDS:
+            for kind, name in SCOPES:
+                sim.revise(kind, name, NEWEST)  # moves every scope's counters
+            assert exporter.refresh()
+            status, body = scrape(exporter.url)  # between refreshes: the new generation, whole
+            assert status == 200
+            generations.append(summarize(body, {}))
+            time.sleep(REFRESH_PAUSE)
+        stop.set()
+        for thread in threads:
+            thread.join(15)
+
+        assert not failures, f"{len(failures)} failed scrapes, e.g. {failures[:3]}"
+        assert len(latencies) >= 10 * SCRAPERS
+        assert len(generations) >= 10
+        valid = {scope: {generation["digests"][scope]: k for k, generation in enumerate(generations)}
+                 for scope in SCOPES}
+        assert all(len(digests) == len(generations) for digests in valid.values())  # each refresh moved each scope
+        for digest, future in parsed.items():
+            summary = future.result(timeout=120)  # raises when a body does not parse
+            assert summary["digests"].keys() == set(SCOPES)
+            seen = revisions_seen(summary, base)
+            for scope in SCOPES:
+                # All the scope's samples are those of one generation...
+                generation = valid[scope].get(summary["digests"][scope])
+                assert generation is not None, f"{scope}: a scrape mixes generations ({counts[digest]} times)"
+                # ... and every revision-dependent value of the scope belongs to that revision.
+                assert seen[scope] == {generation}, f"{scope}: values of revisions {seen[scope]}"
+    finally:
+        stop.set()
+        parser.shutdown(cancel_futures=True)
+        exporter.close()
+        sim.close()
