@@ -24,7 +24,9 @@ import resource
 import threading
 import time
 
-from common import RemoteSimulator, machine
+from common import machine
+
+from copilot_exporter.simulator.remote import RemoteSimulator
 
 
 def rss_mb() -> tuple[float, float, float]:

@@ -15,7 +15,9 @@ from __future__ import annotations
 import argparse
 import time
 
-from common import RemoteSimulator, machine
+from common import machine
+
+from copilot_exporter.simulator.remote import RemoteSimulator
 
 DEFAULT_WORKERS = 4
 
@@ -46,7 +48,7 @@ def refresh(sim: RemoteSimulator, refresher) -> tuple[float, bool, int, int]:
     so they are never answered 304, which would be free), and the runs together would spend
     more than an hour's budget.
     """
-    sim.call("set_rate_limit", 5000, 3600)
+    sim.set_rate_limit(5000, 3600)
     sim.reset_log()
     started = time.perf_counter()
     ok = refresher.run_once()
