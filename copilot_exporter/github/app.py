@@ -26,12 +26,11 @@ from copilot_exporter.errors import PayloadError, RefreshError
 from copilot_exporter.github.client import (
     API_VERSION,
     USER_AGENT,
-    ConnectionFailed,
     GitHubError,
     RateLimited,
-    Timeout,
     _error_message,
     _origin,
+    exchange,
 )
 
 log = logging.getLogger(__name__)
@@ -222,19 +221,11 @@ class AppTokens:
         url = self.api_url + path
         if _origin(url) != self._origin:  # cannot happen with a checked api_url; kept as a guard
             raise PayloadError(f"refusing to send credentials to {_origin(url)}, not the API host")
-        try:
-            raw = self.session.request(
-                method, url, headers={"Authorization": f"Bearer {jwt}"}, timeout=self._timeout,
-                allow_redirects=False, proxies=requests.utils.get_environ_proxies(url),
-            )
-            body = raw.content
-        except requests.Timeout:
-            self._count(route, "timeout")
-            raise Timeout(f"{route}: GitHub did not answer in time") from None
-        except requests.RequestException as err:
-            self._count(route, "error")
-            raise ConnectionFailed(f"{route}: {type(err).__name__}") from None
-        self._count(route, str(raw.status_code))
+        raw = exchange(self._count, route, lambda: self.session.request(
+            method, url, headers={"Authorization": f"Bearer {jwt}"}, timeout=self._timeout,
+            allow_redirects=False, proxies=requests.utils.get_environ_proxies(url),
+        ))
+        body = raw.content
         if raw.status_code in ok:
             try:
                 return raw.json()

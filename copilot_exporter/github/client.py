@@ -219,17 +219,12 @@ class GitHubClient:
             if cached:
                 headers["If-None-Match"] = cached[0]
             try:
-                raw = conn.session.get(url, headers=headers, timeout=conn.timeout, allow_redirects=False)
-                body = raw.content
-            except requests.RequestException as err:
-                if timed_out(err):
-                    conn.count(route, "timeout")
-                    error: RefreshError = Timeout(f"{route}: GitHub did not answer in time")
-                else:
-                    conn.count(route, "error")
-                    error = ConnectionFailed(f"{route}: {type(err).__name__}")
+                raw = exchange(conn.count, route, lambda: conn.session.get(
+                    url, headers=headers, timeout=conn.timeout, allow_redirects=False))
+                body = raw.content  # read inside exchange: a stalled or broken body is counted there
+            except (Timeout, ConnectionFailed) as failure:
+                error: RefreshError = failure
             else:
-                conn.count(route, str(raw.status_code))
                 conn.note_rate_limit(raw.headers)
                 if raw.status_code == 304 and cached:
                     return Response(200, cached[1], raw.headers)
@@ -281,19 +276,31 @@ class GitHubClient:
         """Open a signed report link: no credentials, streamed. The caller closes the response."""
         conn = self.connection
         proxies = requests.utils.get_environ_proxies(url)
-        try:
-            raw = conn.downloads.get(url, stream=True, timeout=conn.timeout, proxies=proxies)
-        except requests.Timeout:
-            conn.count(route, "timeout")
-            raise Timeout(f"{route}: download did not answer in time") from None
-        except requests.RequestException as err:
-            conn.count(route, "error")
-            raise ConnectionFailed(f"{route}: download failed ({type(err).__name__})") from None
-        conn.count(route, str(raw.status_code))
+        raw = exchange(conn.count, route, lambda: conn.downloads.get(
+            url, stream=True, timeout=conn.timeout, proxies=proxies), what="the download host")
         if raw.status_code != 200:
             raw.close()
             raise GitHubError(raw.status_code, route, "download refused")
         return raw
+
+
+def exchange(count: Callable[[str, str], None], route: str, send: Callable[[], requests.Response],
+             what: str = "GitHub") -> requests.Response:
+    """One HTTP exchange, counted under `route`; requests' own errors become RefreshErrors.
+
+    A body not streamed is read by `send`, so a body that stalls or breaks off counts here too.
+    Messages name the route and the error type only: never a signed URL, never a header.
+    """
+    try:
+        raw = send()
+    except requests.RequestException as err:
+        if timed_out(err):
+            count(route, "timeout")
+            raise Timeout(f"{route}: {what} did not answer in time") from None
+        count(route, "error")
+        raise ConnectionFailed(f"{route}: {type(err).__name__}") from None
+    count(route, str(raw.status_code))
+    return raw
 
 
 def timed_out(err: requests.RequestException) -> bool:
