@@ -7,6 +7,7 @@ thread that makes it and the HTTP threads that serve it without locks.
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 from dataclasses import dataclass
 
 from copilot_exporter.metrics.catalogue import CATALOGUE
@@ -55,16 +56,53 @@ class Family:
         return CATALOGUE[self.name].type
 
 
+@dataclass(frozen=True)
+class Problem:
+    """Values of one kind that a refresh dropped or repaired while building its families.
+
+    `reason` is the `reason` label of copilot_exporter_dropped_values_total; `example` is the
+    first such message, for the log (one line per reason and refresh, not one per value).
+    """
+
+    reason: str
+    count: int
+    example: str
+
+
+class Problems:
+    """Tallies what a mapping refused or repaired, so one bad entry costs that entry, not the report."""
+
+    def __init__(self) -> None:
+        self._counts: Counter[str] = Counter()
+        self._examples: dict[str, str] = {}
+
+    def note(self, reason: str, message: str, count: int = 1) -> None:
+        self._counts[reason] += count
+        self._examples.setdefault(reason, message)
+
+    def merge(self, problems: tuple[Problem, ...]) -> None:
+        for problem in problems:
+            self.note(problem.reason, problem.example, problem.count)
+
+    def frozen(self) -> tuple[Problem, ...]:
+        return tuple(Problem(reason, count, self._examples[reason])
+                     for reason, count in sorted(self._counts.items()))
+
+
 class FamilyBuilder:
     """Collects samples for many families, summing repeated label sets.
 
     `scope_labels` go first on every sample. A value of None (a field absent or null in the API)
-    adds nothing: absent in the API means absent in /metrics, never zero.
+    adds nothing: absent in the API means absent in /metrics, never zero. `problems` collects
+    what the mapping dropped or repaired on the way; `folded` counts, per family, series folded
+    into others by a cardinality cap.
     """
 
     def __init__(self, scope_labels: Labels = ()):
         self._scope_labels = scope_labels
         self._values: dict[str, dict[Labels, float]] = {}
+        self.problems = Problems()
+        self.folded: Counter[str] = Counter()
 
     def add(self, name: str, value: float | None, **labels: str) -> None:
         if value is None or isinstance(value, bool):

@@ -179,6 +179,16 @@ class Refresher:
             if (scope, note) not in self._noted:  # a lasting condition is said once
                 self._noted.add((scope, note))
                 log.info("%s source=%s: %s", scope, source, note)
+        for problem in result.problems:
+            log.warning("%s source=%s: %d value(s) dropped or repaired (%s), e.g. %s",
+                        scope, source, problem.count, problem.reason, problem.example)
+            self.telemetry.count_dropped(scope, source, problem.reason, problem.count)
+        for family, count in result.folded:
+            if (scope, f"folded {family}") not in self._noted:
+                self._noted.add((scope, f"folded {family}"))
+                log.warning("%s source=%s: %s has more series than max_series_per_family; "
+                            "%d folded into others", scope, source, family, count)
+        self.telemetry.set_folded(scope, source, result.folded)
         self.store.replace(scope, source, result.families)
         self.telemetry.refresh_succeeded(scope, source, time.monotonic() - started, result.days, api)
         return True

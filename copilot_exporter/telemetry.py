@@ -32,6 +32,8 @@ class Telemetry:
         self._lock = threading.Lock()
         self._requests: dict[tuple[str, str], int] = {}
         self._errors: dict[tuple[Scope, str, str], int] = {}
+        self._dropped: dict[tuple[Scope, str, str], int] = {}
+        self._folded: dict[tuple[Scope, str], tuple[tuple[str, int], ...]] = {}
         self._rate_limits: dict[int, tuple[int, float]] = {}
         self._status: dict[tuple[Scope, str], SourceStatus] = {}
         self.version = 0
@@ -69,9 +71,23 @@ class Telemetry:
             self._errors[key] = self._errors.get(key, 0) + 1
             self.version += 1
 
+    def count_dropped(self, scope: Scope, source: str, reason: str, count: int) -> None:
+        with self._lock:
+            key = (scope, source, reason)
+            self._dropped[key] = self._dropped.get(key, 0) + count
+            self.version += 1
+
+    def set_folded(self, scope: Scope, source: str, folded: tuple[tuple[str, int], ...]) -> None:
+        """Per family, the series the last successful refresh folded into `others`."""
+        with self._lock:
+            if self._folded.get((scope, source), ()) != folded:
+                self._folded[(scope, source)] = folded
+                self.version += 1
+
     def forget(self, scope: Scope, source: str) -> None:
         """Drop the status of a scope and source that is no longer refreshed (e.g. auto switched API)."""
         with self._lock:
+            self._folded.pop((scope, source), None)
             if self._status.pop((scope, source), None) is not None:
                 self.version += 1
 
@@ -84,6 +100,8 @@ class Telemetry:
         with self._lock:
             statuses = list(self._status.items())
             errors = list(self._errors.items())
+            dropped = list(self._dropped.items())
+            folded = list(self._folded.items())
             requests = list(self._requests.items())
             limits = list(self._rate_limits.values())
         up, success, duration = [], [], []
@@ -103,6 +121,14 @@ class Telemetry:
             Family("copilot_exporter_errors_total", tuple(
                 (scope.labels() + (("source", source), ("reason", reason)), count)
                 for (scope, source, reason), count in sorted(errors)
+            )),
+            Family("copilot_exporter_dropped_values_total", tuple(
+                (scope.labels() + (("source", source), ("reason", reason)), count)
+                for (scope, source, reason), count in sorted(dropped)
+            )),
+            Family("copilot_exporter_folded_series", tuple(
+                (scope.labels() + (("source", source), ("family", family)), count)
+                for (scope, source), families in sorted(folded) for family, count in families
             )),
             Family("copilot_exporter_github_requests_total", tuple(
                 ((("endpoint", route), ("code", code)), count) for (route, code), count in sorted(requests)

@@ -189,11 +189,17 @@ _define("exporter", GAUGE, {
     "copilot_exporter_github_rate_limit_remaining": "GitHub API requests left in the current window.",
     "copilot_exporter_github_rate_limit_reset_timestamp_seconds": "When the GitHub rate-limit window resets.",
     "copilot_exporter_build_info": "Exporter build information (value 1).",
+    "copilot_exporter_folded_series": (
+        "Series of this family that the last refresh of this scope and source folded into the "
+        "label value `others` because the family reached max_series_per_family."),
 })
 
 _define("exporter", COUNTER, {
     "copilot_exporter_errors_total": "Failed refreshes, by scope, source and reason.",
     "copilot_exporter_github_requests_total": "Requests sent to GitHub, by route template and status code.",
+    "copilot_exporter_dropped_values_total": (
+        "Values GitHub sent that a refresh dropped or repaired instead of failing the whole report "
+        "(an array entry of the wrong type, a label that cannot be encoded...), by reason."),
 })
 
 
@@ -241,6 +247,8 @@ _LABELS: dict[str, tuple[str, ...]] = {
     "copilot_exporter_last_success_timestamp_seconds": ("source",),
     "copilot_exporter_refresh_duration_seconds": ("source",),
     "copilot_exporter_errors_total": ("source", "reason"),
+    "copilot_exporter_dropped_values_total": ("source", "reason"),
+    "copilot_exporter_folded_series": ("source", "family"),
     "copilot_exporter_github_requests_total": ("endpoint", "code"),
     "copilot_exporter_build_info": ("version",),
 }

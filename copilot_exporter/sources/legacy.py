@@ -80,7 +80,7 @@ def day_result(scope: Scope, day: str, record: dict) -> Result:
     builder = FamilyBuilder(scope.labels())
     legacy.add_day(builder, record)
     builder.add("copilot_report_day_timestamp_seconds", day_timestamp(day), report="metrics")
-    return Result(builder.build(), {"metrics": day})
+    return Result.built(builder, {"metrics": day})
 
 
 def _date(day: object, route: str) -> str:

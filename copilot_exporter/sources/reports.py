@@ -14,8 +14,10 @@ interval `backfill` places that day's history in (see its module).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
+from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -26,7 +28,7 @@ from copilot_exporter.errors import PayloadError
 from copilot_exporter.github.client import GitHubClient, GitHubError
 from copilot_exporter.github.records import iter_records
 from copilot_exporter.metrics import reports
-from copilot_exporter.model import ENTERPRISE, Family, FamilyBuilder, day_timestamp
+from copilot_exporter.model import ENTERPRISE, Family, FamilyBuilder, Problem, Problems, day_timestamp
 from copilot_exporter.sources import Result
 
 log = logging.getLogger(__name__)
@@ -57,6 +59,8 @@ class Downloaded:
     identity: tuple[str, ...]
     families: tuple[Family, ...]
     users: reports.UsersAccumulator | None = None
+    problems: tuple[Problem, ...] = ()  # found while parsing; reported once, not on each reuse
+    folded: tuple[tuple[str, int], ...] = ()
 
 
 def aggregated_report(kind: str) -> Report:
@@ -150,9 +154,15 @@ class ReportsSource:
         found = [pair for future in futures for pair in future.result()]  # in order: stable output
         if not self._answered:
             raise ReportsUnavailable(self._route_base + "...")
+        downloads = [downloaded for _report, downloaded in found if downloaded]
         days = {report.key: downloaded.day for report, downloaded in found if downloaded}
-        families = tuple(family for _report, downloaded in found if downloaded for family in downloaded.families)
-        return Result(families, days)
+        families = tuple(family for downloaded in downloads for family in downloaded.families)
+        problems = Problems()
+        folded: Counter[str] = Counter()
+        for downloaded in downloads:
+            problems.merge(downloaded.problems)
+            folded.update(dict(downloaded.folded))
+        return Result(families, days, problems=problems.frozen(), folded=tuple(sorted(folded.items())))
 
     # Day selection ---------------------------------------------------------------------------
     def _newest(self, client: GitHubClient, report: Report, today: dt.date,
@@ -177,7 +187,7 @@ class ReportsSource:
         identity = tuple(sorted(urlsplit(link).path for link in links)) + depends
         known = self._downloaded.get(report.key)
         if known and known.day == day and known.identity == identity:
-            return known
+            return dataclasses.replace(known, problems=())  # counted when it was parsed
         try:
             downloaded = parse(self._records(client, report, links), day)
         except GitHubError as err:
@@ -227,7 +237,8 @@ class ReportsSource:
     def _stamped(self, builder: FamilyBuilder, report: Report, day: str) -> Downloaded:
         """The built families, with the day they are of (the day asked for, as GitHub files it)."""
         builder.add("copilot_report_day_timestamp_seconds", day_timestamp(day), report=report.key)
-        return Downloaded(day, (), builder.build())
+        return Downloaded(day, (), builder.build(), problems=builder.problems.frozen(),
+                          folded=tuple(sorted(builder.folded.items())))
 
     def _parse_aggregated(self, records: Iterator[dict], day: str) -> Downloaded:
         builder = self._builder()

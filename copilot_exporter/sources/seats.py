@@ -48,4 +48,4 @@ def fetch(client: GitHubClient, scope: Scope, now: float | None = None) -> Resul
         raise
     accumulator.add_to(builder)
     builder.add("copilot_report_day_timestamp_seconds", now, report="seats")
-    return Result(builder.build(), {"seats": dt.datetime.fromtimestamp(now, dt.timezone.utc).date().isoformat()})
+    return Result.built(builder, {"seats": dt.datetime.fromtimestamp(now, dt.timezone.utc).date().isoformat()})
