@@ -48,11 +48,12 @@ import re
 import shutil
 import sys
 import time
+import urllib.parse
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from copilot_exporter import exposition
+from copilot_exporter import exposition, remote_write
 from copilot_exporter.config import Config, Entry, parse_duration
 from copilot_exporter.errors import RefreshError
 from copilot_exporter.github.client import RateLimited
@@ -71,6 +72,7 @@ DEFAULT_STEP = 3600
 LEGACY_WINDOW_DAYS = 28  # the legacy API answers for the last 28 days only
 RATE_LIMIT_WAIT = 3660.0  # a backfill waits out a whole primary rate-limit window
 MAX_OPEN = 128  # chunk files merged at once
+PROGRESS_NAME = "copilot-backfill"  # FILE.state and FILE.parts/ when there is no --output
 API_NAMES = {"reports": "reports API", "metrics": "legacy API"}
 
 
@@ -249,57 +251,90 @@ def write_openmetrics(path: str, records: Iterable[Record], step: int, cutoff: i
     temporary = path + ".tmp"
     family = previous = None
     with open(temporary, "w", encoding="utf-8") as out:
-        for name, series, day, value in records:
-            if (series, day) == previous:
-                continue  # the same series twice on one day: keep the first
-            start = int(day_timestamp(day)) + LAG
-            end = min(start + DAY, cutoff)
-            if start >= end:
+        for name, series, day, value in unique(records):
+            times = sample_times(day, step, cutoff, written)
+            if not times:
                 continue
-            if end < start + DAY:
-                written.clamped.add(day)
             if name != family:
                 out.write(exposition.header(name, openmetrics=True))
                 family = name
-            if previous is None or previous[0] != series:
+            if previous != series:
                 written.series += 1
-            previous = (series, day)
+            previous = series
             labelled = with_labels(series, labels)
-            out.writelines(f"{labelled} {value} {t}\n" for t in range(start, end, step))
-            written.samples += len(range(start, end, step))
-            written.first = start if written.first is None else min(written.first, start)
-            written.last = max(written.last or 0, start + (len(range(start, end, step)) - 1) * step)
+            out.writelines(f"{labelled} {value} {t}\n" for t in times)
+            written.samples += len(times)
         out.write("# EOF\n")
     os.replace(temporary, path)
     return written
 
 
+def unique(records: Iterable[Record]) -> Iterator[Record]:
+    """The records of a merge without a series' second value on one day (the first is kept)."""
+    previous = None
+    for record in records:
+        if (record[1], record[2]) != previous:
+            previous = (record[1], record[2])
+            yield record
+
+
+def sample_times(day: str, step: int, cutoff: int, written: Written) -> range:
+    """When day D's value is written: D + LAG + k * step, before D + LAG + DAY and before `cutoff`
+    (both sinks use this); `written` notes the span and days cut at the cutoff."""
+    start = int(day_timestamp(day)) + LAG
+    times = range(start, min(start + DAY, cutoff), step)
+    if times:
+        if times.stop < start + DAY:
+            written.clamped.add(day)
+        written.first = start if written.first is None else min(written.first, start)
+        written.last = max(written.last or 0, times[-1])
+    return times
+
+
+_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+_UNESCAPE = {"\\\\": "\\", "\\n": "\n", '\\"': '"'}
+
+
+def series_labels(series: str, labels: tuple[tuple[str, str], ...] = ()) -> tuple[tuple[str, str], ...]:
+    """The label pairs of an exposition series `name{a="b"}` plus `labels`, `__name__` included,
+    sorted by name, without empty values (an empty label is no label)."""
+    name, _, inner = series.partition("{")
+    pairs = [(key, re.sub(r"\\.", lambda m: _UNESCAPE.get(m.group(), m.group()[1]), value))
+             for key, value in _LABEL.findall(inner)]
+    return tuple(sorted(pair for pair in [("__name__", name), *pairs, *labels] if pair[1]))
+
+
 # The command --------------------------------------------------------------------------------
-def run_backfill(config: Config, first: dt.date, last: dt.date | None, output: str,
+def run_backfill(config: Config, first: dt.date, last: dt.date | None, output: str | None,
                  step: int = DEFAULT_STEP, labels: Iterable[tuple[str, str]] = (),
-                 err: TextIO | None = None) -> int:
+                 err: TextIO | None = None, remote: remote_write.Options | None = None) -> int:
     """Write the history of every configured scope from `first` to `last` (or the default end)
-    into `output`; 0 when complete, 1 when some days failed (rerun to resume them), 2 when
-    the arguments cannot work."""
+    into `output` and/or send it to `remote`; 0 when complete, 1 when some days failed or were
+    not accepted (rerun to resume), 2 when the arguments cannot work."""
     err = err or sys.stderr
     labels = tuple(labels)
     names = [name for name, _ in labels]
     if len(set(names)) != len(names):
         print(f"backfill: a --label name is given twice: {', '.join(names)}", file=err)
         return 2
-    return Backfill(config, output, step, err, labels).run(first, last)
+    if remote and remote_write.available():
+        print(f"backfill: {remote_write.available()}", file=err)
+        return 2
+    return Backfill(config, output, step, err, labels, remote).run(first, last)
 
 
 class Backfill:
-    def __init__(self, config: Config, output: str, step: int, err: TextIO,
-                 labels: tuple[tuple[str, str], ...] = ()):
+    def __init__(self, config: Config, output: str | None, step: int, err: TextIO,
+                 labels: tuple[tuple[str, str], ...] = (), remote: remote_write.Options | None = None):
         self.config = config
         self.output = output
         self.step = step
         self.labels = labels
         self.err = err
-        self.parts = output + ".parts"
-        self.state_path = output + ".state"
+        self.remote = remote
+        progress = output or PROGRESS_NAME
+        self.parts = progress + ".parts"
+        self.state_path = progress + ".state"
         self.telemetry = Telemetry()
         # The exporter's own connections: same credentials handling, retries and rate limits.
         self.refresher = Refresher(config, Store(), self.telemetry)
@@ -388,16 +423,22 @@ class Backfill:
         self._progress(done, total, started, done_here, force=True)
 
         if self.failures or aborted:
+            where = " or ".join(filter(None, [self.output, self.remote and "the remote-write endpoint"]))
             self.say(f"backfill: {len(self.failures)} day(s) failed, {done} of {total} done; "
-                     f"nothing written to {self.output} yet: rerun the same command to retry "
+                     f"nothing written to {where} yet: rerun the same command to retry "
                      "them (finished days are kept)")
             return 1
-        chunks = [self._chunk(track, day) for track in tracks for day in track.days
+        chunks = [(day, self._chunk(track, day)) for track in tracks for day in track.days
                   if state.units[track.key(day)]["status"] == "done"]
         cutoff = int(time.time()) - RECENT
-        written = write_openmetrics(self.output, merged(sorted(chunks), self.parts), self.step, cutoff,
-                                    self.labels)
-        self._summary(written, tracks, state, cutoff)
+        if self.output:
+            written = write_openmetrics(self.output, merged(sorted(c for _, c in chunks), self.parts), self.step,
+                                        cutoff, self.labels)
+            self._summary(written, tracks, state, cutoff, listing=not self.remote)
+        if self.remote and not self._send(chunks, tracks, state, cutoff):
+            self.say(f"backfill: {self.state_path} and {self.parts}/ are kept: rerun the same command to send "
+                     "again without asking GitHub (the same samples with the same timestamps)")
+            return 1
         shutil.rmtree(self.parts, ignore_errors=True)
         if os.path.exists(self.state_path):
             os.remove(self.state_path)
@@ -488,6 +529,57 @@ class Backfill:
         write_chunk(self._chunk(track, day), day, families)
         return "done"
 
+    def _send(self, chunks: list[tuple[str, str]], tracks: list[Track], state: State, cutoff: int) -> bool:
+        """Send the samples of the finished days to the remote-write endpoint, oldest first: at each
+        timestamp every series of that day, so each series is in time order and the receiver's
+        newest sample moves forward. True when every batch was accepted."""
+        by_day: dict[str, list[str]] = {}
+        for day, chunk in chunks:
+            by_day.setdefault(day, []).append(chunk)
+        writer = remote_write.RemoteWriter(self.remote)
+        written, labels_of = Written(), {}
+        self.say(f"backfill: sending {len(by_day)} days to {_endpoint(self.remote.url)} in batches of "
+                 f"{self.remote.batch_size} samples")
+        try:
+            for number, day in enumerate(sorted(by_day), 1):
+                times = sample_times(day, self.step, cutoff, written)
+                rows = [(labels_of.setdefault(series, series_labels(series, self.labels)), float(value))
+                        for _, series, _, value in unique(merged(sorted(by_day[day]), self.parts))]
+                for t in times:
+                    for labels, value in rows:
+                        writer.add(labels, t * 1000, value, day)
+                written.samples += len(times) * len(rows)
+                if number == len(by_day):
+                    writer.flush()
+                self._send_progress(writer, number, len(by_day), force=number == len(by_day))
+        except remote_write.RemoteWriteError as error:
+            self.say(f"backfill: the remote-write endpoint refused a batch: {error}; "
+                     f"{writer.sent} samples were accepted before it")
+            return False
+        finally:
+            writer.close()
+        self._summary(written, tracks, state, cutoff, sent=writer.sent)
+        if writer.refused.samples:
+            self._too_old(writer.refused)
+            return False
+        return True
+
+    def _send_progress(self, writer: remote_write.RemoteWriter, days: int, total: int, force: bool) -> None:
+        now = time.monotonic()
+        if not force and now - self._last_progress < 1.0:
+            return
+        self._last_progress = now
+        refused = f", {writer.refused.samples} refused" if writer.refused.samples else ""
+        self.say(f"backfill: sent {writer.sent} samples{refused}, {days}/{total} days")
+
+    def _too_old(self, refused: remote_write.Refused) -> None:
+        days = sorted(refused.days)
+        window = math.ceil((time.time() - refused.oldest / 1000) / DAY) + 1
+        self.say(f"backfill: the receiver refused {refused.samples} samples as older than it accepts "
+                 f"({refused.message or 'no message'}), of the days {_ranges(days)}. To accept them, allow "
+                 f"out-of-order samples at least {window}d old: Prometheus: storage.tsdb.out_of_order_time_window "
+                 f"in prometheus.yml (storage: tsdb:); Mimir: out_of_order_time_window (limits); then rerun")
+
     def _progress(self, done: int, total: int, started: float, done_here: int, force: bool = False) -> None:
         now = time.monotonic()
         if not force and now - self._last_progress < 1.0:
@@ -498,15 +590,21 @@ class Backfill:
             left = f", about {_duration((now - started) / done_here * (total - done))} left"
         self.say(f"backfill: {done}/{total} days, {self.requests()} requests{left}")
 
-    def _summary(self, written: Written, tracks: list[Track], state: State, cutoff: int) -> None:
+    def _summary(self, written: Written, tracks: list[Track], state: State, cutoff: int,
+                 sent: int | None = None, listing: bool = True) -> None:
         def when(seconds: int | None) -> str:
             return dt.datetime.fromtimestamp(seconds or 0, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
-        self.say(f"backfill: wrote {self.output}: {written.samples} samples of {written.series} series"
-                 + (f", {when(written.first)} to {when(written.last)}" if written.samples else ""))
+        span = f", {when(written.first)} to {when(written.last)}" if written.samples else ""
+        if sent is None:
+            self.say(f"backfill: wrote {self.output}: {written.samples} samples of {written.series} series{span}")
+        else:
+            self.say(f"backfill: sent {sent} of {written.samples} samples to {_endpoint(self.remote.url)}{span}")
         if written.clamped:
             self.say(f"backfill: {', '.join(sorted(written.clamped))}: no sample at or after {when(cutoff)} "
                      "(the last 3 hours belong to Prometheus's head block)")
+        if not listing:
+            return
         missing = [(track.name, [day for day in track.days if state.units[track.key(day)]["status"] == "missing"])
                    for track in tracks]
         missing = [(name, days) for name, days in missing if days]
@@ -514,6 +612,12 @@ class Backfill:
             self.say("backfill: days without a report (skipped):")
             for name, days in missing:
                 self.say(f"  {name}: {_ranges(days)}")
+
+
+def _endpoint(url: str) -> str:
+    """The URL without user info or query, which may hold credentials."""
+    parts = urllib.parse.urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname or ''}{':' + str(parts.port) if parts.port else ''}{parts.path}"
 
 
 def _ranges(days: list[str]) -> str:
