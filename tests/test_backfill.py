@@ -90,18 +90,21 @@ def free_port() -> int:
 
 
 class Prometheus:
-    """A real Prometheus on loopback over a storage directory, optionally scraping one target."""
+    """A real Prometheus on loopback over a storage directory, optionally scraping one target
+    (`target="self"`: itself), with optional extra settings (`extra`) and flags."""
 
-    def __init__(self, storage, workdir, target: str | None = None):
+    def __init__(self, storage, workdir, target: str | None = None, extra: dict | None = None, flags=()):
+        self.url = f"http://127.0.0.1:{free_port()}"
+        target = self.url[7:] if target == "self" else target
         scrape = [{"job_name": "copilot-exporter", "scrape_interval": "1s", "scrape_timeout": "1s",
                    "static_configs": [{"targets": [target]}]}] if target else []
         config = workdir / "prometheus.yml"
-        config.write_text(yaml.safe_dump({"global": {"scrape_interval": "1s"}, "scrape_configs": scrape}))
-        self.url = f"http://127.0.0.1:{free_port()}"
+        config.write_text(yaml.safe_dump({"global": {"scrape_interval": "1s"}, "scrape_configs": scrape,
+                                          **(extra or {})}))
         self.log = open(workdir / "prometheus.log", "w")
         self.process = subprocess.Popen(
             [binary("prometheus"), f"--config.file={config}", f"--storage.tsdb.path={storage}",
-             "--storage.tsdb.retention.time=3650d", f"--web.listen-address={self.url[7:]}"],
+             "--storage.tsdb.retention.time=3650d", f"--web.listen-address={self.url[7:]}", *flags],
             stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 30
         while True:
