@@ -121,7 +121,9 @@ def decode(body: bytes):
 
 # What a refusal means -----------------------------------------------------------------------
 OK, RETRY, TOO_OLD, REFUSED = "ok", "retry", "too old", "refused"
-_TOO_OLD = re.compile(r"too old|out of bounds|out.of.order|too far in the past", re.IGNORECASE)
+# Prometheus: "too old sample", "out of bounds", "out of order sample"; Mimir: "...-out-of-order",
+# "...-too-old", "...-too-far-in-past".
+_TOO_OLD = re.compile(r"too.old|out.of.bounds|out.of.order|too.far.in.(the.)?past", re.IGNORECASE)
 
 
 def classify(status: int, message: str) -> str:

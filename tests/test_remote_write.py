@@ -336,6 +336,7 @@ def test_too_old_samples_are_not_retried_and_the_error_names_their_days_and_the_
     (500, "out of bounds", remote_write.TOO_OLD),
     (400, "out of bounds", remote_write.TOO_OLD),
     (400, "out of order sample", remote_write.TOO_OLD),
+    (400, "the sample has been rejected (err-mimir-sample-too-far-in-past)", remote_write.TOO_OLD),
     (500, "connection reset", remote_write.RETRY),
     (503, "", remote_write.RETRY),
     (429, "too old sample", remote_write.RETRY),
