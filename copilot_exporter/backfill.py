@@ -1,4 +1,5 @@
-"""`copilot-exporter backfill`: past days of Copilot metrics as an OpenMetrics file for promtool.
+"""`copilot-exporter backfill`: past days of Copilot metrics as an OpenMetrics file for promtool,
+or sent to a remote-write receiver (Prometheus, Mimir, VictoriaMetrics...), or both.
 
 Every configured scope is read day by day through the live exporter's own sources and mappings
 (`ReportsSource.fetch_day`, `legacy.fetch_days` + `legacy.day_result`), so a backfilled value is
@@ -28,11 +29,19 @@ history as short dots. Dashboards read the daily gauges as `last_over_time(metri
 is the plain gauge on live data (until a series has been gone for a day), continuous on history,
 and bridges the time between the last backfilled sample and the first scrape.
 
+Two sinks, one path: the finished days' chunks become samples through `unique`, `sample_times`
+and the `--label`s, whatever the sink. The file holds each series with all its samples in time
+order (what promtool wants); `remote_write` gets the samples oldest day first, every series at
+each timestamp, so each series is in time order and a receiver's newest sample only moves
+forward (an empty Prometheus takes them in order; one with newer data needs its out-of-order
+window to reach back to the oldest day).
+
 Resuming: each finished scope-day is written to `OUTPUT.parts/` and listed in `OUTPUT.state`
 (after its chunk is complete), so an interrupted run, rerun with the same arguments, only asks
 GitHub for the days not finished. The chunks hold one value per series and day; the final file
 is a merge of them (each family once, each series in time order), written atomically, after
-which the parts and the state are removed.
+which the parts and the state are removed; with remote-write, only once every batch has been
+accepted, so a rerun sends the same samples again without asking GitHub.
 """
 
 from __future__ import annotations
