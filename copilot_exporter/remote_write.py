@@ -11,7 +11,7 @@ library, and snappy comes from `cramjam`: both are well-kept libraries, in the o
 Sending: samples are buffered and sent in batches of `batch_size`, one at a time, so the order
 they were given in (each series in time order) is the order the receiver sees. A batch is retried
 with doubling backoff on 429 (honouring `Retry-After`), on 5xx and on connection errors, at most
-`max_retries` times. A 4xx other than 429 is never retried. A refusal whose message says the
+`max_retries` times. A 4xx other than 429 is never retried, nor a failed TLS handshake. A refusal whose message says the
 samples are too old, out of bounds or out of order (Prometheus answers 500 "too old sample" past
 its out-of-order window, 400 "out of bounds" without one) is permanent too, but the caller goes
 on with the later batches: the refused days are collected and reported together.
@@ -236,6 +236,9 @@ class RemoteWriter:
             last = attempt == self.options.max_retries
             try:
                 answer = self.session.post(self.options.url, data=body, timeout=self.options.timeout)
+            except requests.exceptions.SSLError:
+                raise RemoteWriteError(f"batch starting with {series_name(first)}: TLS handshake failed (is the "
+                                       "certificate signed by a CA in --remote-write.ca-file or the system's?)") from None
             except requests.RequestException as error:
                 if last:
                     raise RemoteWriteError(f"batch starting with {series_name(first)}: {type(error).__name__} "

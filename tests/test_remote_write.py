@@ -12,6 +12,7 @@ import base64
 import datetime as dt
 import os
 import re
+import ssl
 import subprocess
 import sys
 import threading
@@ -24,6 +25,7 @@ import pytest
 
 from conftest import TOKEN, read_report
 from test_backfill import DAY, Prometheus, day, legacy_days, midnight, write_config
+from test_webconfig import pki  # noqa: F401  (a fixture: a throwaway CA and a server certificate)
 
 from copilot_exporter import remote_write
 from copilot_exporter.backfill import series_labels
@@ -155,7 +157,7 @@ def test_prometheus_refuses_days_older_than_its_window_and_the_error_names_them(
 class Receiver:
     """A stdlib HTTP server that records each POST and answers from a script, then 204."""
 
-    def __init__(self, answers=()):
+    def __init__(self, answers=(), tls: tuple[str, str] | None = None):
         self.answers = list(answers)
         self.requests: list[SimpleNamespace] = []
         receiver = self
@@ -176,7 +178,12 @@ class Receiver:
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/api/v1/write"
+        if tls:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
+            self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+        scheme = "https" if tls else "http"
+        self.url = f"{scheme}://127.0.0.1:{self.server.server_address[1]}/api/v1/write"
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self.thread.start()
 
@@ -195,8 +202,8 @@ class Receiver:
 def receiver():
     made = []
 
-    def make(answers=()):
-        made.append(Receiver(answers))
+    def make(answers=(), tls=None):
+        made.append(Receiver(answers, tls))
         return made[-1]
 
     yield make
@@ -282,6 +289,19 @@ def test_a_batch_answered_5xx_or_429_is_sent_again_until_accepted(simulator, rec
     samples = sum(len(sink.decoded(i)) for i in range(3, len(sink.requests)))
     assert f"sent {samples} of {samples} samples" in result.stderr
     assert not (tmp_path / "copilot-backfill.state").exists()
+
+
+def test_an_https_receiver_is_verified_with_the_given_ca_file(simulator, receiver, tmp_path, pki):
+    sink = receiver(tls=(str(pki / "server.crt"), str(pki / "server.key")))
+    config = small_config(simulator, tmp_path)
+    untrusted = run(config, tmp_path, "--from", day(4).isoformat(), "--to", day(4).isoformat(), *SMALL,
+                    "--remote-write", sink.url)
+    assert untrusted.returncode == 1
+    assert "TLS handshake failed" in untrusted.stderr and not sink.requests
+    trusted = run(config, tmp_path, "--from", day(4).isoformat(), "--to", day(4).isoformat(), *SMALL,
+                  "--remote-write", sink.url, "--remote-write.ca-file", str(pki / "ca.crt"))
+    assert trusted.returncode == 0, trusted.stderr
+    assert sink.requests and sink.decoded(0)
 
 
 def test_retries_are_bounded(simulator, receiver, tmp_path):
