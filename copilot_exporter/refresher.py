@@ -19,7 +19,7 @@ from copilot_exporter.errors import RefreshError
 from copilot_exporter.github.auth import token_provider
 from copilot_exporter.github.client import Connection, GitHubClient
 from copilot_exporter.model import Scope
-from copilot_exporter.sources import Result, legacy, seats
+from copilot_exporter.sources import Result, billing, legacy, seats
 from copilot_exporter.sources.reports import ReportsSource, ReportsUnavailable
 from copilot_exporter.store import Store
 from copilot_exporter.telemetry import Telemetry
@@ -32,13 +32,32 @@ FIRST_RETRY = 30.0  # seconds before the first retry of a failed job; doubles up
 @dataclass
 class Job:
     entry: Entry
-    kind: str  # "data" or "seats"
+    kind: str  # a key of JOB_KINDS
     interval: float
     next_run: float = 0.0
     failures: int = 0
     running: bool = False
     api: str | None = None  # the API the last data refresh used: "reports" or "metrics"
     reports: ReportsSource | None = None
+
+
+@dataclass(frozen=True)
+class JobKind:
+    """How often a kind of job runs, for which entries, and what one run does."""
+
+    interval: Callable[[Config], float]
+    enabled: Callable[[Entry], bool]
+    run: Callable[[Refresher, Job], bool]
+
+
+JOB_KINDS: dict[str, JobKind] = {
+    "data": JobKind(lambda config: config.refresh_interval, lambda entry: True,
+                    lambda refresher, job: refresher._data(job)),
+    "seats": JobKind(lambda config: config.seats_refresh_interval, lambda entry: entry.seats,
+                     lambda refresher, job: refresher._seats(job)),
+    "billing": JobKind(lambda config: config.billing_refresh_interval, lambda entry: entry.billing,
+                       lambda refresher, job: refresher._billing(job)),
+}
 
 
 class Refresher:
@@ -52,9 +71,9 @@ class Refresher:
         self._lock = threading.Lock()
         self._connections: dict[tuple[Credentials, Scope | None], Connection] = {}
         self._noted: set[tuple[Scope, str]] = set()
-        self.jobs = [Job(entry, "data", config.refresh_interval, reports=ReportsSource(entry, config))
-                     for entry in config.entries]
-        self.jobs += [Job(entry, "seats", config.seats_refresh_interval) for entry in config.entries if entry.seats]
+        self.jobs = [Job(entry, name, kind.interval(config),
+                         reports=ReportsSource(entry, config) if name == "data" else None)
+                     for name, kind in JOB_KINDS.items() for entry in config.entries if kind.enabled(entry)]
         self._pool = ThreadPoolExecutor(config.workers, thread_name_prefix="refresh")
         self._thread: threading.Thread | None = None
 
@@ -104,9 +123,20 @@ class Refresher:
 
     # One job ---------------------------------------------------------------------------------
     def _run(self, job: Job) -> bool:
+        return JOB_KINDS[job.kind].run(self, job)
+
+    def _seats(self, job: Job) -> bool:
         client = self._connection(job.entry).client()
-        if job.kind == "seats":
-            return self._refresh(job.entry.scope, seats.SOURCE, lambda: seats.fetch(client, job.entry.scope))
+        prices = self.config.seat_prices
+        return self._refresh(job.entry.scope, seats.SOURCE, lambda: seats.fetch(
+            client, job.entry.scope, included_credits=self.config.included_ai_credits, prices=prices))
+
+    def _billing(self, job: Job) -> bool:
+        client = self._connection(job.entry, for_billing=True).client()
+        return self._refresh(job.entry.scope, billing.SOURCE, lambda: billing.fetch(client, job.entry.scope))
+
+    def _data(self, job: Job) -> bool:
+        client = self._connection(job.entry).client()
         if self.config.source == "legacy":
             return self._legacy(job, client)
         if self.config.source == "reports":
@@ -193,10 +223,12 @@ class Refresher:
         self.telemetry.refresh_succeeded(scope, source, time.monotonic() - started, result.days, api)
         return True
 
-    def _connection(self, entry: Entry) -> Connection:
+    def _connection(self, entry: Entry, for_billing: bool = False) -> Connection:
         """One connection per set of credentials; per organization too for a GitHub App whose
-        installation is looked up, since each organization has its own installation token."""
-        credentials = entry.credentials or self.config.github.credentials
+        installation is looked up, since each organization has its own installation token.
+        `for_billing`: the entry's billing credentials when it has its own."""
+        credentials = ((entry.billing_credentials if for_billing else None)
+                       or entry.credentials or self.config.github.credentials)
         per_org = credentials.app is not None and credentials.app.installation_id is None
         key = (credentials, entry.scope if per_org else None)
         with self._lock:

@@ -31,11 +31,13 @@ def test_readme_metric_table_matches_the_catalogue():
 
 
 def full_exposition(simulator, make_exporter) -> str:
-    """Every source at once: legacy (one org through auto's fallback), reports with per-user and repositories, seats."""
+    """Every source at once: legacy (one org through auto's fallback), reports with per-user and repositories, seats, billing."""
     simulator.add_fault("/orgs/globex/copilot/metrics/reports", Fault(status=404))
     config = exporter_config(
         simulator.api_url, source="auto", user_hash_salt="pepper",
-        organizations=[{"name": "acme", "teams": ["platform"], "repositories": True, "per_user": True},
+        seat_prices={"business": {"amount": 19, "currency": "USD"}},
+        organizations=[{"name": "acme", "teams": ["platform"], "repositories": True, "per_user": True,
+                        "billing": True},
                        {"name": "globex", "teams": ["mobile"]},
                        {"name": "umbrella", "per_user": "hashed"}],
         enterprises=[{"name": "initech", "teams": ["core"]}],

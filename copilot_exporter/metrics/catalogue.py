@@ -182,6 +182,21 @@ _define("seats", GAUGE, {
     "copilot_organization_info": "Copilot billing settings of the organization (value 1).",
 })
 
+_define("billing", GAUGE, {
+    "copilot_billing_ai_credits": (
+        "AI credits billed this month so far (billing API), by kind (gross, discount, net), "
+        "product, SKU and model; model=\"none\" for items that name no model."),
+    "copilot_billing_amount_usd": (
+        "US dollars billed this month so far (billing API), by kind (gross, discount, net), "
+        "product, SKU and model; model=\"none\" for items that name no model."),
+    "copilot_billing_period_start_timestamp_seconds":
+        "UTC start of the month the billing figures cover.",
+    "copilot_billing_included_ai_credits": (
+        "Estimate of the AI credits included this month: current seats per plan times the "
+        "configured credits per licence (seats added or removed mid-month are not visible)."),
+    "copilot_seat_price": "The operator's configured monthly price of one seat of the plan.",
+})
+
 _define("exporter", GAUGE, {
     "copilot_exporter_up": "1 if the last refresh of this scope and source succeeded.",
     "copilot_exporter_last_success_timestamp_seconds": "When this scope and source last refreshed successfully.",
@@ -243,6 +258,9 @@ _LABELS: dict[str, tuple[str, ...]] = {
     "copilot_seats_by_plan": ("plan",),
     "copilot_organization_info": ("plan_type", "seat_management_setting", "ide_chat", "platform_chat",
                                   "cli", "public_code_suggestions"),
+    "copilot_billing_ai_credits": ("kind", "product", "sku", "model"),
+    "copilot_billing_amount_usd": ("kind", "product", "sku", "model"),
+    "copilot_seat_price": ("plan", "currency"),
     "copilot_exporter_up": ("source",),
     "copilot_exporter_last_success_timestamp_seconds": ("source",),
     "copilot_exporter_refresh_duration_seconds": ("source",),
