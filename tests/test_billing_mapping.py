@@ -158,3 +158,23 @@ def test_seat_prices_are_exported_as_configured_for_plans_with_seats_only():
 
 def test_no_price_is_invented_when_none_is_configured():
     assert cost_values({"business": 10, "enterprise": 2}) == {}
+
+
+# --- consumption per team (users report joined with user-teams; not a billed amount) ----------
+
+def test_team_consumption_sums_the_credits_of_members_who_reported_any():
+    from copilot_exporter.metrics.reports import UsersAccumulator, add_teams
+
+    users = UsersAccumulator()
+    for user_id, credits in ((1, 12.5), (2, 0.25), (3, None), (4, 7.0)):
+        record = {"user_id": user_id, "user_login": f"u{user_id}", "day": "2026-05-04"}
+        if credits is not None:
+            record["ai_credits_used"] = credits
+        users.add(record)
+    rows = [{"user_id": 1, "slug": "web"}, {"user_id": 2, "slug": "web"}, {"user_id": 4, "slug": "data"},
+            {"user_id": 3, "slug": "docs"}, {"user_id": 9, "slug": "data"}]
+    builder = FamilyBuilder((("org", "acme"),))
+    add_teams(builder, rows, users)
+    credits = {dict(labels)["team"]: value for (name, labels), value in family_values(builder.build()).items()
+               if name == "copilot_ai_credits_used"}
+    assert credits == {"web": 12.75, "data": 7.0}  # docs' only member reported no credits: absent
