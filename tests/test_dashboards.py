@@ -24,6 +24,7 @@ EXPECTED = {
     "copilot-teams.json",
     "copilot-licences.json",
     "copilot-exporter-health.json",
+    "copilot-cost.json",
 }
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 GRAFANA_DASHBOARDS_PATH = "/var/lib/grafana/dashboards"
