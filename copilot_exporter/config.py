@@ -732,7 +732,9 @@ def _billing_credentials(entry: Section) -> Credentials | None:
 def _require_classic_billing_tokens(root: Section, global_credentials: Credentials) -> None:
     """GitHub's enterprise billing endpoints take classic personal access tokens only: an
     enterprise with billing on must not reach them with GitHub App credentials."""
-    for index, (path, value) in enumerate(root.items("enterprises")):
+    listed = root.data.get("enterprises")
+    for index, value in enumerate(listed if isinstance(listed, list) else ()):  # a wrong type is reported elsewhere
+        path = f"enterprises[{index}]"
         if not isinstance(value, dict) or _from_env(value.get("billing"), bool) is not True:
             continue
         billing, own = value.get("billing_github"), value.get("github")

@@ -83,3 +83,7 @@ def test_enterprise_billing_refuses_github_app_credentials(tmp_path):
     parse_config({"github": app, "enterprises": [{"name": "initech", "billing": True,
                                                   "billing_github": {"token": "ghp_x"}}]}, {})
     parse_config({"github": app, "enterprises": [{"name": "initech"}]}, {})
+
+
+def test_a_wrong_type_of_enterprises_is_reported_once():
+    assert problems(minimal(enterprises="initech")) == ["enterprises: must be a list, got string"]

@@ -72,6 +72,9 @@ def test_billing_figures_equal_the_answers_and_each_token_goes_only_where_it_bel
     assert {r.headers["Authorization"] for r in other_requests} == {f"Bearer {TOKEN}"}
     assert all(r.query == {"year": str(today.year), "month": str(today.month)} for r in billing_requests)
     assert BILLING_TOKEN not in exporter.scrape_text() and TOKEN not in exporter.scrape_text()
+    page = requests.get(exporter.url + "/", timeout=5).text
+    assert f"<td>org=acme</td><td>billing</td><td></td><td>up</td>" in page
+    assert f"billing: {today.year}-{today.month:02d}" in page and BILLING_TOKEN not in page
 
 
 def test_a_billing_403_leaves_the_usage_data_alone(sim, make_exporter):
@@ -86,6 +89,9 @@ def test_a_billing_403_leaves_the_usage_data_alone(sim, make_exporter):
         assert exporter.value("copilot_daily_active_users", **scope) > 0
         assert exporter.value("copilot_billing_period_start_timestamp_seconds", **scope) is None
     assert sum(1 for r in sim.requests if r.path.endswith(USAGE) and r.status == 403) == 2
+    page = requests.get(exporter.url + "/", timeout=5).text
+    assert "<td>enterprise=initech</td><td>billing</td><td></td><td>failing</td>" in page
+    assert "<td>enterprise=initech</td><td>reports</td><td>reports</td><td>up</td>" in page
 
 
 def test_billing_is_off_unless_an_entry_turns_it_on(sim, make_exporter):
