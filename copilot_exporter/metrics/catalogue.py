@@ -154,7 +154,9 @@ _define("reports_user_records", GAUGE, {
     "copilot_users_reported": "User records in the day's users report.",
     "copilot_users_used": "Users who used a feature on the reported day.",
     "copilot_users_by_adoption_phase": "Users per AI adoption phase.",
-    "copilot_ai_credits_used": "AI credits used on the reported day, summed over users.",
+    "copilot_ai_credits_used": (
+        "AI credits used on the reported day, summed over users (a team's: over its members); "
+        "consumption as the usage metrics report it, not a billed amount."),
     "copilot_users_by_ide_version": "Users per last known IDE version.",
     "copilot_users_by_plugin_version": "Users per last known Copilot plugin version.",
     **{
