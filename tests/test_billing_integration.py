@@ -174,3 +174,20 @@ def test_without_configured_prices_no_seat_price_is_exported(sim, make_exporter)
     assert exporter.refresh()
     assert not any(name == "copilot_seat_price" for name, _labels in exporter.samples())
     assert exporter.value("copilot_billing_included_ai_credits", org="acme") > 0
+
+
+def test_a_billing_422_is_counted_as_a_billing_problem_and_keeps_the_last_figures(sim, make_exporter):
+    from copilot_exporter.simulator import Fault
+
+    exporter = make_exporter(exporter_config(sim.api_url, source="reports", organizations=[
+        {"name": "umbrella", "billing": True, "billing_github": {"token": BILLING_TOKEN}}]))
+    assert exporter.refresh()
+    before = {key: value for key, value in exporter.samples().items() if key[0].startswith("copilot_billing_")}
+    assert before
+    sim.add_fault("/organizations/umbrella" + USAGE, Fault(status=422))
+    assert not exporter.refresh()
+    assert exporter.value("copilot_exporter_errors_total", org="umbrella", source="billing",
+                          reason="billing_problem") == 1
+    assert exporter.value("copilot_exporter_up", org="umbrella", source="billing") == 0
+    after = {key: value for key, value in exporter.samples().items() if key[0].startswith("copilot_billing_")}
+    assert after == before
