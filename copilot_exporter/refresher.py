@@ -126,10 +126,9 @@ class Refresher:
         return JOB_KINDS[job.kind].run(self, job)
 
     def _seats(self, job: Job) -> bool:
-        client = self._connection(job.entry).client()
-        prices = self.config.seat_prices
+        client, config = self._connection(job.entry).client(), self.config
         return self._refresh(job.entry.scope, seats.SOURCE, lambda: seats.fetch(
-            client, job.entry.scope, included_credits=self.config.included_ai_credits, prices=prices))
+            client, job.entry.scope, included_credits=config.included_ai_credits, prices=config.seat_prices))
 
     def _billing(self, job: Job) -> bool:
         client = self._connection(job.entry, for_billing=True).client()
