@@ -6,6 +6,7 @@ and reuse the finished body (gzip included) until either changes.
 
 from __future__ import annotations
 
+import errno
 import html
 import socket
 import socketserver
@@ -163,6 +164,10 @@ class _QuietHandler(WSGIRequestHandler):
         pass
 
 
+class ListenError(Exception):
+    """The server cannot listen on the address; the message names it and the cause, in one line."""
+
+
 def parse_listen_address(address: str) -> tuple[str, int]:
     host, _, port = address.rpartition(":")
     return host.strip("[]") or "0.0.0.0", int(port)
@@ -172,6 +177,7 @@ def serve(app: Callable, listen_address: str, web: webconfig.WebConfig | None = 
     """Bind and return the server (call serve_forever on it); port 0 picks a free port.
 
     With a web config, requests need its basic auth users and connections its TLS settings.
+    Raises ListenError when the address cannot be listened on.
     """
     host, port = parse_listen_address(listen_address)
     server_class = _ThreadingServer6 if ":" in host else _ThreadingServer
@@ -180,4 +186,21 @@ def serve(app: Callable, listen_address: str, web: webconfig.WebConfig | None = 
         context = webconfig.ssl_context(web)
         if context is not None:
             server_class = webconfig.with_tls(server_class, context)
-    return make_server(host, port, app, server_class=server_class, handler_class=_QuietHandler)
+    try:
+        return make_server(host, port, app, server_class=server_class, handler_class=_QuietHandler)
+    except (OSError, OverflowError) as err:
+        raise ListenError(f"cannot listen on {listen_address}: {_bind_cause(err, host)}") from None
+
+
+def _bind_cause(err: OSError | OverflowError, host: str) -> str:
+    if isinstance(err, OverflowError):
+        return "the port must be between 0 and 65535"
+    if isinstance(err, socket.gaierror):
+        return f"cannot resolve {host} ({err.strerror})"
+    return {
+        errno.EADDRINUSE: "the address is already in use (another process listens there: stop it, "
+                          "or choose another port)",
+        errno.EADDRNOTAVAIL: f"this machine has no address {host} (use one of its addresses, "
+                             "or none to listen on every interface)",
+        errno.EACCES: "permission denied (ports below 1024 need privileges)",
+    }.get(err.errno, err.strerror or type(err).__name__)
