@@ -85,16 +85,42 @@ def test_rules_read_only_known_metrics():
         assert not unknown, f"{rule.get('record') or rule.get('alert')} reads unknown metrics {unknown}"
 
 
-def test_alerts_have_severity_summary_description_and_dashboard():
+def test_alerts_have_severity_summary_description_and_links():
     alerts = load_rules(ALERTS)
     assert alerts
     for rule in alerts:
         name = rule.get("alert")
         assert name, f"alerts.yaml holds alerting rules only: {rule}"
         assert rule["labels"]["severity"] in ("critical", "warning", "info"), name
-        for key in ("summary", "description", "dashboard"):
+        for key in ("summary", "description", "runbook_url", "dashboard_url"):
             assert str(rule["annotations"].get(key, "")).strip(), f"{name}: annotation {key} missing"
-        assert rule["annotations"]["dashboard"].startswith("/d/"), name
+        assert rule["annotations"]["dashboard_url"].startswith("/d/"), name
+
+
+RUNBOOK = PROMETHEUS_DIR.parent / "docs" / "runbook.md"
+
+
+def heading_anchors(markdown: str) -> list[str]:
+    """GitHub's anchors of the second-level headings: lower case, punctuation dropped, spaces to -."""
+    return [re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+            for heading in re.findall(r"^## (.+)$", markdown, re.MULTILINE)]
+
+
+def test_every_alert_has_its_own_runbook_section():
+    anchors = heading_anchors(RUNBOOK.read_text())
+    linked = []
+    for rule in load_rules(ALERTS):
+        path, _, anchor = rule["annotations"]["runbook_url"].partition("#")
+        assert path == "docs/runbook.md", f"{rule['alert']}: {path}"
+        assert anchor in anchors, f"{rule['alert']}: docs/runbook.md has no heading for #{anchor}"
+        linked.append(anchor)
+    assert len(linked) == len(set(linked)), "two alerts share a runbook section"
+    assert sorted(linked) == sorted(anchors), "a runbook section belongs to no alert"
+
+
+def test_heading_anchors_follow_github():
+    assert heading_anchors("# Title\n## CopilotExporterDown\n## Alert routing: the A-team's\n") == \
+        ["copilotexporterdown", "alert-routing-the-a-teams"]
 
 
 def hours(duration: str) -> float:
