@@ -150,3 +150,48 @@ def test_every_recording_rule_is_tested():
     exprs = " ".join(case["expr"] for test in rule_tests() for case in test.get("promql_expr_test", []))
     for name in sorted(recorded_names()):
         assert re.search(re.escape(name) + r"(?![\w:])", exprs), f"no promql_expr_test reads {name}"
+
+
+README = PROMETHEUS_DIR.parent / "README.md"
+
+
+def alertmanager_example() -> dict:
+    """The Alertmanager configuration of the README's "Alert routing"."""
+    section = README.read_text().split("### Alert routing", 1)[1]
+    return yaml.safe_load(re.search(r"```yaml\n(.*?)```", section, re.DOTALL).group(1))
+
+
+def matchers(config: dict) -> list[str]:
+    found = [m for route in config["route"].get("routes", []) for m in route.get("matchers", [])]
+    for rule in config.get("inhibit_rules", []):
+        found += rule.get("source_matchers", []) + rule.get("target_matchers", [])
+    return found
+
+
+def test_readme_alertmanager_example_names_existing_alerts_and_severities():
+    alerts = load_rules(ALERTS)
+    names = {rule["alert"] for rule in alerts}
+    severities = {rule["labels"]["severity"] for rule in alerts}
+    config = alertmanager_example()
+    receivers = {receiver["name"] for receiver in config["receivers"]}
+    routes = [config["route"], *config["route"]["routes"]]
+    assert {route["receiver"] for route in routes if "receiver" in route} <= receivers
+    checked = matchers(config)
+    assert checked
+    for matcher in checked:
+        label, op, value = re.fullmatch(r'(\w+)\s*(=~|!~|!=|=)\s*"(.*)"', matcher).groups()
+        if label == "alertname":
+            hits = {name for name in names if re.fullmatch(value, name)} if op == "=~" else {value} & names
+            assert hits, f"{matcher} matches no alert of alerts.yaml"
+        if label == "severity":
+            assert value in severities, f"{matcher}: no alert has severity {value}"
+    used = {re.fullmatch(r'severity\s*=\s*"(\w+)"', m).group(1) for m in checked if m.startswith("severity")}
+    assert used | {"warning"} == severities, "the example routes every severity the alerts use"
+
+
+def test_docs_never_install_the_package_by_name_from_an_index():
+    docs = [README, PROMETHEUS_DIR.parent / "deploy" / "helm" / "copilot-exporter" / "README.md",
+            *sorted((PROMETHEUS_DIR.parent / "docs").glob("*.md"))]
+    for path in docs:
+        for line in path.read_text().splitlines():
+            assert not re.search(r"pip install\s+['\"]?copilot-exporter\b", line), f"{path.name}: {line}"
