@@ -118,6 +118,28 @@ def test_every_alert_has_its_own_runbook_section():
     assert sorted(linked) == sorted(anchors), "a runbook section belongs to no alert"
 
 
+def runbook_sections() -> dict[str, str]:
+    parts = re.split(r"^## (.+)$", RUNBOOK.read_text(), flags=re.MULTILINE)
+    return dict(zip(parts[1::2], parts[2::2]))
+
+
+def test_every_runbook_section_says_what_to_check_and_what_to_do():
+    for title, body in runbook_sections().items():
+        for part in ("**Check**", "**Act**"):
+            assert part in body, f"runbook section {title} has no {part}"
+
+
+def test_runbook_names_only_existing_dashboard_panels():
+    from dashboards_util import iter_panels, load_dashboard
+
+    titles = {panel.get("title") for path in sorted((PROMETHEUS_DIR.parent / "grafana" / "dashboards").glob("*.json"))
+              for panel in iter_panels(load_dashboard(path))}
+    text = re.sub(r"`[^`]*`", "", RUNBOOK.read_text())  # code spans hold PromQL, not panel names
+    named = {" ".join(m.split()) for m in re.findall(r"(?<![*\w])\*(?=\S)([^*]+?)(?<=\S)\*(?![*\w])", text)}
+    assert named, "the runbook names no panel"
+    assert named <= titles, f"panels not found in grafana/dashboards: {sorted(named - titles)}"
+
+
 def test_heading_anchors_follow_github():
     assert heading_anchors("# Title\n## CopilotExporterDown\n## Alert routing: the A-team's\n") == \
         ["copilotexporterdown", "alert-routing-the-a-teams"]
