@@ -24,13 +24,14 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_ROOT_USER_ACTION=ignore
 
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md constraints.txt ./
 COPY copilot_exporter ./copilot_exporter
 
-# Wheels for the exporter and every dependency, then a pip-less virtual environment with them
-# (pip, setuptools and the sources stay in this stage). pip compiles the .pyc files here, so the
+# Wheels for the exporter and every dependency, at the versions of constraints.txt (those the
+# tests passed with), then a pip-less virtual environment with them (pip, setuptools and the
+# sources stay in this stage). pip compiles the .pyc files here, so the
 # read-only final image never needs to write bytecode.
-RUN pip wheel --wheel-dir /wheels ".[app,web]" \
+RUN pip wheel --constraint constraints.txt --wheel-dir /wheels ".[app,web]" \
  && python -m venv --without-pip /opt/venv \
  && pip --python /opt/venv/bin/python install --no-index --find-links /wheels "copilot-exporter[app,web]" \
  && /opt/venv/bin/copilot-exporter --version
