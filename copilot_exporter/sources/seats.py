@@ -13,7 +13,7 @@ from copilot_exporter.errors import PayloadError
 from copilot_exporter.github.client import GitHubClient, GitHubError
 from copilot_exporter.metrics import seats
 from copilot_exporter.model import ORG, FamilyBuilder, Scope
-from copilot_exporter.sources import Result
+from copilot_exporter.sources import Result, explain_forbidden
 
 SOURCE = "seats"
 
@@ -42,6 +42,7 @@ def fetch(client: GitHubClient, scope: Scope, now: float | None = None) -> Resul
                 raise PayloadError(f"{route}: seats: expected a list")
             accumulator.add_page(seat_list)
     except GitHubError as err:
+        explain_forbidden(err, SOURCE, scope.kind)
         if err.status == 422:
             err.reason = "billing_problem"
             err.hint = "GitHub reports a billing problem for Copilot (no active subscription, or billing is not set up)"
