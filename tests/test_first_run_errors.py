@@ -58,7 +58,7 @@ FORBIDDEN = {
         "reports", [], [{"name": "initech", "seats": False}], "/enterprises/initech/copilot/metrics/reports/",
         ("enterprise=initech", "reports"),
         ["manage_billing:copilot or read:enterprise", '"Enterprise Copilot metrics" (read)',
-         "fine-grained tokens are not accepted"]),
+         "fine-grained tokens are not accepted", '"Enabled everywhere"']),
     "seats of an organization": (
         "legacy", [{"name": "acme"}], [], "/orgs/acme/copilot/billing",
         ("org=acme", "seats"), ['"GitHub Copilot Business" (read)', "manage_billing:copilot"]),

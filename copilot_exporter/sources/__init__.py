@@ -18,7 +18,7 @@ FORBIDDEN = {
         ENTERPRISE: "the token lacks access to this enterprise's Copilot usage metrics: use a classic token with "
                     "manage_billing:copilot or read:enterprise, or a GitHub App installed on the enterprise with "
                     "\"Enterprise Copilot metrics\" (read); fine-grained tokens are not accepted on enterprise "
-                    "endpoints",
+                    "endpoints; the \"Copilot usage metrics\" policy must be \"Enabled everywhere\"",
     },
     "seats": {
         ORG: "the token lacks access to this organization's Copilot seats: a fine-grained token or GitHub App "
