@@ -262,6 +262,13 @@ def test_an_address_the_machine_does_not_have_is_one_line_and_exit_2(tmp_path):
     assert one_line(result).startswith(f"cannot listen on {address}: this machine has no address 192.0.2.7")
 
 
+def test_a_listen_host_that_does_not_resolve_is_one_line_and_exit_2(tmp_path):
+    address = "copilot-exporter-test.invalid:9452"
+    result = run_cli("--config", valid_config(tmp_path), "--web.listen-address", address, timeout=30)
+    assert result.returncode == 2
+    assert one_line(result).startswith(f"cannot listen on {address}: cannot resolve copilot-exporter-test.invalid")
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
