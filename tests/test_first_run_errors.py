@@ -165,6 +165,28 @@ def test_an_unresolvable_host_is_named(make_exporter, caplog):
     assert "using the reports API" not in "\n".join(r.getMessage() for r in caplog.records)
 
 
+def test_a_host_that_never_answers_the_connection_suggests_a_firewall(make_exporter, caplog):
+    with socket.socket() as silent:  # a full accept queue: further connection attempts get no answer
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(0)
+        address = f"127.0.0.1:{silent.getsockname()[1]}"
+        waiting = [socket.socket() for _ in range(3)]
+        for sock in waiting:
+            sock.setblocking(False)
+            sock.connect_ex(silent.getsockname())
+        try:
+            exporter = make_exporter(exporter_config(f"http://{address}", source="reports", organizations=[
+                {"name": "acme", "seats": False}], github={"max_retries": 0, "connect_timeout": "300ms"}))
+            with caplog.at_level(logging.INFO):
+                assert not exporter.refresh()
+        finally:
+            for sock in waiting:
+                sock.close()
+    message = only_failure(caplog, "org=acme", "reports")
+    assert "(timeout)" in message and f"no connection to {address} within connect_timeout" in message
+    assert "firewall" in message
+
+
 def test_a_proxy_that_is_not_there_is_named(simulator, make_exporter, caplog, monkeypatch):
     port = closed_port()
     for name in ("NO_PROXY", "no_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):

@@ -62,6 +62,10 @@ class RateLimited(RefreshError):
 class Timeout(RefreshError):
     reason = "timeout"
 
+    def __init__(self, message: str, hint: str = ""):
+        super().__init__(message)
+        self.hint = hint
+
 
 class ConnectionFailed(RefreshError):
     reason = "connection_error"
@@ -323,6 +327,10 @@ def exchange(count: Callable[[str, str], None], route: str, send: Callable[[], r
     except requests.RequestException as err:
         if timed_out(err):
             count(route, "timeout")
+            if isinstance(err, requests.ConnectTimeout):
+                raise Timeout(f"{route}: no connection to {_where(err)} within connect_timeout",
+                              "a firewall may be dropping the traffic: allow the host, or set HTTPS_PROXY "
+                              "to the proxy to use") from None
             raise Timeout(f"{route}: {what} did not answer in time") from None
         count(route, "error")
         cause, hint = network_cause(err)
@@ -338,9 +346,7 @@ def network_cause(err: requests.RequestException) -> tuple[str, str]:
     sign a download link.
     """
     url = err.request.url if err.request is not None and err.request.url else ""
-    parts = urlsplit(url)
-    host = parts.hostname or "the host"
-    where = f"{host}:{parts.port}" if parts.port else host
+    host, where = urlsplit(url).hostname or "the host", _where(err)
     chain = _causes(err)
     if any(isinstance(e, (requests.exceptions.ProxyError, urllib3_exceptions.ProxyError)) for e in chain):
         proxy = urlsplit(requests.utils.select_proxy(url, requests.utils.get_environ_proxies(url)) or "")
@@ -365,6 +371,13 @@ def network_cause(err: requests.RequestException) -> tuple[str, str]:
         return f"connection to {where} reset", "a proxy or firewall may cut the connection; GitHub may be failing"
     innermost = chain[-1]
     return f"no answer from {where} ({type(innermost).__name__})", ""
+
+
+def _where(err: requests.RequestException) -> str:
+    """host[:port] the failed request was for; never its path or query."""
+    parts = urlsplit(err.request.url if err.request is not None and err.request.url else "")
+    host = parts.hostname or "the host"
+    return f"{host}:{parts.port}" if parts.port else host
 
 
 def _causes(err: BaseException) -> list[BaseException]:
