@@ -14,6 +14,7 @@ import ipaddress
 import json
 import os
 import re
+import ssl
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -432,12 +433,28 @@ def _api_url_problem(url: str) -> str | None:
         parts = parts._replace(netloc="")
     if (parts.scheme in ("http", "https") and parts.hostname and not parts.query
             and not parts.fragment and not any(c.isspace() for c in url)):
-        return None
+        return _web_host_problem(url, parts.hostname.lower(), parts.path.rstrip("/"))
     return f"{_quote(url)} must be an http(s) URL with a host, e.g. {DEFAULT_API_URL}"
+
+
+def _web_host_problem(url: str, host: str, path: str) -> str | None:
+    """GitHub's web hosts answer API paths with HTML: name the API URL meant."""
+    if host in ("github.com", "www.github.com"):
+        meant = DEFAULT_API_URL
+    elif host.endswith(".ghe.com") and not host.startswith("api."):
+        meant = f"https://api.{host}"
+    elif host == "api.github.com" and path:
+        meant = DEFAULT_API_URL
+    else:
+        return None
+    return (f"{_quote(url)} is not GitHub's API: use {meant} "
+            "(GitHub Enterprise Server: https://HOST/api/v3)")
 
 
 def _listen_address_problem(address: str) -> str | None:
     usage = f"{_quote(address)} must be [host]:port, e.g. \":9452\", \"127.0.0.1:9452\" or \"[::1]:9452\""
+    if address.isdigit():  # a bare port would listen on every interface: say what was meant
+        return f"{_quote(address)} has no colon: write \":{address}\" for every interface, or \"127.0.0.1:{address}\""
     match = _LISTEN.fullmatch(address)
     if match is None:
         return usage
@@ -451,6 +468,19 @@ def _listen_address_problem(address: str) -> str | None:
             return f"{_quote(match['ipv6'])} is not an IPv6 address"
     elif match["host"] and not _HOST.fullmatch(match["host"]):
         return f"{_quote(match['host'])} is not a host name or IPv4 address"
+    return None
+
+
+def _ca_bundle_problem(path: str) -> str | None:
+    """Why the file cannot serve as the CA bundle: not a file, or no PEM certificate in it."""
+    if not os.path.isfile(path):
+        return f"{path} is not a file"
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cafile=path)
+    except OSError as err:  # ssl.SSLError included
+        if isinstance(err, ssl.SSLError):
+            return f"{path} holds no PEM certificate (expected -----BEGIN CERTIFICATE----- blocks)"
+        return f"cannot read {path}: {error_reason(err)}"
     return None
 
 
@@ -527,8 +557,9 @@ def _github(root: Section) -> GitHubConfig:
     else:
         credentials = _credentials(github)
     ca_bundle = github.text("ca_bundle")
-    if ca_bundle is not None and not os.path.isfile(ca_bundle):
-        github.problem("ca_bundle", f"{ca_bundle} is not a file")
+    problem = _ca_bundle_problem(ca_bundle) if ca_bundle is not None else None
+    if problem:
+        github.problem("ca_bundle", problem)
     return GitHubConfig(
         api_url=_api_url(github),
         credentials=credentials,

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from copilot_exporter.config import Config, Credentials, Entry
 from copilot_exporter.errors import RefreshError
 from copilot_exporter.github.auth import token_provider
-from copilot_exporter.github.client import Connection, GitHubClient
+from copilot_exporter.github.client import ConnectionFailed, Connection, GitHubClient, Timeout
 from copilot_exporter.model import Scope
 from copilot_exporter.sources import Result, billing, legacy, seats
 from copilot_exporter.sources.reports import ReportsSource, ReportsUnavailable
@@ -37,7 +37,7 @@ class Job:
     next_run: float = 0.0
     failures: int = 0
     running: bool = False
-    api: str | None = None  # the API the last data refresh used: "reports" or "metrics"
+    api: str | None = None  # the API the last data refresh used: "reports" or "legacy"
     reports: ReportsSource | None = None
 
 
@@ -74,6 +74,12 @@ class Refresher:
         self.jobs = [Job(entry, name, kind.interval(config),
                          reports=ReportsSource(entry, config) if name == "data" else None)
                      for name, kind in JOB_KINDS.items() for entry in config.entries if kind.enabled(entry)]
+        for job in self.jobs:  # error counters exist from start-up (the legacy API's after a switch)
+            first = {"seats": seats.SOURCE, "billing": billing.SOURCE,
+                     "data": legacy.SOURCE if config.source == "legacy" else "reports"}
+            scopes = self._legacy_scopes(job.entry) if first[job.kind] == legacy.SOURCE else [job.entry.scope]
+            for scope in scopes:
+                telemetry.expect(scope, first[job.kind])
         self._pool = ThreadPoolExecutor(config.workers, thread_name_prefix="refresh")
         self._thread: threading.Thread | None = None
 
@@ -148,10 +154,19 @@ class Refresher:
             return self._legacy(job, client, after_reports_404=True)
 
     def _reports(self, job: Job, client: GitHubClient, fall_back: bool = False) -> bool:
-        fetch = lambda: job.reports.fetch(client, _today())  # noqa: E731
+        unreachable: list[RefreshError] = []
+
+        def fetch() -> Result:
+            try:
+                return job.reports.fetch(client, _today())
+            except (Timeout, ConnectionFailed) as err:
+                unreachable.append(err)
+                raise
+
         ok = self._refresh(job.entry.scope, "reports", fetch, "reports",
                            passthrough=ReportsUnavailable if fall_back else ())
-        self._using(job, "reports")
+        if not unreachable:  # no answer says nothing about which API serves the scope
+            self._using(job, "reports")
         return ok
 
     def _using(self, job: Job, api: str) -> None:
@@ -159,19 +174,19 @@ class Refresher:
         if job.api == api:
             return
         if job.api is not None or self.config.source == "auto":
-            log.info("%s: using the %s API", job.entry.scope, "reports" if api == "reports" else "legacy metrics")
-        previous = {"reports": [job.entry.scope], "metrics": self._legacy_scopes(job.entry)}.get(job.api or "", [])
-        source = "reports" if job.api == "reports" else "metrics"
+            log.info("%s: using the %s API", job.entry.scope, api)
+        previous = {"reports": [job.entry.scope], legacy.SOURCE: self._legacy_scopes(job.entry)}.get(job.api or "", [])
+        source = "reports" if job.api == "reports" else legacy.SOURCE
         for scope in previous:
             self.store.drop(scope, source)
             self.telemetry.forget(scope, source)
         job.api = api
 
     def _legacy(self, job: Job, client: GitHubClient, after_reports_404: bool = False) -> bool:
-        self._using(job, "metrics")
+        self._using(job, legacy.SOURCE)
         results = [
             self._refresh(scope, legacy.SOURCE, lambda scope=scope: legacy.fetch(
-                client, scope, self.config.lookback_days, _today(), after_reports_404), api="metrics")
+                client, scope, self.config.lookback_days, _today(), after_reports_404), api=legacy.SOURCE)
             for scope in self._legacy_scopes(job.entry)
         ]
         return all(results)
@@ -187,6 +202,7 @@ class Refresher:
         Exceptions of type `passthrough` are the caller's to handle (e.g. falling back to another API).
         """
         started = time.monotonic()
+        self.telemetry.expect(scope, source)
         self.telemetry.refresh_started(scope, source)
         try:
             result = fetch()
@@ -197,7 +213,7 @@ class Refresher:
             hint = getattr(err, "hint", "")
             log.warning("%s source=%s failed (%s): %s%s", scope, source, err.reason, err,
                         f"; {hint}" if hint else "")
-            self.telemetry.refresh_failed(scope, source, duration, err.reason, str(err))
+            self.telemetry.refresh_failed(scope, source, duration, err.reason, f"{err}; {hint}" if hint else str(err))
             return False
         except Exception as err:
             duration = time.monotonic() - started

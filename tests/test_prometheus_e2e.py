@@ -82,7 +82,7 @@ def stack(tmp_path_factory):
         )
         exporter = RunningExporter(config)
         assert not exporter.refresh()  # ghost-org fails; every other scope succeeds
-        assert exporter.value("copilot_exporter_errors_total", org="ghost-org", source="metrics",
+        assert exporter.value("copilot_exporter_errors_total", org="ghost-org", source="legacy",
                               reason="not_found") == 1
         prometheus = Prometheus(tmp_path_factory.mktemp("prometheus"), exporter.url.removeprefix("http://"))
         try:
@@ -97,7 +97,7 @@ def stack(tmp_path_factory):
 def test_the_stack_covers_both_apis_seats_and_billing(stack):
     exporter, prometheus = stack
     sources = {row["metric"]["source"] for row in prometheus.wait_until("copilot_exporter_up == 1")}
-    assert sources == {"metrics", "reports", "seats", "billing"}
+    assert sources == {"legacy", "reports", "seats", "billing"}
     down = prometheus.wait_until("copilot_exporter_up == 0")
     assert [row["metric"]["org"] for row in down] == ["ghost-org"]
     assert prometheus.wait_until('copilot_daily_active_users{org="hooli"}')  # legacy API

@@ -219,6 +219,17 @@ _define("exporter", COUNTER, {
         "(an array entry of the wrong type, a label that cannot be encoded...), by reason."),
 })
 
+# The process metrics every Prometheus client exposes, rendered by prometheus-client's
+# ProcessCollector (Linux); named here so the contract covers them.
+_define("exporter", GAUGE, {
+    "process_virtual_memory_bytes": "Virtual memory size in bytes.",
+    "process_resident_memory_bytes": "Resident memory size in bytes.",
+    "process_start_time_seconds": "Start time of the process since unix epoch in seconds.",
+    "process_open_fds": "Number of open file descriptors.",
+    "process_max_fds": "Maximum number of open file descriptors.",
+})
+_define("exporter", COUNTER, {"process_cpu_seconds_total": "Total user and system CPU time spent in seconds."})
+PROCESS = frozenset(name for name in CATALOGUE if name.startswith("process_"))
 
 # Label keys of every metric that has any besides the scope labels.
 _EDITOR_MODEL_LANGUAGE = ("editor", "model", "language")
@@ -279,4 +290,5 @@ for _name, _labels in _LABELS.items():
 UNSCOPED = frozenset({
     "copilot_exporter_github_requests_total", "copilot_exporter_github_rate_limit_remaining",
     "copilot_exporter_github_rate_limit_reset_timestamp_seconds", "copilot_exporter_build_info",
+    *PROCESS,
 })

@@ -17,7 +17,7 @@ from copilot_exporter.github.client import GitHubClient, GitHubError
 from copilot_exporter.metrics import seats
 from copilot_exporter.metrics.billing import add_included_credits, add_seat_prices
 from copilot_exporter.model import ORG, FamilyBuilder, Scope
-from copilot_exporter.sources import Result
+from copilot_exporter.sources import Result, explain_forbidden
 
 SOURCE = "seats"
 
@@ -50,6 +50,7 @@ def fetch(client: GitHubClient, scope: Scope, now: float | None = None, *,
                 raise PayloadError(f"{route}: seats: expected a list")
             accumulator.add_page(seat_list)
     except GitHubError as err:
+        explain_forbidden(err, SOURCE, scope.kind)
         if err.status == 422:
             err.reason = "billing_problem"
             err.hint = "GitHub reports a billing problem for Copilot (no active subscription, or billing is not set up)"
