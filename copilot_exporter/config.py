@@ -14,10 +14,11 @@ import ipaddress
 import json
 import os
 import re
+import ssl
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 import yaml
@@ -29,6 +30,10 @@ DEFAULT_API_URL = "https://api.github.com"
 DEFAULT_LISTEN_ADDRESS = ":9452"
 SOURCES = ("legacy", "reports", "auto")
 PER_USER_MODES = ("off", "login", "hashed")
+SEAT_PLANS = ("business", "enterprise")
+# AI credits included per licence and month (GitHub's standard pools, COPILOT-APIS.md §7).
+DEFAULT_INCLUDED_AI_CREDITS = {"business": 1900.0, "enterprise": 3900.0}
+_CURRENCY = re.compile(r"[A-Z]{3}")  # an ISO 4217 code
 
 
 @dataclass(frozen=True)
@@ -78,6 +83,15 @@ class Entry:
     per_user: str  # one of PER_USER_MODES
     seats: bool
     credentials: Credentials | None  # None: use the global github credentials
+    billing: bool = False
+    billing_credentials: Credentials | None = None  # None: the entry's credentials
+
+
+class SeatPrice(NamedTuple):
+    """The operator's monthly price of one seat: exported as configured, never converted."""
+
+    amount: float
+    currency: str
 
 
 @dataclass(frozen=True)
@@ -91,6 +105,10 @@ class Config:
     user_hash_salt: str | None = field(repr=False)  # protects hashed logins: keep it out of logs
     entries: tuple[Entry, ...]
     listen_address: str
+    billing_refresh_interval: float = 6 * 3600.0
+    seat_prices: Mapping[str, SeatPrice] = field(default_factory=dict)  # plan -> price
+    included_ai_credits: Mapping[str, float] = field(
+        default_factory=lambda: dict(DEFAULT_INCLUDED_AI_CREDITS))  # plan -> credits per licence
 
 
 # --- public entry points ----------------------------------------------------------------------
@@ -415,12 +433,28 @@ def _api_url_problem(url: str) -> str | None:
         parts = parts._replace(netloc="")
     if (parts.scheme in ("http", "https") and parts.hostname and not parts.query
             and not parts.fragment and not any(c.isspace() for c in url)):
-        return None
+        return _web_host_problem(url, parts.hostname.lower(), parts.path.rstrip("/"))
     return f"{_quote(url)} must be an http(s) URL with a host, e.g. {DEFAULT_API_URL}"
+
+
+def _web_host_problem(url: str, host: str, path: str) -> str | None:
+    """GitHub's web hosts answer API paths with HTML: name the API URL meant."""
+    if host in ("github.com", "www.github.com"):
+        meant = DEFAULT_API_URL
+    elif host.endswith(".ghe.com") and not host.startswith("api."):
+        meant = f"https://api.{host}"
+    elif host == "api.github.com" and path:
+        meant = DEFAULT_API_URL
+    else:
+        return None
+    return (f"{_quote(url)} is not GitHub's API: use {meant} "
+            "(GitHub Enterprise Server: https://HOST/api/v3)")
 
 
 def _listen_address_problem(address: str) -> str | None:
     usage = f"{_quote(address)} must be [host]:port, e.g. \":9452\", \"127.0.0.1:9452\" or \"[::1]:9452\""
+    if address.isdigit():  # a bare port would listen on every interface: say what was meant
+        return f"{_quote(address)} has no colon: write \":{address}\" for every interface, or \"127.0.0.1:{address}\""
     match = _LISTEN.fullmatch(address)
     if match is None:
         return usage
@@ -437,6 +471,19 @@ def _listen_address_problem(address: str) -> str | None:
     return None
 
 
+def _ca_bundle_problem(path: str) -> str | None:
+    """Why the file cannot serve as the CA bundle: not a file, or no PEM certificate in it."""
+    if not os.path.isfile(path):
+        return f"{path} is not a file"
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cafile=path)
+    except OSError as err:  # ssl.SSLError included
+        if isinstance(err, ssl.SSLError):
+            return f"{path} holds no PEM certificate (expected -----BEGIN CERTIFICATE----- blocks)"
+        return f"cannot read {path}: {error_reason(err)}"
+    return None
+
+
 def _file_problem(path: str) -> str | None:
     """Why the file cannot serve as a secret: unreadable or empty."""
     try:
@@ -450,13 +497,14 @@ def _file_problem(path: str) -> str | None:
 # --- sections ---------------------------------------------------------------------------------
 
 _TOP_KEYS = ("github", "source", "refresh_interval", "seats_refresh_interval", "workers",
-             "lookback_days", "user_hash_salt", "organizations", "enterprises", "server")
+             "lookback_days", "user_hash_salt", "organizations", "enterprises", "server",
+             "billing_refresh_interval", "seat_prices", "included_ai_credits")
 _CREDENTIAL_KEYS = ("token", "token_file", "app")
 _GITHUB_KEYS = ("api_url", *_CREDENTIAL_KEYS, "ca_bundle", "connect_timeout", "read_timeout",
                 "max_retries", "retry_backoff", "max_rate_limit_wait")
 _APP_KEYS = ("app_id", "private_key_file", "installation_id")
 _ENTRY_KEYS = ("name", "teams", "reports", "repositories", "max_repositories", "per_user", "seats",
-               "github")
+               "github", "billing", "billing_github")
 _REPORT_KEYS = ("aggregated", "users", "teams")
 _SERVER_KEYS = ("listen_address",)
 
@@ -473,6 +521,7 @@ def _config(data: Any, problems: list[str]) -> Config | None:
     source = root.choice("source", "auto", SOURCES)
     refresh_interval = root.duration("refresh_interval", "1h", minimum="1s")
     seats_refresh_interval = root.duration("seats_refresh_interval", "6h", minimum="1s")
+    billing_refresh_interval = root.duration("billing_refresh_interval", "6h", minimum="1s")
     workers = root.integer("workers", 4, minimum=1, maximum=64)
     lookback_days = root.integer("lookback_days", 3, minimum=1, maximum=30)
     salt = root.text("user_hash_salt")
@@ -481,6 +530,7 @@ def _config(data: Any, problems: list[str]) -> Config | None:
         root.problem("user_hash_salt", "required when an entry sets per_user: hashed")
     if any(e.scope.kind == ENTERPRISE and e.credentials is None for e in entries):
         _require_installation_id(root.data.get("github"), "github", github.credentials, root.problems)
+    _require_classic_billing_tokens(root, github.credentials)
     server = root.child("server", _SERVER_KEYS) or root.blank("server")
     return Config(
         github=github,
@@ -492,6 +542,9 @@ def _config(data: Any, problems: list[str]) -> Config | None:
         user_hash_salt=salt,
         entries=entries,
         listen_address=_listen_address(server),
+        billing_refresh_interval=billing_refresh_interval,
+        seat_prices=_seat_prices(root),
+        included_ai_credits=_included_ai_credits(root),
     )
 
 
@@ -504,8 +557,9 @@ def _github(root: Section) -> GitHubConfig:
     else:
         credentials = _credentials(github)
     ca_bundle = github.text("ca_bundle")
-    if ca_bundle is not None and not os.path.isfile(ca_bundle):
-        github.problem("ca_bundle", f"{ca_bundle} is not a file")
+    problem = _ca_bundle_problem(ca_bundle) if ca_bundle is not None else None
+    if problem:
+        github.problem("ca_bundle", problem)
     return GitHubConfig(
         api_url=_api_url(github),
         credentials=credentials,
@@ -649,6 +703,8 @@ def _entry(section: Section, kind: str) -> Entry:
         per_user=_per_user(section),
         seats=section.flag("seats", True),
         credentials=_credentials(github) if github is not None else None,
+        billing=section.flag("billing", False),
+        billing_credentials=_billing_credentials(section),
     )
     if kind == ENTERPRISE and github is not None:
         _require_installation_id(github.data, github.path, entry.credentials, section.problems)
@@ -694,3 +750,66 @@ def _per_user(entry: Section) -> str:
     got = _quote(value) if isinstance(value, str) else _type_name(value)
     entry.problem("per_user", f"must be false, true or \"hashed\", got {got}")
     return "off"
+
+
+# --- cost -------------------------------------------------------------------------------------
+
+
+def _billing_credentials(entry: Section) -> Credentials | None:
+    billing = entry.child("billing_github", _CREDENTIAL_KEYS)
+    return _credentials(billing) if billing is not None else None
+
+
+def _require_classic_billing_tokens(root: Section, global_credentials: Credentials) -> None:
+    """GitHub's enterprise billing endpoints take classic personal access tokens only: an
+    enterprise with billing on must not reach them with GitHub App credentials."""
+    listed = root.data.get("enterprises")
+    for index, value in enumerate(listed if isinstance(listed, list) else ()):  # a wrong type is reported elsewhere
+        path = f"enterprises[{index}]"
+        if not isinstance(value, dict) or _from_env(value.get("billing"), bool) is not True:
+            continue
+        billing, own = value.get("billing_github"), value.get("github")
+        if isinstance(billing, dict):
+            if billing.get("app") is not None:
+                root.problems.append(f"{path}.billing_github.app: enterprise billing endpoints "
+                                     "accept classic personal access tokens only")
+        elif (isinstance(own, dict) and own.get("app") is not None) or (
+                not isinstance(own, dict) and global_credentials.app is not None):
+            root.problems.append(f"{path}.billing_github: required: enterprise billing endpoints "
+                                 "accept classic personal access tokens only, not GitHub App tokens")
+
+
+def _seat_prices(root: Section) -> dict[str, SeatPrice]:
+    prices = root.child("seat_prices", SEAT_PLANS)
+    if prices is None:
+        return {}
+    result = {}
+    for plan in SEAT_PLANS:
+        price = prices.child(plan, ("amount", "currency"))
+        if price is None:
+            continue
+        amount = price.typed("amount", (int, float), "a number")
+        if not price.has("amount"):
+            price.problem("amount", "required")
+        elif amount is not None and amount < 0:
+            price.problem("amount", f"must not be negative, got {amount}")
+            amount = None
+        currency = price.text("currency", required=True)
+        if currency is not None and not _CURRENCY.fullmatch(currency):
+            price.problem("currency", f"{_quote(currency)} is not a three-letter currency code like USD or EUR")
+            currency = None
+        if amount is not None and currency is not None:
+            result[plan] = SeatPrice(float(amount), currency)
+    return result
+
+
+def _included_ai_credits(root: Section) -> dict[str, float]:
+    credits = root.child("included_ai_credits", SEAT_PLANS) or root.blank("included_ai_credits")
+    result = {}
+    for plan in SEAT_PLANS:
+        value = credits.typed(plan, (int, float), "a number")
+        if value is not None and value < 0:
+            credits.problem(plan, f"must not be negative, got {value}")
+            value = None
+        result[plan] = float(DEFAULT_INCLUDED_AI_CREDITS[plan] if value is None else value)
+    return result

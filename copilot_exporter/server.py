@@ -6,6 +6,7 @@ and reuse the finished body (gzip included) until either changes.
 
 from __future__ import annotations
 
+import errno
 import html
 import socket
 import socketserver
@@ -26,18 +27,20 @@ StartResponse = Callable[..., object]
 class MetricsBody:
     """Renders /metrics bodies and keeps the last one per format until the data changes.
 
-    A body is two chunks: the data (every snapshot, large, changing when a scope is refreshed)
-    and the self-metrics (small, changing with every GitHub request). The data chunk is encoded,
-    and compressed, once per data change, so a scrape while a refresh runs only renders and
-    compresses the small chunk. Compressed, the second chunk continues the gzip stream from a
-    copy of the compressor's state after the data: the body stays one ordinary gzip member.
+    A body is three chunks: the data (every snapshot, large, changing when a scope is refreshed),
+    the self-metrics (small, changing with every GitHub request) and the process metrics (tiny,
+    changing always). The data chunk is encoded, and compressed, once per data change, the
+    self-metrics once per change of theirs, so a scrape only renders and compresses the process
+    metrics. Compressed, each chunk continues the gzip stream from a copy of the compressor's
+    state after the one before: the body stays one ordinary gzip member.
     """
 
     def __init__(self, store: Store, telemetry: Telemetry):
         self._store = store
         self._telemetry = telemetry
         self._lock = threading.Lock()
-        self._cache: dict[tuple[bool, bool], tuple[tuple[int, int], list[bytes]]] = {}
+        # (openmetrics, compressed) -> (versions, chunks up to the process metrics, compressor state)
+        self._cache: dict[tuple[bool, bool], tuple[tuple[int, int], list[bytes], Any]] = {}
         # openmetrics -> (data version, encoded data, gzip of it so far, its compressor's state)
         self._data: dict[bool, tuple[int, bytes, bytes | None, Any]] = {}
 
@@ -49,18 +52,26 @@ class MetricsBody:
         versions = (data_version, telemetry_version)
         with self._lock:
             cached = self._cache.get(key)
-        if cached and cached[0] == versions:
-            return cached[1]
-        encoded, prefix, compressor = self._data_chunk(openmetrics, compressed, data_version, data)
-        tail = exposition.render_families(self._telemetry.families(), openmetrics) + ("# EOF\n" if openmetrics else "")
+        if cached is None or cached[0] != versions:
+            cached = (versions, *self._head(openmetrics, compressed, data_version, data))
+            with self._lock:
+                self._cache[key] = cached
+        _versions, chunks, compressor = cached
+        # The process metrics (CPU, memory, file descriptors) change between any two scrapes.
+        last = (self._telemetry.process(openmetrics) + ("# EOF\n" if openmetrics else "")).encode("utf-8")
         if compressed:
             finish = compressor.copy()
-            body = [prefix, finish.compress(tail.encode("utf-8")) + finish.flush()]
-        else:
-            body = [encoded, tail.encode("utf-8")]
-        with self._lock:
-            self._cache[key] = (versions, body)
-        return body
+            return [*chunks, finish.compress(last) + finish.flush()]
+        return [*chunks, last]
+
+    def _head(self, openmetrics: bool, compressed: bool, data_version: int, data: str) -> tuple[list[bytes], Any]:
+        """The data and self-metrics chunks, and the compressor's state after them (compressed only)."""
+        encoded, prefix, compressor = self._data_chunk(openmetrics, compressed, data_version, data)
+        tail = exposition.render_families(self._telemetry.families(), openmetrics).encode("utf-8")
+        if not compressed:
+            return [encoded, tail], None
+        compressor = compressor.copy()
+        return [prefix, compressor.compress(tail) + compressor.flush(zlib.Z_SYNC_FLUSH)], compressor
 
     def _data_chunk(self, openmetrics: bool, compressed: bool, version: int, data: str) -> tuple[bytes, bytes | None, Any]:
         with self._lock:
@@ -163,6 +174,10 @@ class _QuietHandler(WSGIRequestHandler):
         pass
 
 
+class ListenError(Exception):
+    """The server cannot listen on the address; the message names it and the cause, in one line."""
+
+
 def parse_listen_address(address: str) -> tuple[str, int]:
     host, _, port = address.rpartition(":")
     return host.strip("[]") or "0.0.0.0", int(port)
@@ -172,6 +187,7 @@ def serve(app: Callable, listen_address: str, web: webconfig.WebConfig | None = 
     """Bind and return the server (call serve_forever on it); port 0 picks a free port.
 
     With a web config, requests need its basic auth users and connections its TLS settings.
+    Raises ListenError when the address cannot be listened on.
     """
     host, port = parse_listen_address(listen_address)
     server_class = _ThreadingServer6 if ":" in host else _ThreadingServer
@@ -180,4 +196,21 @@ def serve(app: Callable, listen_address: str, web: webconfig.WebConfig | None = 
         context = webconfig.ssl_context(web)
         if context is not None:
             server_class = webconfig.with_tls(server_class, context)
-    return make_server(host, port, app, server_class=server_class, handler_class=_QuietHandler)
+    try:
+        return make_server(host, port, app, server_class=server_class, handler_class=_QuietHandler)
+    except (OSError, OverflowError) as err:
+        raise ListenError(f"cannot listen on {listen_address}: {_bind_cause(err, host)}") from None
+
+
+def _bind_cause(err: OSError | OverflowError, host: str) -> str:
+    if isinstance(err, OverflowError):
+        return "the port must be between 0 and 65535"
+    if isinstance(err, socket.gaierror):
+        return f"cannot resolve {host} ({err.strerror})"
+    return {
+        errno.EADDRINUSE: "the address is already in use (another process listens there: stop it, "
+                          "or choose another port)",
+        errno.EADDRNOTAVAIL: f"this machine has no address {host} (use one of its addresses, "
+                             "or none to listen on every interface)",
+        errno.EACCES: "permission denied (ports below 1024 need privileges)",
+    }.get(err.errno, err.strerror or type(err).__name__)

@@ -10,8 +10,19 @@ import threading
 import time
 from dataclasses import dataclass
 
+from prometheus_client import CollectorRegistry, ProcessCollector
+from prometheus_client import exposition as text_format
+from prometheus_client.openmetrics import exposition as openmetrics_format
+
 from copilot_exporter import __version__
 from copilot_exporter.model import Family, Scope
+
+
+# Failure reasons whose counter starts at 0 for each configured scope and source, so that
+# `increase()` sees their first failure; rarer reasons (disabled, billing_problem, client_error,
+# missing_dependency, internal_error) appear when they first happen.
+COMMON_REASONS = ("unauthorized", "forbidden", "not_found", "rate_limited", "server_error",
+                  "timeout", "connection_error", "bad_payload")
 
 
 @dataclass
@@ -36,7 +47,16 @@ class Telemetry:
         self._folded: dict[tuple[Scope, str], tuple[tuple[str, int], ...]] = {}
         self._rate_limits: dict[int, tuple[int, float]] = {}
         self._status: dict[tuple[Scope, str], SourceStatus] = {}
+        self._process = CollectorRegistry()
+        ProcessCollector(registry=self._process)
         self.version = 0
+
+    def process(self, openmetrics: bool) -> str:
+        """This process's CPU, memory, file descriptor and start time metrics, read now
+        (rendered by prometheus-client's ProcessCollector; nothing on systems without /proc)."""
+        if openmetrics:
+            return openmetrics_format.generate_latest(self._process).decode("utf-8").removesuffix("# EOF\n")
+        return text_format.generate_latest(self._process).decode("utf-8")
 
     def count_request(self, route: str, code: str) -> None:
         with self._lock:
@@ -48,6 +68,14 @@ class Telemetry:
         with self._lock:
             self._rate_limits[connection] = (remaining, reset)
             self.version += 1
+
+    def expect(self, scope: Scope, source: str) -> None:
+        """Create the error counters of a scope and source at 0 for the common reasons."""
+        with self._lock:
+            for reason in COMMON_REASONS:
+                if (scope, source, reason) not in self._errors:
+                    self._errors[(scope, source, reason)] = 0
+                    self.version += 1
 
     def refresh_started(self, scope: Scope, source: str) -> None:
         with self._lock:

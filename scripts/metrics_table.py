@@ -22,6 +22,7 @@ GROUPS = {
     "reports_user_records": "Reports API: users report (aggregated; per-user series only when opted in)",
     "reports_repositories": "Reports API: repositories (`repositories: true`)",
     "seats": "Seats and licences (`seats: true`, the default)",
+    "billing": "Cost (`billing: true` for the billing API; prices and included credits come with seats)",
     "exporter": "The exporter's own metrics",
 }
 

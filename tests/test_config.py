@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import certifi
 import pytest
 
 from copilot_exporter.config import (
@@ -564,13 +565,30 @@ def test_bad_api_url(url):
         f'github.api_url: "{url}" must be an http(s) URL with a host, e.g. https://api.github.com')
 
 
+@pytest.mark.parametrize("url, meant", [
+    ("https://github.com", "https://api.github.com"),
+    ("https://www.github.com/", "https://api.github.com"),
+    ("https://api.github.com/api/v3", "https://api.github.com"),
+    ("https://octocorp.ghe.com", "https://api.octocorp.ghe.com"),
+])
+def test_api_url_of_a_web_host_names_the_api_url(url, meant):
+    assert only_problem(with_github(api_url=url)) == (
+        f'github.api_url: "{url}" is not GitHub\'s API: use {meant} (GitHub Enterprise Server: https://HOST/api/v3)')
+
+
+@pytest.mark.parametrize("url", ["https://api.github.com", "https://api.octocorp.ghe.com",
+                                 "https://github.example.com/api/v3", "http://127.0.0.1:8080"])
+def test_api_urls_accepted(url):
+    assert parse_config(with_github(api_url=url), {}).github.api_url == url
+
+
 def test_api_url_accepts_http_and_drops_trailing_slashes():
     config = parse_config(with_github(api_url="http://localhost:8080//"), {})
     assert config.github.api_url == "http://localhost:8080"
 
 
 @pytest.mark.parametrize("address, message", [
-    ("9452", '"9452" must be [host]:port, e.g. ":9452", "127.0.0.1:9452" or "[::1]:9452"'),
+    ("9452", '"9452" has no colon: write ":9452" for every interface, or "127.0.0.1:9452"'),
     ("::1:9452", '"::1:9452" must be [host]:port, e.g. ":9452", "127.0.0.1:9452" or "[::1]:9452"'),
     ("localhost:", '"localhost:" must be [host]:port, e.g. ":9452", "127.0.0.1:9452" or "[::1]:9452"'),
     (":0", "port 0 is not between 1 and 65535"),
@@ -582,10 +600,14 @@ def test_bad_listen_address(address, message):
     assert only_problem(minimal(server={"listen_address": address})) == f"server.listen_address: {message}"
 
 
-def test_ca_bundle_must_be_a_file(tmp_path):
-    bundle = write(tmp_path, "ca.pem", "-----BEGIN CERTIFICATE-----\n")
+def test_ca_bundle_must_be_a_file_of_pem_certificates(tmp_path):
+    bundle = certifi.where()
     assert parse_config(with_github(ca_bundle=bundle), {}).github.ca_bundle == bundle
     assert only_problem(with_github(ca_bundle=str(tmp_path))) == f"github.ca_bundle: {tmp_path} is not a file"
+    for text in ("-----BEGIN CERTIFICATE-----\n", "not a certificate\n"):
+        fake = write(tmp_path, "ca.pem", text)
+        assert only_problem(with_github(ca_bundle=fake)) == (
+            f"github.ca_bundle: {fake} holds no PEM certificate (expected -----BEGIN CERTIFICATE----- blocks)")
 
 
 # --- many problems at once --------------------------------------------------------------------

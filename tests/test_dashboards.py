@@ -24,6 +24,7 @@ EXPECTED = {
     "copilot-teams.json",
     "copilot-licences.json",
     "copilot-exporter-health.json",
+    "copilot-cost.json",
 }
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 GRAFANA_DASHBOARDS_PATH = "/var/lib/grafana/dashboards"
@@ -203,7 +204,7 @@ def test_metric_names():
 def test_every_alert_links_an_existing_dashboard():
     uids = {load_dashboard(path)["uid"] for path in PATHS}
     for rule in load_rules(ALERTS):
-        link = rule["annotations"]["dashboard"]
+        link = rule["annotations"]["dashboard_url"]
         match = re.fullmatch(r"/d/([\w-]+)(?:/[\w-]*)?(?:\?.*)?", link)
         assert match and match.group(1) in uids, f"{rule['alert']}: {link}"
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from copilot_exporter.metrics.catalogue import CATALOGUE, UNSCOPED
+from copilot_exporter.metrics.catalogue import CATALOGUE, PROCESS, UNSCOPED
 from copilot_exporter.simulator import Fault
 from conftest import exporter_config
 
@@ -31,11 +31,13 @@ def test_readme_metric_table_matches_the_catalogue():
 
 
 def full_exposition(simulator, make_exporter) -> str:
-    """Every source at once: legacy (one org through auto's fallback), reports with per-user and repositories, seats."""
+    """Every source at once: legacy (one org through auto's fallback), reports with per-user and repositories, seats, billing."""
     simulator.add_fault("/orgs/globex/copilot/metrics/reports", Fault(status=404))
     config = exporter_config(
         simulator.api_url, source="auto", user_hash_salt="pepper",
-        organizations=[{"name": "acme", "teams": ["platform"], "repositories": True, "per_user": True},
+        seat_prices={"business": {"amount": 19, "currency": "USD"}},
+        organizations=[{"name": "acme", "teams": ["platform"], "repositories": True, "per_user": True,
+                        "billing": True},
                        {"name": "globex", "teams": ["mobile"]},
                        {"name": "umbrella", "per_user": "hashed"}],
         enterprises=[{"name": "initech", "teams": ["core"]}],
@@ -67,6 +69,6 @@ def test_every_exposed_series_follows_the_catalogue(simulator, make_exporter):
 
 def test_no_ratio_or_percentage_and_only_counters_end_in_total():
     for name, info in CATALOGUE.items():
-        assert name.startswith("copilot_")
+        assert name.startswith("copilot_") or name in PROCESS, name
         assert not any(word in name.split("_") for word in ("ratio", "percent", "percentage")), name
         assert name.endswith("_total") == (info.type == "counter"), name

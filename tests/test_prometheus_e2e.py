@@ -69,18 +69,20 @@ class Prometheus:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     """Simulator -> exporter -> Prometheus. The exporter has a legacy-only org, report orgs with
-    teams, an enterprise, seats, and an org GitHub does not know (so errors are counted)."""
+    teams, an enterprise, seats, billing with seat prices, and an org GitHub does not know (so errors
+    are counted)."""
     world = World.default()
     with Simulator(world=world, token=TOKEN) as simulator:
         config = exporter_config(
             simulator.api_url, source="auto", refresh_interval="1h",
-            organizations=[{"name": org.name, "teams": list(org.teams), "repositories": True}
+            seat_prices={"business": {"amount": 19, "currency": "USD"}, "enterprise": {"amount": 36, "currency": "EUR"}},
+            organizations=[{"name": org.name, "teams": list(org.teams), "repositories": True, "billing": True}
                            for org in world.organizations] + [{"name": "ghost-org", "seats": False}],
-            enterprises=[{"name": ent.name, "teams": list(ent.teams)} for ent in world.enterprises],
+            enterprises=[{"name": ent.name, "teams": list(ent.teams), "billing": True} for ent in world.enterprises],
         )
         exporter = RunningExporter(config)
         assert not exporter.refresh()  # ghost-org fails; every other scope succeeds
-        assert exporter.value("copilot_exporter_errors_total", org="ghost-org", source="metrics",
+        assert exporter.value("copilot_exporter_errors_total", org="ghost-org", source="legacy",
                               reason="not_found") == 1
         prometheus = Prometheus(tmp_path_factory.mktemp("prometheus"), exporter.url.removeprefix("http://"))
         try:
@@ -92,10 +94,10 @@ def stack(tmp_path_factory):
             exporter.close()
 
 
-def test_the_stack_covers_both_apis_and_seats(stack):
+def test_the_stack_covers_both_apis_seats_and_billing(stack):
     exporter, prometheus = stack
     sources = {row["metric"]["source"] for row in prometheus.wait_until("copilot_exporter_up == 1")}
-    assert sources == {"metrics", "reports", "seats"}
+    assert sources == {"legacy", "reports", "seats", "billing"}
     down = prometheus.wait_until("copilot_exporter_up == 0")
     assert [row["metric"]["org"] for row in down] == ["ghost-org"]
     assert prometheus.wait_until('copilot_daily_active_users{org="hooli"}')  # legacy API
@@ -149,3 +151,16 @@ def test_rules_evaluate_without_errors(stack):
     broken = [(rule["name"], rule.get("lastError")) for group in groups for rule in group["rules"]
               if rule.get("health") == "err"]
     assert not broken, broken
+
+
+def test_cost_rules_keep_currencies_apart_and_follow_the_exporter(stack):
+    exporter, prometheus = stack
+    rows = prometheus.wait_until('copilot:licence_spend:sum{enterprise="initech"}')
+    spend = {row["metric"]["currency"]: float(row["value"][1]) for row in rows}
+    seats = {plan: exporter.value("copilot_seats_by_plan", enterprise="initech", plan=plan)
+             for plan in ("business", "enterprise")}
+    assert spend == {"USD": seats["business"] * 19, "EUR": seats["enterprise"] * 36}  # never one sum
+    [net] = prometheus.wait_until('copilot:billing_net_usd:sum{org="umbrella"}')
+    exported = sum(value for (name, labels), value in exporter.samples().items()
+                   if name == "copilot_billing_amount_usd" and ("org", "umbrella") in labels and ("kind", "net") in labels)
+    assert exported > 0 and float(net["value"][1]) == pytest.approx(exported)

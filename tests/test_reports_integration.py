@@ -173,8 +173,8 @@ def test_auto_falls_back_to_legacy_per_scope_on_404(simulator, make_exporter, ca
     exporter = make_exporter(reports_config(simulator, source="auto", teams=["platform"]))
     with caplog.at_level(logging.INFO):
         assert exporter.refresh()
-    assert exporter.value("copilot_exporter_up", org="acme", source="metrics") == 1
-    assert exporter.value("copilot_exporter_up", org="acme", team="platform", source="metrics") == 1
+    assert exporter.value("copilot_exporter_up", org="acme", source="legacy") == 1
+    assert exporter.value("copilot_exporter_up", org="acme", team="platform", source="legacy") == 1
     assert exporter.value("copilot_exporter_up", org="acme", source="reports") is None
     assert exporter.value("copilot_report_day_timestamp_seconds", org="acme", report="metrics") is not None
     assert exporter.value("copilot_exporter_up", enterprise="initech", source="reports") == 1
@@ -183,7 +183,7 @@ def test_auto_falls_back_to_legacy_per_scope_on_404(simulator, make_exporter, ca
     simulator.clear_faults()
     assert exporter.refresh()
     assert exporter.value("copilot_exporter_up", org="acme", source="reports") == 1
-    assert exporter.value("copilot_exporter_up", org="acme", source="metrics") is None
+    assert exporter.value("copilot_exporter_up", org="acme", source="legacy") is None
     assert exporter.value("copilot_report_day_timestamp_seconds", org="acme", report="metrics") is None
 
 
@@ -199,7 +199,7 @@ def test_unknown_scope_in_auto_mode_says_neither_api_knows_it(simulator, make_ex
     exporter = make_exporter(config)
     with caplog.at_level(logging.WARNING):
         assert not exporter.refresh()
-    assert exporter.value("copilot_exporter_errors_total", org="nosuchorg", source="metrics", reason="not_found") == 1
+    assert exporter.value("copilot_exporter_errors_total", org="nosuchorg", source="legacy", reason="not_found") == 1
     messages = " ".join(r.getMessage() for r in caplog.records)
     assert "neither the reports API nor the legacy API knows this scope" in messages
     assert "shut the legacy" not in messages

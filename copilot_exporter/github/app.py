@@ -199,20 +199,8 @@ class AppTokens:
 
     def _jwt(self) -> str:
         """A fresh JWT signed with the key as it is in the file now (so a rotated key is picked up)."""
-        jwt, serialization, rsa = _crypto()
-        try:
-            with open(self.private_key_file, "rb") as handle:
-                pem = handle.read()
-        except OSError as err:
-            raise AppKeyError(f"GitHub App private key {self.private_key_file}: cannot read: "
-                              f"{err.strerror or type(err).__name__}") from None
-        try:
-            key = serialization.load_pem_private_key(pem, password=None)
-        except Exception:  # noqa: BLE001 - any parse failure; its text is never echoed
-            raise AppKeyError(f"GitHub App private key {self.private_key_file}: not a PEM private key "
-                              "without a passphrase (download a new one from the App's settings)") from None
-        if not isinstance(key, rsa.RSAPrivateKey):
-            raise AppKeyError(f"GitHub App private key {self.private_key_file}: not an RSA key")
+        jwt = _crypto()[0]
+        key = _load_key(self.private_key_file)
         now = int(self._clock())
         claims = {"iat": now - int(JWT_BACKDATE), "exp": now + int(JWT_LIFETIME), "iss": self.app_id}
         return jwt.encode(claims, key, algorithm="RS256")
@@ -264,3 +252,32 @@ def _crypto() -> tuple[Any, Any, Any]:
         raise MissingDependency(f"GitHub App credentials need PyJWT and cryptography ({err.name} "
                                 f"is not installed): {INSTALL_EXTRA}") from None
     return jwt, serialization, rsa
+
+
+def _load_key(path: str) -> Any:
+    """The RSA private key in the file; AppKeyError saying why it cannot sign, never echoing its text."""
+    _jwt, serialization, rsa = _crypto()
+    try:
+        with open(path, "rb") as handle:
+            pem = handle.read()
+    except OSError as err:
+        raise AppKeyError(f"GitHub App private key {path}: cannot read: "
+                          f"{err.strerror or type(err).__name__}") from None
+    try:
+        key = serialization.load_pem_private_key(pem, password=None)
+    except Exception:  # noqa: BLE001 - any parse failure; its text is never echoed
+        raise AppKeyError(f"GitHub App private key {path}: not a PEM private key without a passphrase "
+                          "(download a new one from the App's settings)") from None
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise AppKeyError(f"GitHub App private key {path}: not an RSA key")
+    return key
+
+
+def private_key_problem(path: str) -> str | None:
+    """Why the file cannot sign the App's tokens (unreadable, not an RSA private key in PEM, or the
+    `app` extra not installed), checked at start-up; None when it can."""
+    try:
+        _load_key(path)
+    except (AppKeyError, MissingDependency) as err:
+        return str(err).removeprefix("GitHub App private key ")
+    return None

@@ -12,6 +12,8 @@ import json
 import logging
 import random
 import re
+import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -20,6 +22,7 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import requests
+from urllib3 import exceptions as urllib3_exceptions
 from urllib3.exceptions import ReadTimeoutError
 
 from copilot_exporter import __version__
@@ -33,6 +36,10 @@ USER_AGENT = f"copilot-exporter/{__version__}"
 _LINK_NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
 
 
+UNAUTHORIZED_HINT = ("GitHub does not accept the token: it has expired, been revoked or is mistyped; "
+                     "create a new one and update the configured token")
+
+
 class GitHubError(RefreshError):
     """GitHub answered with an error status."""
 
@@ -40,7 +47,8 @@ class GitHubError(RefreshError):
         super().__init__(f"GitHub answered {status} on {route}" + (f": {message}" if message else ""))
         self.status = status
         self.route = route
-        self.hint = ""  # what the operator can do about it, set by the source that knows
+        self.hint = UNAUTHORIZED_HINT if status == 401 else ""  # what to do, refined by the source that knows
+        self.sso = False  # a 403 asking for the token to be authorised for SAML single sign-on
         # A source may name the reason better (422 from billing is `billing_problem`).
         self.reason = {401: "unauthorized", 403: "forbidden", 404: "not_found", 422: "disabled"}.get(
             status, "server_error" if status >= 500 else "client_error"
@@ -54,9 +62,17 @@ class RateLimited(RefreshError):
 class Timeout(RefreshError):
     reason = "timeout"
 
+    def __init__(self, message: str, hint: str = ""):
+        super().__init__(message)
+        self.hint = hint
+
 
 class ConnectionFailed(RefreshError):
     reason = "connection_error"
+
+    def __init__(self, message: str, hint: str = ""):
+        super().__init__(message)
+        self.hint = hint
 
 
 @dataclass
@@ -87,6 +103,17 @@ class Response:
             raise PayloadError(f"{route}: body is not JSON ({err})") from None
 
 
+class _ApiSession(requests.Session):
+    """A session whose own CA bundle (github.ca_bundle) wins: requests would let REQUESTS_CA_BUNDLE
+    or CURL_CA_BUNDLE replace it on every request, while still reading proxies from the environment."""
+
+    def merge_environment_settings(self, url, proxies, stream, verify, cert):  # type: ignore[no-untyped-def]
+        settings = super().merge_environment_settings(url, proxies, stream, verify, cert)
+        if verify is None and self.verify is not True:
+            settings["verify"] = self.verify
+        return settings
+
+
 class Connection:
     """What the requests of one set of credentials share: session, ETag cache, rate-limit state."""
 
@@ -113,7 +140,7 @@ class Connection:
         self.retry_backoff = retry_backoff
         self.max_rate_limit_wait = max_rate_limit_wait
         self.stop = stop or threading.Event()
-        self.session = requests.Session()
+        self.session = _ApiSession()
         self.session.verify = ca_bundle or True
         self.session.headers.update({
             "Accept": "application/vnd.github+json",
@@ -258,7 +285,11 @@ class GitHubClient:
             "Retry-After" in raw.headers or raw.headers.get("X-RateLimit-Remaining") == "0"
         )
         if not limited:
-            return GitHubError(raw.status_code, route, message)
+            error = GitHubError(raw.status_code, route, message)
+            sso_hint = _sso_hint(raw.headers.get("X-GitHub-SSO", "")) if raw.status_code == 403 else None
+            if sso_hint:
+                error.hint, error.sso = sso_hint, True
+            return error
         try:
             wait = float(raw.headers["Retry-After"])
         except (KeyError, ValueError):
@@ -296,11 +327,91 @@ def exchange(count: Callable[[str, str], None], route: str, send: Callable[[], r
     except requests.RequestException as err:
         if timed_out(err):
             count(route, "timeout")
+            if isinstance(err, requests.ConnectTimeout):
+                raise Timeout(f"{route}: no connection to {_where(err)} within connect_timeout",
+                              "a firewall may be dropping the traffic: allow the host, or set HTTPS_PROXY "
+                              "to the proxy to use") from None
             raise Timeout(f"{route}: {what} did not answer in time") from None
         count(route, "error")
-        raise ConnectionFailed(f"{route}: {type(err).__name__}") from None
+        cause, hint = network_cause(err)
+        raise ConnectionFailed(f"{route}: {cause}", hint) from None
     count(route, str(raw.status_code))
     return raw
+
+
+def network_cause(err: requests.RequestException) -> tuple[str, str]:
+    """(what failed, naming the host; what to do) for a request that got no answer.
+
+    Built from the exception types only: their texts can hold the URL, whose query string may
+    sign a download link.
+    """
+    url = err.request.url if err.request is not None and err.request.url else ""
+    host, where = urlsplit(url).hostname or "the host", _where(err)
+    chain = _causes(err)
+    if any(isinstance(e, (requests.exceptions.ProxyError, urllib3_exceptions.ProxyError)) for e in chain):
+        proxy = urlsplit(requests.utils.select_proxy(url, requests.utils.get_environ_proxies(url)) or "")
+        name = f"{proxy.hostname}:{proxy.port}" if proxy.port else (proxy.hostname or "the proxy")
+        inner = next((e for e in chain if isinstance(e, OSError) and e.args
+                      and not isinstance(e, (ssl.SSLError, requests.RequestException))), None)
+        why = _os_reason(inner) if inner is not None else "failed"
+        return (f"the proxy {name} failed on the way to {where}: {why}",
+                "check HTTPS_PROXY / HTTP_PROXY, and NO_PROXY for hosts to reach directly")
+    verify = next((e for e in chain if isinstance(e, ssl.SSLCertVerificationError)), None)
+    if verify is not None or any(isinstance(e, requests.exceptions.SSLError) for e in chain):
+        detail = verify.verify_message if verify is not None and verify.verify_message else "TLS error"
+        return (f"TLS verification of {where} failed ({detail})",
+                "if a proxy or a private CA signs this host's certificate, set github.ca_bundle to a PEM "
+                "file of that CA's certificates")
+    if any(isinstance(e, (urllib3_exceptions.NameResolutionError, socket.gaierror)) for e in chain):
+        return (f"cannot resolve {host}",
+                "check the host name (github.api_url) and this machine's DNS; behind a proxy, set HTTPS_PROXY")
+    if any(isinstance(e, ConnectionRefusedError) for e in chain):
+        return f"connection to {where} refused", "nothing listens there: check github.api_url and any proxy"
+    if any(isinstance(e, ConnectionResetError) for e in chain):
+        return f"connection to {where} reset", "a proxy or firewall may cut the connection; GitHub may be failing"
+    innermost = chain[-1]
+    return f"no answer from {where} ({type(innermost).__name__})", ""
+
+
+def _where(err: requests.RequestException) -> str:
+    """host[:port] the failed request was for; never its path or query."""
+    parts = urlsplit(err.request.url if err.request is not None and err.request.url else "")
+    host = parts.hostname or "the host"
+    return f"{host}:{parts.port}" if parts.port else host
+
+
+def _causes(err: BaseException) -> list[BaseException]:
+    """The exception and what it wraps (urllib3's `reason`, arguments, causes), outermost first."""
+    found: list[BaseException] = []
+    todo: list[object] = [err]
+    while todo:
+        current = todo.pop(0)
+        if not isinstance(current, BaseException) or any(current is seen for seen in found):
+            continue
+        found.append(current)
+        todo += [getattr(current, "reason", None), *current.args, current.__cause__, current.__context__]
+    return found
+
+
+def _os_reason(err: OSError) -> str:
+    if isinstance(err, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(err, socket.gaierror):
+        return "cannot resolve its name"
+    text = err.strerror or str(err.args[0] if err.args else type(err).__name__)
+    return text if "://" not in text else type(err).__name__
+
+
+def _sso_hint(header: str) -> str | None:
+    """What to do about `X-GitHub-SSO: required; url=...`; the URL only when it carries no query
+    (GitHub's holds an authorisation request)."""
+    if not header.strip().lower().startswith("required"):
+        return None
+    url = next((part.strip()[4:] for part in header.split(";") if part.strip().startswith("url=")), "")
+    parts = urlsplit(url)
+    where = f" at {url}" if parts.scheme == "https" and parts.hostname and not parts.query else ""
+    return ("the organization uses SAML single sign-on and the token is not authorised for it: "
+            f"authorise it{where} (GitHub: Settings, Personal access tokens, Configure SSO)")
 
 
 def timed_out(err: requests.RequestException) -> bool:

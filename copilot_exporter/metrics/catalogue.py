@@ -154,7 +154,9 @@ _define("reports_user_records", GAUGE, {
     "copilot_users_reported": "User records in the day's users report.",
     "copilot_users_used": "Users who used a feature on the reported day.",
     "copilot_users_by_adoption_phase": "Users per AI adoption phase.",
-    "copilot_ai_credits_used": "AI credits used on the reported day, summed over users.",
+    "copilot_ai_credits_used": (
+        "AI credits used on the reported day, summed over users (a team's: over its members); "
+        "consumption as the usage metrics report it, not a billed amount."),
     "copilot_users_by_ide_version": "Users per last known IDE version.",
     "copilot_users_by_plugin_version": "Users per last known Copilot plugin version.",
     **{
@@ -182,6 +184,21 @@ _define("seats", GAUGE, {
     "copilot_organization_info": "Copilot billing settings of the organization (value 1).",
 })
 
+_define("billing", GAUGE, {
+    "copilot_billing_ai_credits": (
+        "AI credits billed this month so far (billing API), by kind (gross, discount, net), "
+        "product, SKU and model; model=\"none\" for items that name no model."),
+    "copilot_billing_amount_usd": (
+        "US dollars billed this month so far (billing API), by kind (gross, discount, net), "
+        "product, SKU and model; model=\"none\" for items that name no model."),
+    "copilot_billing_period_start_timestamp_seconds":
+        "UTC start of the month the billing figures cover.",
+    "copilot_billing_included_ai_credits": (
+        "Estimate of the AI credits included this month: current seats per plan times the "
+        "configured credits per licence (seats added or removed mid-month are not visible)."),
+    "copilot_seat_price": "The operator's configured monthly price of one seat of the plan.",
+})
+
 _define("exporter", GAUGE, {
     "copilot_exporter_up": "1 if the last refresh of this scope and source succeeded.",
     "copilot_exporter_last_success_timestamp_seconds": "When this scope and source last refreshed successfully.",
@@ -202,6 +219,17 @@ _define("exporter", COUNTER, {
         "(an array entry of the wrong type, a label that cannot be encoded...), by reason."),
 })
 
+# The process metrics every Prometheus client exposes, rendered by prometheus-client's
+# ProcessCollector (Linux); named here so the contract covers them.
+_define("exporter", GAUGE, {
+    "process_virtual_memory_bytes": "Virtual memory size in bytes.",
+    "process_resident_memory_bytes": "Resident memory size in bytes.",
+    "process_start_time_seconds": "Start time of the process since unix epoch in seconds.",
+    "process_open_fds": "Number of open file descriptors.",
+    "process_max_fds": "Maximum number of open file descriptors.",
+})
+_define("exporter", COUNTER, {"process_cpu_seconds_total": "Total user and system CPU time spent in seconds."})
+PROCESS = frozenset(name for name in CATALOGUE if name.startswith("process_"))
 
 # Label keys of every metric that has any besides the scope labels.
 _EDITOR_MODEL_LANGUAGE = ("editor", "model", "language")
@@ -243,6 +271,9 @@ _LABELS: dict[str, tuple[str, ...]] = {
     "copilot_seats_by_plan": ("plan",),
     "copilot_organization_info": ("plan_type", "seat_management_setting", "ide_chat", "platform_chat",
                                   "cli", "public_code_suggestions"),
+    "copilot_billing_ai_credits": ("kind", "product", "sku", "model"),
+    "copilot_billing_amount_usd": ("kind", "product", "sku", "model"),
+    "copilot_seat_price": ("plan", "currency"),
     "copilot_exporter_up": ("source",),
     "copilot_exporter_last_success_timestamp_seconds": ("source",),
     "copilot_exporter_refresh_duration_seconds": ("source",),
@@ -259,4 +290,5 @@ for _name, _labels in _LABELS.items():
 UNSCOPED = frozenset({
     "copilot_exporter_github_requests_total", "copilot_exporter_github_rate_limit_remaining",
     "copilot_exporter_github_rate_limit_reset_timestamp_seconds", "copilot_exporter_build_info",
+    *PROCESS,
 })

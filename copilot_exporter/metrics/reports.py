@@ -229,6 +229,7 @@ class UsersAccumulator:
         self._used: Counter[str] = Counter({feature: 0 for feature in _USED_FLAGS})
         self._phases: Counter[str] = Counter()
         self._credits: float | None = None
+        self._user_credits: dict[int, float] = {}  # for per-team consumption
         self._ide_versions: Counter[tuple[str, str]] = Counter()
         self._plugin_versions: Counter[tuple[str, str]] = Counter()
         self._activity: dict[int, Activity] = {}
@@ -250,6 +251,9 @@ class UsersAccumulator:
         credits = fields.number("ai_credits_used")
         if credits is not None:
             self._credits = (self._credits or 0) + credits
+            user_id = fields.get("user_id", "integer")
+            if user_id is not None:
+                self._user_credits[user_id] = self._user_credits.get(user_id, 0) + credits
         self._add_versions(fields)
         self._add_user(fields)
 
@@ -294,6 +298,11 @@ class UsersAccumulator:
         """The seven counters (ACTIVITY_COUNTERS order) of a user in the report, else None."""
         return self._activity.get(user_id)
 
+    def credits_of(self, user_ids: Iterable[int]) -> float | None:
+        """AI credits the users consumed (a metrics signal, not billed); None when none reported any."""
+        known = [self._user_credits[user_id] for user_id in user_ids if user_id in self._user_credits]
+        return sum(known) if known else None
+
     def add_to(self, builder: FamilyBuilder) -> None:
         builder.add("copilot_users_reported", self._reported)
         for feature, count in self._used.items():
@@ -319,7 +328,8 @@ def add_teams(
     users: UsersAccumulator,
     only_teams: Collection[str] = (),
 ) -> None:
-    """Per team slug: members present in the users report, and the sums of their activity.
+    """Per team slug: members present in the users report, and the sums of their activity and
+    of their AI credits (consumption as the metrics report it, not a billed amount).
 
     Only activity totals: breakdowns per team would multiply cardinality by the team count.
     A team listed in the report whose members are all absent from the users report still gets
@@ -340,6 +350,7 @@ def add_teams(
         builder.add("copilot_daily_active_users", len(members), team=slug)
         totals = _sum_activity(users.activity_of(user_id) for user_id in members)
         _add_activity(builder, ACTIVITY_COUNTERS, totals, team=slug)
+        builder.add("copilot_ai_credits_used", users.credits_of(members), team=slug)
 
 
 # ---------------------------------------------------------------------------------------------

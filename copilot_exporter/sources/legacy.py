@@ -1,4 +1,4 @@
-"""Source `metrics`: the legacy Copilot Metrics API (`GET .../copilot/metrics`).
+"""Source `legacy`: the legacy Copilot Metrics API (`GET .../copilot/metrics`).
 
 GitHub shut it down on github.com on 2026-04-02 (it answers 404 there since), but GHES and
 archives still carry it. We ask for a few recent days and export the newest one present;
@@ -14,9 +14,9 @@ from copilot_exporter.github.client import GitHubClient, GitHubError
 from copilot_exporter.metrics import legacy
 from copilot_exporter.metrics.fields import Fields
 from copilot_exporter.model import ENTERPRISE, FamilyBuilder, Scope, day_timestamp
-from copilot_exporter.sources import Result
+from copilot_exporter.sources import Result, explain_forbidden
 
-SOURCE = "metrics"
+SOURCE = "legacy"  # the `source` label and config value; its day keeps report="metrics"
 HINTS = {
     404: "github.com shut the legacy Copilot Metrics API down on 2026-04-02: set `source: reports` "
          "(or `auto`) to use the Copilot usage metrics reports API",
@@ -68,6 +68,7 @@ def fetch_days(client: GitHubClient, scope: Scope, since: dt.date) -> dict[str, 
     except GitHubError as err:
         if err.status in HINTS:
             err.hint = HINTS[err.status]
+        explain_forbidden(err, SOURCE, scope.kind)
         raise
     days: dict[str, dict] = {}
     for record in pages:

@@ -29,7 +29,7 @@ from copilot_exporter.github.client import GitHubClient, GitHubError
 from copilot_exporter.github.records import iter_records
 from copilot_exporter.metrics import reports
 from copilot_exporter.model import ENTERPRISE, Family, FamilyBuilder, Problem, Problems, day_timestamp
-from copilot_exporter.sources import Result
+from copilot_exporter.sources import Result, explain_forbidden
 
 log = logging.getLogger(__name__)
 
@@ -211,6 +211,7 @@ class ReportsSource:
         except GitHubError as err:
             if err.status == 404:
                 return None
+            explain_forbidden(err, SOURCE, self.scope.kind)
             raise
         self._answered = True
         body = response.json(route) if response.status == 200 else None
