@@ -23,12 +23,31 @@ from urllib.parse import urlsplit
 import yaml
 
 from copilot_exporter.errors import ConfigError
-from copilot_exporter.model import ENTERPRISE, ORG, Scope
+from copilot_exporter.model import ENTERPRISE, MAX_SERIES_PER_FAMILY, ORG, Scope
 
 DEFAULT_API_URL = "https://api.github.com"
 DEFAULT_LISTEN_ADDRESS = ":9452"
 SOURCES = ("legacy", "reports", "auto")
 PER_USER_MODES = ("off", "login", "hashed")
+
+# HTTP server limits (`server:`). A scrape is one short request on a fresh connection, sent at
+# once; these bound what clients that never finish one can hold.
+# Threads, one per open connection: a few Prometheus servers need a handful, so 256 leaves room
+# for many while keeping a flood of connections from exhausting memory and thread limits.
+MAX_CONNECTIONS = 256
+# A connection that neither sends nor takes a byte for this long is closed (TLS ones too); it is
+# also the longest one answer may take to send.
+IDLE_TIMEOUT = 30.0  # seconds
+# From accepting a connection to the end of its request headers, TLS handshake included: a client
+# trickling a byte at a time cannot keep its connection beyond this.
+READ_HEADER_TIMEOUT = 10.0  # seconds
+
+
+@dataclass(frozen=True)
+class ServerLimits:
+    max_connections: int = MAX_CONNECTIONS
+    idle_timeout: float = IDLE_TIMEOUT
+    read_header_timeout: float = READ_HEADER_TIMEOUT
 
 
 @dataclass(frozen=True)
@@ -91,6 +110,8 @@ class Config:
     user_hash_salt: str | None = field(repr=False)  # protects hashed logins: keep it out of logs
     entries: tuple[Entry, ...]
     listen_address: str
+    max_series_per_family: int = MAX_SERIES_PER_FAMILY
+    server_limits: ServerLimits = ServerLimits()
 
 
 # --- public entry points ----------------------------------------------------------------------
@@ -450,7 +471,8 @@ def _file_problem(path: str) -> str | None:
 # --- sections ---------------------------------------------------------------------------------
 
 _TOP_KEYS = ("github", "source", "refresh_interval", "seats_refresh_interval", "workers",
-             "lookback_days", "user_hash_salt", "organizations", "enterprises", "server")
+             "lookback_days", "user_hash_salt", "organizations", "enterprises", "server",
+             "max_series_per_family")
 _CREDENTIAL_KEYS = ("token", "token_file", "app")
 _GITHUB_KEYS = ("api_url", *_CREDENTIAL_KEYS, "ca_bundle", "connect_timeout", "read_timeout",
                 "max_retries", "retry_backoff", "max_rate_limit_wait")
@@ -458,7 +480,7 @@ _APP_KEYS = ("app_id", "private_key_file", "installation_id")
 _ENTRY_KEYS = ("name", "teams", "reports", "repositories", "max_repositories", "per_user", "seats",
                "github")
 _REPORT_KEYS = ("aggregated", "users", "teams")
-_SERVER_KEYS = ("listen_address",)
+_SERVER_KEYS = ("listen_address", "max_connections", "idle_timeout", "read_header_timeout")
 
 
 def _config(data: Any, problems: list[str]) -> Config | None:
@@ -492,6 +514,8 @@ def _config(data: Any, problems: list[str]) -> Config | None:
         user_hash_salt=salt,
         entries=entries,
         listen_address=_listen_address(server),
+        max_series_per_family=root.integer("max_series_per_family", MAX_SERIES_PER_FAMILY, minimum=1),
+        server_limits=_server_limits(server),
     )
 
 
@@ -595,6 +619,14 @@ def _require_installation_id(github: Any, path: str, credentials: Credentials | 
     if credentials is not None and credentials.app is not None and isinstance(app, dict) \
             and app.get("installation_id") is None:
         problems.append(f"{path}.app.installation_id: required for an enterprise")
+
+
+def _server_limits(server: Section) -> ServerLimits:
+    return ServerLimits(
+        max_connections=server.integer("max_connections", MAX_CONNECTIONS, minimum=1, maximum=100_000),
+        idle_timeout=server.duration("idle_timeout", f"{IDLE_TIMEOUT:g}s", minimum="100ms"),
+        read_header_timeout=server.duration("read_header_timeout", f"{READ_HEADER_TIMEOUT:g}s", minimum="100ms"),
+    )
 
 
 def _listen_address(server: Section) -> str:

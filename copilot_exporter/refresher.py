@@ -106,7 +106,8 @@ class Refresher:
     def _run(self, job: Job) -> bool:
         client = self._connection(job.entry).client()
         if job.kind == "seats":
-            return self._refresh(job.entry.scope, seats.SOURCE, lambda: seats.fetch(client, job.entry.scope))
+            return self._refresh(job.entry.scope, seats.SOURCE, lambda: seats.fetch(
+                client, job.entry.scope, max_series=self.config.max_series_per_family))
         if self.config.source == "legacy":
             return self._legacy(job, client)
         if self.config.source == "reports":
@@ -142,7 +143,8 @@ class Refresher:
         self._using(job, "metrics")
         results = [
             self._refresh(scope, legacy.SOURCE, lambda scope=scope: legacy.fetch(
-                client, scope, self.config.lookback_days, _today(), after_reports_404), api="metrics")
+                client, scope, self.config.lookback_days, _today(), after_reports_404,
+                self.config.max_series_per_family), api="metrics")
             for scope in self._legacy_scopes(job.entry)
         ]
         return all(results)

@@ -43,7 +43,7 @@ def run(config: Config, listen_address: str, web_config_file: str | None = None)
             return 2
     store, telemetry = Store(), Telemetry()
     refresher = Refresher(config, store, telemetry)
-    server = serve(App(store, telemetry), listen_address, web)
+    server = serve(App(store, telemetry), listen_address, web, config.server_limits)
     log.info("serving on %s (version %s, %d scopes, source %s, %s%s)", listen_address, __version__,
              len(config.entries), config.source, "https" if web and web.tls else "http",
              ", basic auth" if web and web.basic_auth_users else "")

@@ -272,9 +272,13 @@ class TLSServerMixin:
         connection = None
         try:
             connection = self.ssl_context.wrap_socket(request, server_side=True, do_handshake_on_connect=False)
+            connections = getattr(self, "connections", None)
+            if connections is not None:  # the server's deadline for the request covers the handshake
+                connections.replaced(request, connection)
             connection.settimeout(HANDSHAKE_TIMEOUT)
             connection.do_handshake()
-            connection.settimeout(None)
+            # After the handshake the connection is as idle-bounded as a plain one.
+            connection.settimeout(getattr(getattr(self, "limits", None), "idle_timeout", HANDSHAKE_TIMEOUT))
             return connection
         except OSError as err:  # ssl.SSLError and timeouts included
             log.debug("TLS handshake with %s failed: %s", client_address[0], err)

@@ -136,6 +136,10 @@ class Connection:
         return GitHubClient(self, RetryBudget(self.max_retries * 2))
 
     # Rate-limit bookkeeping, shared by every refresh using these credentials.
+    # GitHub's largest primary budget is 15,000 requests an hour; a reset is a Unix time.
+    MAX_RATE_LIMIT = 1_000_000
+    MAX_RESET_TIMESTAMP = 2 ** 36  # about the year 4147
+
     def note_rate_limit(self, headers: requests.structures.CaseInsensitiveDict) -> None:
         remaining, reset = headers.get("X-RateLimit-Remaining"), headers.get("X-RateLimit-Reset")
         if remaining is None or reset is None:
@@ -143,6 +147,10 @@ class Connection:
         try:
             remaining_n, reset_at = int(remaining), float(reset)
         except ValueError:
+            return
+        # Absurd values (a 400-digit budget, a reset at infinity) are not GitHub's: ignored,
+        # never exported nor waited for.
+        if not (0 <= remaining_n <= self.MAX_RATE_LIMIT and 0 <= reset_at <= self.MAX_RESET_TIMESTAMP):
             return
         with self._lock:
             self._remaining, self._reset = remaining_n, reset_at

@@ -12,7 +12,7 @@ import time
 from copilot_exporter.errors import PayloadError
 from copilot_exporter.github.client import GitHubClient, GitHubError
 from copilot_exporter.metrics import seats
-from copilot_exporter.model import ORG, FamilyBuilder, Scope
+from copilot_exporter.model import MAX_SERIES_PER_FAMILY, ORG, FamilyBuilder, Scope
 from copilot_exporter.sources import Result
 
 SOURCE = "seats"
@@ -23,10 +23,11 @@ def _paths(scope: Scope) -> tuple[str, str]:
     return base, base.format(org=scope.name, enterprise=scope.name)
 
 
-def fetch(client: GitHubClient, scope: Scope, now: float | None = None) -> Result:
+def fetch(client: GitHubClient, scope: Scope, now: float | None = None,
+          max_series: int = MAX_SERIES_PER_FAMILY) -> Result:
     now = time.time() if now is None else now
     route_base, path_base = _paths(scope)
-    builder = FamilyBuilder(scope.labels())
+    builder = FamilyBuilder(scope.labels(), max_series)
     try:
         if scope.kind == ORG:
             route = route_base + "/copilot/billing"
