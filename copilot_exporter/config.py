@@ -23,7 +23,9 @@ from urllib.parse import urlsplit
 import yaml
 
 from copilot_exporter.errors import ConfigError
+from copilot_exporter.limits import Limits, parse_size
 from copilot_exporter.model import ENTERPRISE, MAX_SERIES_PER_FAMILY, ORG, Scope
+from copilot_exporter.secret_file import SecretFileError, read_secret_file
 
 DEFAULT_API_URL = "https://api.github.com"
 DEFAULT_LISTEN_ADDRESS = ":9452"
@@ -112,6 +114,7 @@ class Config:
     listen_address: str
     max_series_per_family: int = MAX_SERIES_PER_FAMILY
     server_limits: ServerLimits = ServerLimits()
+    limits: Limits = Limits()  # what GitHub and the network can make a refresh cost
 
 
 # --- public entry points ----------------------------------------------------------------------
@@ -459,12 +462,12 @@ def _listen_address_problem(address: str) -> str | None:
 
 
 def _file_problem(path: str) -> str | None:
-    """Why the file cannot serve as a secret: unreadable or empty."""
+    """Why the file cannot serve as a secret: unreadable, not a regular file, too large or empty."""
     try:
-        if not Path(path).read_bytes().strip():
+        if not read_secret_file(path).strip():
             return f"{path} is empty"
-    except OSError as err:
-        return f"cannot read {path}: {error_reason(err)}"
+    except SecretFileError as err:
+        return str(err)
     return None
 
 
@@ -473,6 +476,8 @@ def _file_problem(path: str) -> str | None:
 _TOP_KEYS = ("github", "source", "refresh_interval", "seats_refresh_interval", "workers",
              "lookback_days", "user_hash_salt", "organizations", "enterprises", "server",
              "max_series_per_family")
+_LIMIT_KEYS = ("refresh_timeout", "max_report_bytes", "max_record_bytes", "max_response_bytes",
+               "max_redirects", "max_pages", "max_etag_entries", "max_etag_bytes")
 _CREDENTIAL_KEYS = ("token", "token_file", "app")
 _GITHUB_KEYS = ("api_url", *_CREDENTIAL_KEYS, "ca_bundle", "connect_timeout", "read_timeout",
                 "max_retries", "retry_backoff", "max_rate_limit_wait")
@@ -487,7 +492,7 @@ def _config(data: Any, problems: list[str]) -> Config | None:
     if data is None:
         problems.append("top level: the configuration is empty")
         return None
-    root = Section.of(data, "", problems, _TOP_KEYS)
+    root = Section.of(data, "", problems, _TOP_KEYS + _LIMIT_KEYS)
     if root is None:
         return None
     # Read in the order of the example file, so problems come out in a familiar order.
@@ -516,7 +521,39 @@ def _config(data: Any, problems: list[str]) -> Config | None:
         listen_address=_listen_address(server),
         max_series_per_family=root.integer("max_series_per_family", MAX_SERIES_PER_FAMILY, minimum=1),
         server_limits=_server_limits(server),
+        limits=_limits(root),
     )
+
+
+def _limits(root: Section) -> Limits:
+    """The limits on what GitHub and the network can make a refresh cost (see limits.py)."""
+    default = Limits()
+    return Limits(
+        refresh_timeout=root.duration("refresh_timeout", f"{default.refresh_timeout:g}s", minimum="1s"),
+        max_report_bytes=_size(root, "max_report_bytes", default.max_report_bytes),
+        max_record_bytes=_size(root, "max_record_bytes", default.max_record_bytes),
+        max_response_bytes=_size(root, "max_response_bytes", default.max_response_bytes),
+        max_redirects=root.integer("max_redirects", default.max_redirects, minimum=0, maximum=100),
+        max_pages=root.integer("max_pages", default.max_pages, minimum=1),
+        max_etag_entries=root.integer("max_etag_entries", default.max_etag_entries, minimum=0),
+        max_etag_bytes=_size(root, "max_etag_bytes", default.max_etag_bytes, minimum=0),
+    )
+
+
+def _size(section: Section, key: str, default: int, minimum: int = 1024) -> int:
+    """A number of bytes: an integer, or a string with a unit (16MiB, 8GiB, 100MB)."""
+    value = section.typed(key, (int, str), "a size like 16MiB or a number of bytes")
+    if value is None:
+        return default
+    try:
+        size = parse_size(value)
+    except ValueError as err:
+        section.problem(key, str(err))
+        return default
+    if size < minimum:
+        section.problem(key, f"must be at least {minimum} bytes, got {_quote(value)}")
+        return default
+    return size
 
 
 def _github(root: Section) -> GitHubConfig:
@@ -576,9 +613,9 @@ def _token(section: Section) -> str | None:
 
 def _token_from_file(section: Section, path: str) -> str | None:
     try:
-        token = Path(path).read_text(encoding="utf-8").strip()
-    except OSError as err:
-        section.problem("token_file", f"cannot read {path}: {error_reason(err)}")
+        token = read_secret_file(path).decode("utf-8").strip()
+    except SecretFileError as err:
+        section.problem("token_file", str(err))
         return None
     except UnicodeDecodeError:
         section.problem("token_file", f"cannot read {path}: not UTF-8 text")

@@ -106,7 +106,7 @@ class Refresher:
     def _run(self, job: Job) -> bool:
         client = self._connection(job.entry).client()
         if job.kind == "seats":
-            return self._refresh(job.entry.scope, seats.SOURCE, lambda: seats.fetch(
+            return self._refresh(job.entry.scope, seats.SOURCE, client, lambda client: seats.fetch(
                 client, job.entry.scope, max_series=self.config.max_series_per_family))
         if self.config.source == "legacy":
             return self._legacy(job, client)
@@ -120,8 +120,8 @@ class Refresher:
             return self._legacy(job, client, after_reports_404=True)
 
     def _reports(self, job: Job, client: GitHubClient, fall_back: bool = False) -> bool:
-        fetch = lambda: job.reports.fetch(client, _today())  # noqa: E731
-        ok = self._refresh(job.entry.scope, "reports", fetch, "reports",
+        fetch = lambda client: job.reports.fetch(client, _today())  # noqa: E731
+        ok = self._refresh(job.entry.scope, "reports", client, fetch, "reports",
                            passthrough=ReportsUnavailable if fall_back else ())
         self._using(job, "reports")
         return ok
@@ -142,7 +142,7 @@ class Refresher:
     def _legacy(self, job: Job, client: GitHubClient, after_reports_404: bool = False) -> bool:
         self._using(job, "metrics")
         results = [
-            self._refresh(scope, legacy.SOURCE, lambda scope=scope: legacy.fetch(
+            self._refresh(scope, legacy.SOURCE, client, lambda client, scope=scope: legacy.fetch(
                 client, scope, self.config.lookback_days, _today(), after_reports_404,
                 self.config.max_series_per_family), api="metrics")
             for scope in self._legacy_scopes(job.entry)
@@ -153,16 +153,18 @@ class Refresher:
     def _legacy_scopes(entry: Entry) -> list[Scope]:
         return [entry.scope] + [entry.scope.with_team(team) for team in entry.teams]
 
-    def _refresh(self, scope: Scope, source: str, fetch: Callable[[], Result], api: str | None = None,
-                 passthrough: type[Exception] | tuple = ()) -> bool:
+    def _refresh(self, scope: Scope, source: str, client: GitHubClient, fetch: Callable[[GitHubClient], Result],
+                 api: str | None = None, passthrough: type[Exception] | tuple = ()) -> bool:
         """Run one fetch; store its families on success, keep the last good ones on failure.
 
+        The fetch gets `client` with this refresh's deadline (refresh_timeout from now): every
+        request, download and wait of the refresh ends by then, else it fails as `timeout`.
         Exceptions of type `passthrough` are the caller's to handle (e.g. falling back to another API).
         """
         started = time.monotonic()
         self.telemetry.refresh_started(scope, source)
         try:
-            result = fetch()
+            result = fetch(client.until(started + self.config.limits.refresh_timeout))
         except passthrough:
             raise
         except RefreshError as err:
@@ -214,7 +216,7 @@ class Refresher:
                     ca_bundle=github.ca_bundle, connect_timeout=github.connect_timeout,
                     read_timeout=github.read_timeout, max_retries=github.max_retries,
                     retry_backoff=github.retry_backoff, max_rate_limit_wait=github.max_rate_limit_wait,
-                    stop=self.stop_event,
+                    stop=self.stop_event, limits=self.config.limits,
                 )
             return self._connections[key]
 

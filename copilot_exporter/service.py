@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import threading
@@ -17,6 +18,12 @@ from copilot_exporter.telemetry import Telemetry
 from copilot_exporter.webconfig import load_web_config
 
 log = logging.getLogger("copilot_exporter")
+
+# Seconds between SIGTERM/SIGINT and the end of the process, at most. Shutting down normally takes
+# well under a second, but a refresh worker blocked in a socket (a server sending a byte a
+# minute) would hold the interpreter's exit, which joins worker threads: past this, the process
+# ends without them. They hold nothing to save: the data is refetched at the next start.
+EXIT_GRACE = 3.0
 
 
 def collect(config: Config) -> int:
@@ -52,6 +59,7 @@ def run(config: Config, listen_address: str, web_config_file: str | None = None)
     def shutdown(signum: int, _frame: object) -> None:
         log.info("received %s, shutting down", signal.Signals(signum).name)
         threading.Thread(target=server.shutdown, daemon=True).start()
+        threading.Thread(target=_exit_after, args=(EXIT_GRACE,), name="exit", daemon=True).start()
 
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, shutdown)
@@ -62,3 +70,11 @@ def run(config: Config, listen_address: str, web_config_file: str | None = None)
         refresher.stop()
         server.server_close()
     return 0
+
+
+def _exit_after(seconds: float) -> None:
+    """Ends the process `seconds` from now unless it has ended by itself, whatever its threads do."""
+    threading.Event().wait(seconds)
+    log.warning("refresh workers still busy %.0fs after the signal: exiting without them", seconds)
+    logging.shutdown()
+    os._exit(0)
