@@ -34,9 +34,9 @@ PER_USER_MODES = ("off", "login", "hashed")
 
 # HTTP server limits (`server:`). A scrape is one short request on a fresh connection, sent at
 # once; these bound what clients that never finish one can hold.
-# Threads, one per open connection: a few Prometheus servers need a handful, so 256 leaves room
+# Threads, one per open connection: a few Prometheus servers need a handful, so 512 leaves room
 # for many while keeping a flood of connections from exhausting memory and thread limits.
-MAX_CONNECTIONS = 256
+MAX_CONNECTIONS = 512
 # A connection that neither sends nor takes a byte for this long is closed (TLS ones too); it is
 # also the longest one answer may take to send.
 IDLE_TIMEOUT = 30.0  # seconds
