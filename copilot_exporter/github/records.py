@@ -24,17 +24,20 @@ def iter_records(response: Body, where: str) -> Iterator[dict]:
     limit = response.max_record_bytes
     stream = iter(response)
     buffer = b""
+    blank = line_number = 0  # blank space before the first record is counted, not kept
     for chunk in stream:
-        buffer += chunk
-        if buffer.lstrip()[:1] == b"[":
-            yield from _array_records(buffer, stream, where, limit)
+        start = chunk.lstrip()[:1]
+        if start == b"[":
+            yield from _array_records(chunk, stream, where, limit)
             return
-        if buffer.strip():
+        if start:
+            buffer = chunk
             break
-        if len(buffer) > limit:
+        blank += len(chunk)
+        line_number += chunk.count(b"\n")
+        if blank > limit:
             raise TooLarge(f"{where}: more than {limit} bytes of blank space before the first record "
                            "(max_record_bytes)")
-    line_number = 0
     for chunk in stream if buffer else ():
         buffer += chunk
         *lines, buffer = buffer.split(b"\n")
