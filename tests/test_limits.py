@@ -336,3 +336,14 @@ def test_limit_config_problems(keys, problem):
 def test_sizes():
     assert [parse_size(v) for v in (5, "5", "5B", "2KB", "2KiB", "3MB", "3MiB", "1GB", "1GiB")] == [
         5, 5, 5, 2000, 2048, 3_000_000, 3 * MiB, 10 ** 9, 1024 ** 3]
+
+
+def test_the_example_file_states_every_limit_at_its_default():
+    from pathlib import Path
+
+    from copilot_exporter.config import load_config
+
+    example = Path(__file__).resolve().parent.parent / "config.example.yaml"
+    text = example.read_text()
+    assert all(f"\n{key}: " in text for key in Limits.__dataclass_fields__)  # each one set, with its comment
+    assert load_config(example, {"GITHUB_TOKEN": "x"}).limits == Limits()
