@@ -137,6 +137,8 @@ def read_yaml(path: str | os.PathLike) -> Any:
         data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as err:
         raise ConfigError([_yaml_problem(path, err)]) from None
+    except RecursionError:
+        raise ConfigError([f"{path}: not valid YAML: nested too deeply"]) from None
     return data
 
 
@@ -167,8 +169,21 @@ def parse_duration(text: str) -> float:
 # --- YAML -------------------------------------------------------------------------------------
 
 
+# Values a YAML document may stand for once its aliases are expanded. A configuration with a
+# thousand organizations is some ten thousand; an alias bomb ("billion laughs") is billions, in
+# a few hundred bytes.
+MAX_YAML_VALUES = 100_000
+
+
 class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that refuses a key repeated in one mapping: YAML would silently keep the last."""
+    """SafeLoader that refuses a key repeated in one mapping (YAML would silently keep the last),
+    aliases that expand to more than MAX_YAML_VALUES values, and an alias inside its own anchor."""
+
+    def get_single_node(self) -> yaml.Node | None:
+        node = super().get_single_node()
+        if node is not None:
+            _expanded_size(node, {}, set())
+        return node
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
         seen: set[tuple[str, str]] = set()
@@ -182,6 +197,29 @@ class _StrictLoader(yaml.SafeLoader):
                 )
             seen.add(key)
         return super().construct_mapping(node, deep)
+
+
+def _expanded_size(node: yaml.Node, sizes: dict[int, int], open_nodes: set[int]) -> int:
+    """How many values the node stands for with every alias expanded; counted once per node."""
+    key = id(node)
+    if key in sizes:
+        return sizes[key]
+    if key in open_nodes:
+        raise yaml.composer.ComposerError(None, None, "an alias refers to a value that contains it",
+                                          node.start_mark)
+    size = 1
+    if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)):
+        open_nodes.add(key)
+        children = (n for pair in node.value for n in pair) if isinstance(node, yaml.MappingNode) else node.value
+        for child in children:
+            size += _expanded_size(child, sizes, open_nodes)
+            if size > MAX_YAML_VALUES:
+                raise yaml.composer.ComposerError(
+                    None, None, f"its anchors and aliases expand to more than {MAX_YAML_VALUES:,} values",
+                    node.start_mark)
+        open_nodes.discard(key)
+    sizes[key] = size
+    return size
 
 
 def _yaml_problem(path: str | os.PathLike, err: yaml.YAMLError) -> str:
@@ -431,16 +469,29 @@ def _slug_problem(name: str, what: str, prefix: str = "") -> str | None:
             "and ending with a letter or digit, at most 100 characters)")
 
 
+_WEB_HOSTS = ("github.com", "www.github.com")
+
+
 def _api_url_problem(url: str) -> str | None:
     parts = urlsplit(url)
+    if parts.username is not None or parts.password is not None:
+        # Never echoed: the user part may hold a password or a token.
+        return ("must not contain a user name or password (give the token with token, token_file "
+                "or app)")
     try:
         parts.port  # raises on a port that is not a number in range
     except ValueError:
         parts = parts._replace(netloc="")
-    if (parts.scheme in ("http", "https") and parts.hostname and not parts.query
-            and not parts.fragment and not any(c.isspace() for c in url)):
-        return None
-    return f"{_quote(url)} must be an http(s) URL with a host, e.g. {DEFAULT_API_URL}"
+    if (parts.scheme not in ("http", "https") or not parts.hostname or parts.query
+            or parts.fragment or any(c.isspace() for c in url)):
+        return f"{_quote(url)} must be an http(s) URL with a host, e.g. {DEFAULT_API_URL}"
+    if parts.hostname.lower() in _WEB_HOSTS:
+        return f"{_quote(url)} is GitHub's website, not its API: use {DEFAULT_API_URL}"
+    path = parts.path.rstrip("/")
+    if path and not path.endswith("/api/v3"):
+        return (f"{_quote(url)} cannot be a GitHub API: its path must be empty (api.github.com, "
+                "GHE.com) or end in /api/v3 (GitHub Enterprise Server)")
+    return None
 
 
 def _listen_address_problem(address: str) -> str | None:
@@ -503,7 +554,7 @@ def _config(data: Any, problems: list[str]) -> Config | None:
     workers = root.integer("workers", 4, minimum=1, maximum=64)
     lookback_days = root.integer("lookback_days", 3, minimum=1, maximum=30)
     salt = root.text("user_hash_salt")
-    entries = _all_entries(root)
+    entries = _all_entries(root, source)
     if not root.has("user_hash_salt") and any(e.per_user == "hashed" for e in entries):
         root.problem("user_hash_salt", "required when an entry sets per_user: hashed")
     if any(e.scope.kind == ENTERPRISE and e.credentials is None for e in entries):
@@ -677,15 +728,15 @@ def _listen_address(server: Section) -> str:
 # --- organizations and enterprises ------------------------------------------------------------
 
 
-def _all_entries(root: Section) -> tuple[Entry, ...]:
+def _all_entries(root: Section, source: str) -> tuple[Entry, ...]:
     # Only when neither is set at all: a wrong type is reported on its own, without a second problem.
     if all(root.data.get(key) in (None, []) for key in ("organizations", "enterprises")):
         root.problem("organizations", "at least one organization or enterprise is required")
-    return (_entries(root.items("organizations"), ORG, root.problems)
-            + _entries(root.items("enterprises"), ENTERPRISE, root.problems))
+    return (_entries(root.items("organizations"), ORG, root.problems, source)
+            + _entries(root.items("enterprises"), ENTERPRISE, root.problems, source))
 
 
-def _entries(items: list[tuple[str, Any]], kind: str, problems: list[str]) -> tuple[Entry, ...]:
+def _entries(items: list[tuple[str, Any]], kind: str, problems: list[str], source: str) -> tuple[Entry, ...]:
     what = "organization" if kind == ORG else "enterprise"
     entries: list[Entry] = []
     seen: dict[str, str] = {}  # lower-cased name -> path of its first entry; GitHub ignores case
@@ -693,7 +744,7 @@ def _entries(items: list[tuple[str, Any]], kind: str, problems: list[str]) -> tu
         section = Section.of(value, path, problems, _ENTRY_KEYS)
         if section is None:
             continue
-        entry = _entry(section, kind)
+        entry = _entry(section, kind, source)
         name = entry.scope.name.lower()
         if name in seen:
             section.problem("name", f"duplicate {what} {_quote(entry.scope.name)} (also at {seen[name]})")
@@ -703,7 +754,7 @@ def _entries(items: list[tuple[str, Any]], kind: str, problems: list[str]) -> tu
     return tuple(entries)
 
 
-def _entry(section: Section, kind: str) -> Entry:
+def _entry(section: Section, kind: str, source: str) -> Entry:
     name = section.text("name", required=True)
     if name is not None:
         problem = _org_login_problem(name) if kind == ORG else _slug_problem(name, "enterprise slug")
@@ -713,7 +764,7 @@ def _entry(section: Section, kind: str) -> Entry:
     entry = Entry(
         scope=Scope(kind, name or ""),
         teams=_teams(section, kind),
-        reports=_reports(section),
+        reports=_reports(section, source),
         max_repositories=section.integer("max_repositories", 50, minimum=1),
         per_user=_per_user(section),
         seats=section.flag("seats", True),
@@ -742,14 +793,19 @@ def _teams(entry: Section, kind: str) -> tuple[str, ...]:
     return tuple(teams)
 
 
-def _reports(entry: Section) -> Reports:
+def _reports(entry: Section, source: str) -> Reports:
     reports = entry.child("reports", _REPORT_KEYS) or entry.blank("reports")
-    return Reports(
+    selection = Reports(
         aggregated=reports.flag("aggregated", True),
         users=reports.flag("users", True),
         teams=reports.flag("teams", True),
         repositories=entry.flag("repositories", False),
     )
+    if source != "legacy" and not any(vars(selection).values()):
+        entry.problem("reports", "every report is off (aggregated, users, teams and repositories), so the "
+                                 "reports API has nothing to export for this entry; turn one on, or use "
+                                 "source: legacy")
+    return selection
 
 
 def _per_user(entry: Section) -> str:

@@ -64,12 +64,19 @@ def run(config: Config, listen_address: str, web_config_file: str | None = None)
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, shutdown)
         signal.signal(signal.SIGINT, shutdown)
+        signal.signal(signal.SIGHUP, _ignore_hangup)
     try:
         server.serve_forever(poll_interval=0.2)
     finally:
         refresher.stop()
         server.server_close()
     return 0
+
+
+def _ignore_hangup(_signum: int, _frame: object) -> None:
+    # SIGHUP's default action ends the process without a word (a closed terminal, a reload
+    # habit). Nothing here can be reloaded in place: the configuration is read at start.
+    log.warning("received SIGHUP: ignored (the configuration is only read at start; restart to apply changes)")
 
 
 def _exit_after(seconds: float) -> None:
