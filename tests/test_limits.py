@@ -304,6 +304,17 @@ def test_a_token_file_deleted_or_replaced_by_a_fifo_is_a_credentials_error(tmp_p
     assert isinstance(error, CredentialsError) and error.reason == "credentials"
 
 
+def test_an_app_private_key_file_that_is_a_fifo_is_refused_without_blocking(tmp_path):
+    from copilot_exporter.config import AppAuth
+    from copilot_exporter.github.app import AppKeyError, AppTokens
+
+    key = tmp_path / "app.pem"
+    os.mkfifo(key)
+    tokens = AppTokens(AppAuth("1", str(key), 5), "http://api.invalid")
+    error = within(10, tokens._jwt)
+    assert isinstance(error, AppKeyError) and str(error).endswith("not a regular file (a FIFO)")
+
+
 # -- config --------------------------------------------------------------------------------------
 
 def limits_of(**keys):

@@ -23,6 +23,7 @@ import requests
 
 from copilot_exporter.config import AppAuth
 from copilot_exporter.errors import PayloadError, RefreshError
+from copilot_exporter.secret_file import SecretFileError, read_secret_file
 from copilot_exporter.github.client import (
     API_VERSION,
     USER_AGENT,
@@ -202,11 +203,9 @@ class AppTokens:
         """A fresh JWT signed with the key as it is in the file now (so a rotated key is picked up)."""
         jwt, serialization, rsa = _crypto()
         try:
-            with open(self.private_key_file, "rb") as handle:
-                pem = handle.read()
-        except OSError as err:
-            raise AppKeyError(f"GitHub App private key {self.private_key_file}: cannot read: "
-                              f"{err.strerror or type(err).__name__}") from None
+            pem = read_secret_file(self.private_key_file)  # a FIFO or a device is refused, not waited on
+        except SecretFileError as err:
+            raise AppKeyError(f"GitHub App private key: {err}") from None
         try:
             key = serialization.load_pem_private_key(pem, password=None)
         except Exception:  # noqa: BLE001 - any parse failure; its text is never echoed
