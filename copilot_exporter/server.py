@@ -279,7 +279,30 @@ class _ThreadingServer6(_ThreadingServer):
     address_family = socket.AF_INET6
 
 
+class _ErrorLog:
+    """Where wsgiref writes a failed request's traceback: the log, as one record. A client that
+    times out or goes away while answered is routine (debug); anything else is an error."""
+
+    _CLIENT_GONE = ("TimeoutError", "socket.timeout", "ConnectionResetError", "BrokenPipeError",
+                    "ConnectionAbortedError", "ssl.")
+
+    def __init__(self) -> None:
+        self._parts: list[str] = []
+
+    def write(self, text: str) -> None:
+        self._parts.append(text)
+
+    def flush(self) -> None:
+        text, self._parts = "".join(self._parts).rstrip(), []
+        if text:
+            gone = text.rsplit("\n", 1)[-1].startswith(self._CLIENT_GONE)
+            log.log(logging.DEBUG if gone else logging.ERROR, "error answering a request: %s", text)
+
+
 class _QuietHandler(WSGIRequestHandler):
+    def get_stderr(self) -> _ErrorLog:  # type: ignore[override]
+        return _ErrorLog()
+
     def parse_request(self) -> bool:
         parsed = super().parse_request()
         if parsed:

@@ -255,3 +255,33 @@ def test_a_report_with_20000_pairs_is_capped(simulator, make_exporter, caplog):
     warnings = [r for r in caplog.records if "max_series_per_family" in r.getMessage() and name in r.getMessage()]
     assert len(warnings) == 1 and "org=acme" in warnings[0].getMessage()
     assert len(exporter.scrape_text()) < 1_000_000
+
+
+def test_a_real_prometheus_scrapes_every_hostile_value_with_the_target_up(simulator, make_exporter, tmp_path):
+    from test_prometheus_e2e import Prometheus
+
+    [record] = read_report(simulator, "/orgs/acme", "organization-1-day", NEWEST)
+    record["totals_by_ide"][0]["ide"] = "vs\ud800code"
+    record["loc_added_sum"] = 2 ** 60 + 1  # past 2**53: served as the float it becomes
+    record["totals_by_language_model"] = [
+        {"language": f"lang{n}", "model": "m", "loc_added_sum": 1} for n in range(300)]
+    serve_aggregated(simulator, record)
+    simulator.add_fault("/orgs", Fault(status=200, headers={"X-RateLimit-Remaining": "9" * 400,
+                                                           "X-RateLimit-Reset": "9" * 400}))
+    exporter = make_exporter(reports_config(simulator, max_series_per_family=100))
+    assert exporter.refresh()
+    prometheus = Prometheus(tmp_path, exporter.url.removeprefix("http://"))
+    try:
+        prometheus.wait_until('up{job="copilot-exporter"} == 1')
+        ides = {row["metric"]["ide"] for row in prometheus.wait_until('copilot_lines_added_by_ide{org="acme"}')}
+        assert "vs\ufffdcode" in ides, ides
+        [row] = prometheus.wait_until('copilot_lines_added{org="acme",team=""}')
+        assert float(row["value"][1]) == float(2 ** 60 + 1)
+        [row] = prometheus.wait_until('copilot_lines_added_by_language_model{org="acme",team="",language="others"}')
+        assert float(row["value"][1]) == 200
+        assert prometheus.wait_until('copilot_daily_active_users{enterprise="initech"}')
+        # only the plausible budgets of the other answers (/enterprises/...) are kept
+        [row] = prometheus.wait_until("copilot_exporter_github_rate_limit_remaining")
+        assert 0 <= float(row["value"][1]) <= 5000
+    finally:
+        prometheus.stop()

@@ -175,3 +175,26 @@ def test_a_flood_of_wrong_passwords_does_not_starve_a_regular_scrape(running, mo
     finally:
         for sock in flood:
             sock.close()
+
+
+def test_a_client_that_never_reads_its_answer_is_cut_off_quietly(running, caplog, capfd):
+    store = Store()
+    from copilot_exporter.model import Family, Scope
+
+    scope = Scope("org", "acme")
+    store.replace(scope, "reports", (Family("copilot_lines_added_by_ide", tuple(
+        (((("org", "acme"), ("ide", f"ide-{n:06d}-" + "x" * 200)), n)) for n in range(40_000))),))
+    server = serve(App(store, Telemetry()), "127.0.0.1:0", None, SHORT)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    try:
+        with socket.create_connection(("127.0.0.1", server.server_address[1]), timeout=10) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")  # ~10 MB answer, never read
+            deadline = time.monotonic() + 15
+            while server.connections.count() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert server.connections.count() == 0  # its thread ended: the send timed out
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert "Traceback" not in capfd.readouterr().err
