@@ -23,7 +23,7 @@ log = logging.getLogger("copilot_exporter")
 # well under a second, but a refresh worker blocked in a socket (a server sending a byte a
 # minute) would hold the interpreter's exit, which joins worker threads: past this, the process
 # ends without them. They hold nothing to save: the data is refetched at the next start.
-EXIT_GRACE = 3.0
+EXIT_GRACE = 2.0
 
 
 def collect(config: Config) -> int:
