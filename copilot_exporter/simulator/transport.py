@@ -258,6 +258,11 @@ class Server(ThreadingHTTPServer):
             except OSError:
                 pass  # already closed by its handler
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that stops reading (a limit tripped mid-body) resets its connection: not an error.
+        if not isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+            super().handle_error(request, client_address)
+
     def server_bind(self) -> None:
         # HTTPServer.server_bind resolves the host name, which can stall on a resolver.
         socketserver.TCPServer.server_bind(self)
