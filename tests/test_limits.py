@@ -147,6 +147,21 @@ def test_a_download_sent_a_byte_at_a_time_ends_at_the_deadline(simulator):
     assert time.monotonic() - started < 30
 
 
+def test_no_rate_limit_wait_lasts_past_the_deadline(simulator):
+    from requests.structures import CaseInsensitiveDict
+
+    from copilot_exporter.github.client import RateLimited
+
+    connection = connect(simulator)
+    connection.max_rate_limit_wait = 600.0
+    connection.note_rate_limit(CaseInsensitiveDict({"X-RateLimit-Remaining": "0",
+                                                    "X-RateLimit-Reset": str(int(time.time()) + 60)}))
+    started = time.monotonic()
+    with pytest.raises(RateLimited, match="refresh_timeout"):
+        connection.client(timeout=5.0).get(LEGACY, LEGACY)
+    assert time.monotonic() - started < 30 and simulator.request_count() == 0
+
+
 def test_no_request_starts_after_the_deadline(simulator):
     client = connect(simulator).client(timeout=0.0)
     with pytest.raises(Timeout):
