@@ -24,7 +24,9 @@ from urllib.parse import urlsplit
 import yaml
 
 from copilot_exporter.errors import ConfigError
-from copilot_exporter.model import ENTERPRISE, ORG, Scope
+from copilot_exporter.limits import Limits, parse_size
+from copilot_exporter.model import ENTERPRISE, MAX_SERIES_PER_FAMILY, ORG, Scope
+from copilot_exporter.secret_file import SecretFileError, read_secret_file
 
 DEFAULT_API_URL = "https://api.github.com"
 DEFAULT_LISTEN_ADDRESS = ":9452"
@@ -34,6 +36,25 @@ SEAT_PLANS = ("business", "enterprise")
 # AI credits included per licence and month (GitHub's standard pools, COPILOT-APIS.md §7).
 DEFAULT_INCLUDED_AI_CREDITS = {"business": 1900.0, "enterprise": 3900.0}
 _CURRENCY = re.compile(r"[A-Z]{3}")  # an ISO 4217 code
+
+# HTTP server limits (`server:`). A scrape is one short request on a fresh connection, sent at
+# once; these bound what clients that never finish one can hold.
+# Threads, one per open connection: a few Prometheus servers need a handful, so 512 leaves room
+# for many while keeping a flood of connections from exhausting memory and thread limits.
+MAX_CONNECTIONS = 512
+# A connection that neither sends nor takes a byte for this long is closed (TLS ones too); it is
+# also the longest one answer may take to send.
+IDLE_TIMEOUT = 30.0  # seconds
+# From accepting a connection to the end of its request headers, TLS handshake included: a client
+# trickling a byte at a time cannot keep its connection beyond this.
+READ_HEADER_TIMEOUT = 10.0  # seconds
+
+
+@dataclass(frozen=True)
+class ServerLimits:
+    max_connections: int = MAX_CONNECTIONS
+    idle_timeout: float = IDLE_TIMEOUT
+    read_header_timeout: float = READ_HEADER_TIMEOUT
 
 
 @dataclass(frozen=True)
@@ -109,6 +130,9 @@ class Config:
     seat_prices: Mapping[str, SeatPrice] = field(default_factory=dict)  # plan -> price
     included_ai_credits: Mapping[str, float] = field(
         default_factory=lambda: dict(DEFAULT_INCLUDED_AI_CREDITS))  # plan -> credits per licence
+    max_series_per_family: int = MAX_SERIES_PER_FAMILY
+    server_limits: ServerLimits = ServerLimits()
+    limits: Limits = Limits()  # what GitHub and the network can make a refresh cost
 
 
 # --- public entry points ----------------------------------------------------------------------
@@ -131,6 +155,8 @@ def read_yaml(path: str | os.PathLike) -> Any:
         data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as err:
         raise ConfigError([_yaml_problem(path, err)]) from None
+    except RecursionError:
+        raise ConfigError([f"{path}: not valid YAML: nested too deeply"]) from None
     return data
 
 
@@ -161,8 +187,21 @@ def parse_duration(text: str) -> float:
 # --- YAML -------------------------------------------------------------------------------------
 
 
+# Values a YAML document may stand for once its aliases are expanded. A configuration with a
+# thousand organizations is some ten thousand; an alias bomb ("billion laughs") is billions, in
+# a few hundred bytes.
+MAX_YAML_VALUES = 100_000
+
+
 class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that refuses a key repeated in one mapping: YAML would silently keep the last."""
+    """SafeLoader that refuses a key repeated in one mapping (YAML would silently keep the last),
+    aliases that expand to more than MAX_YAML_VALUES values, and an alias inside its own anchor."""
+
+    def get_single_node(self) -> yaml.Node | None:
+        node = super().get_single_node()
+        if node is not None:
+            _expanded_size(node, {}, set())
+        return node
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
         seen: set[tuple[str, str]] = set()
@@ -176,6 +215,29 @@ class _StrictLoader(yaml.SafeLoader):
                 )
             seen.add(key)
         return super().construct_mapping(node, deep)
+
+
+def _expanded_size(node: yaml.Node, sizes: dict[int, int], open_nodes: set[int]) -> int:
+    """How many values the node stands for with every alias expanded; counted once per node."""
+    key = id(node)
+    if key in sizes:
+        return sizes[key]
+    if key in open_nodes:
+        raise yaml.composer.ComposerError(None, None, "an alias refers to a value that contains it",
+                                          node.start_mark)
+    size = 1
+    if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)):
+        open_nodes.add(key)
+        children = (n for pair in node.value for n in pair) if isinstance(node, yaml.MappingNode) else node.value
+        for child in children:
+            size += _expanded_size(child, sizes, open_nodes)
+            if size > MAX_YAML_VALUES:
+                raise yaml.composer.ComposerError(
+                    None, None, f"its anchors and aliases expand to more than {MAX_YAML_VALUES:,} values",
+                    node.start_mark)
+        open_nodes.discard(key)
+    sizes[key] = size
+    return size
 
 
 def _yaml_problem(path: str | os.PathLike, err: yaml.YAMLError) -> str:
@@ -425,16 +487,29 @@ def _slug_problem(name: str, what: str, prefix: str = "") -> str | None:
             "and ending with a letter or digit, at most 100 characters)")
 
 
+
+
 def _api_url_problem(url: str) -> str | None:
     parts = urlsplit(url)
+    if parts.username is not None or parts.password is not None:
+        # Never echoed: the user part may hold a password or a token.
+        return ("must not contain a user name or password (give the token with token, token_file "
+                "or app)")
     try:
         parts.port  # raises on a port that is not a number in range
     except ValueError:
         parts = parts._replace(netloc="")
-    if (parts.scheme in ("http", "https") and parts.hostname and not parts.query
-            and not parts.fragment and not any(c.isspace() for c in url)):
-        return _web_host_problem(url, parts.hostname.lower(), parts.path.rstrip("/"))
-    return f"{_quote(url)} must be an http(s) URL with a host, e.g. {DEFAULT_API_URL}"
+    if (parts.scheme not in ("http", "https") or not parts.hostname or parts.query
+            or parts.fragment or any(c.isspace() for c in url)):
+        return f"{_quote(url)} must be an http(s) URL with a host, e.g. {DEFAULT_API_URL}"
+    path = parts.path.rstrip("/")
+    web_host = _web_host_problem(url, parts.hostname.lower(), path)
+    if web_host:
+        return web_host
+    if path and not path.endswith("/api/v3"):
+        return (f"{_quote(url)} cannot be a GitHub API: its path must be empty (api.github.com, "
+                "GHE.com) or end in /api/v3 (GitHub Enterprise Server)")
+    return None
 
 
 def _web_host_problem(url: str, host: str, path: str) -> str | None:
@@ -485,12 +560,12 @@ def _ca_bundle_problem(path: str) -> str | None:
 
 
 def _file_problem(path: str) -> str | None:
-    """Why the file cannot serve as a secret: unreadable or empty."""
+    """Why the file cannot serve as a secret: unreadable, not a regular file, too large or empty."""
     try:
-        if not Path(path).read_bytes().strip():
+        if not read_secret_file(path).strip():
             return f"{path} is empty"
-    except OSError as err:
-        return f"cannot read {path}: {error_reason(err)}"
+    except SecretFileError as err:
+        return str(err)
     return None
 
 
@@ -498,7 +573,9 @@ def _file_problem(path: str) -> str | None:
 
 _TOP_KEYS = ("github", "source", "refresh_interval", "seats_refresh_interval", "workers",
              "lookback_days", "user_hash_salt", "organizations", "enterprises", "server",
-             "billing_refresh_interval", "seat_prices", "included_ai_credits")
+             "billing_refresh_interval", "seat_prices", "included_ai_credits", "max_series_per_family")
+_LIMIT_KEYS = ("refresh_timeout", "max_report_bytes", "max_record_bytes", "max_response_bytes",
+               "max_redirects", "max_pages", "max_etag_entries", "max_etag_bytes")
 _CREDENTIAL_KEYS = ("token", "token_file", "app")
 _GITHUB_KEYS = ("api_url", *_CREDENTIAL_KEYS, "ca_bundle", "connect_timeout", "read_timeout",
                 "max_retries", "retry_backoff", "max_rate_limit_wait")
@@ -506,14 +583,14 @@ _APP_KEYS = ("app_id", "private_key_file", "installation_id")
 _ENTRY_KEYS = ("name", "teams", "reports", "repositories", "max_repositories", "per_user", "seats",
                "github", "billing", "billing_github")
 _REPORT_KEYS = ("aggregated", "users", "teams")
-_SERVER_KEYS = ("listen_address",)
+_SERVER_KEYS = ("listen_address", "max_connections", "idle_timeout", "read_header_timeout")
 
 
 def _config(data: Any, problems: list[str]) -> Config | None:
     if data is None:
         problems.append("top level: the configuration is empty")
         return None
-    root = Section.of(data, "", problems, _TOP_KEYS)
+    root = Section.of(data, "", problems, _TOP_KEYS + _LIMIT_KEYS)
     if root is None:
         return None
     # Read in the order of the example file, so problems come out in a familiar order.
@@ -525,7 +602,7 @@ def _config(data: Any, problems: list[str]) -> Config | None:
     workers = root.integer("workers", 4, minimum=1, maximum=64)
     lookback_days = root.integer("lookback_days", 3, minimum=1, maximum=30)
     salt = root.text("user_hash_salt")
-    entries = _all_entries(root)
+    entries = _all_entries(root, source)
     if not root.has("user_hash_salt") and any(e.per_user == "hashed" for e in entries):
         root.problem("user_hash_salt", "required when an entry sets per_user: hashed")
     if any(e.scope.kind == ENTERPRISE and e.credentials is None for e in entries):
@@ -545,7 +622,41 @@ def _config(data: Any, problems: list[str]) -> Config | None:
         billing_refresh_interval=billing_refresh_interval,
         seat_prices=_seat_prices(root),
         included_ai_credits=_included_ai_credits(root),
+        max_series_per_family=root.integer("max_series_per_family", MAX_SERIES_PER_FAMILY, minimum=1),
+        server_limits=_server_limits(server),
+        limits=_limits(root),
     )
+
+
+def _limits(root: Section) -> Limits:
+    """The limits on what GitHub and the network can make a refresh cost (see limits.py)."""
+    default = Limits()
+    return Limits(
+        refresh_timeout=root.duration("refresh_timeout", f"{default.refresh_timeout:g}s", minimum="1s"),
+        max_report_bytes=_size(root, "max_report_bytes", default.max_report_bytes),
+        max_record_bytes=_size(root, "max_record_bytes", default.max_record_bytes),
+        max_response_bytes=_size(root, "max_response_bytes", default.max_response_bytes),
+        max_redirects=root.integer("max_redirects", default.max_redirects, minimum=0, maximum=100),
+        max_pages=root.integer("max_pages", default.max_pages, minimum=1),
+        max_etag_entries=root.integer("max_etag_entries", default.max_etag_entries, minimum=0),
+        max_etag_bytes=_size(root, "max_etag_bytes", default.max_etag_bytes, minimum=0),
+    )
+
+
+def _size(section: Section, key: str, default: int, minimum: int = 1024) -> int:
+    """A number of bytes: an integer, or a string with a unit (16MiB, 8GiB, 100MB)."""
+    value = section.typed(key, (int, str), "a size like 16MiB or a number of bytes")
+    if value is None:
+        return default
+    try:
+        size = parse_size(value)
+    except ValueError as err:
+        section.problem(key, str(err))
+        return default
+    if size < minimum:
+        section.problem(key, f"must be at least {minimum} bytes, got {_quote(value)}")
+        return default
+    return size
 
 
 def _github(root: Section) -> GitHubConfig:
@@ -606,9 +717,9 @@ def _token(section: Section) -> str | None:
 
 def _token_from_file(section: Section, path: str) -> str | None:
     try:
-        token = Path(path).read_text(encoding="utf-8").strip()
-    except OSError as err:
-        section.problem("token_file", f"cannot read {path}: {error_reason(err)}")
+        token = read_secret_file(path).decode("utf-8").strip()
+    except SecretFileError as err:
+        section.problem("token_file", str(err))
         return None
     except UnicodeDecodeError:
         section.problem("token_file", f"cannot read {path}: not UTF-8 text")
@@ -651,6 +762,14 @@ def _require_installation_id(github: Any, path: str, credentials: Credentials | 
         problems.append(f"{path}.app.installation_id: required for an enterprise")
 
 
+def _server_limits(server: Section) -> ServerLimits:
+    return ServerLimits(
+        max_connections=server.integer("max_connections", MAX_CONNECTIONS, minimum=1, maximum=100_000),
+        idle_timeout=server.duration("idle_timeout", f"{IDLE_TIMEOUT:g}s", minimum="100ms"),
+        read_header_timeout=server.duration("read_header_timeout", f"{READ_HEADER_TIMEOUT:g}s", minimum="100ms"),
+    )
+
+
 def _listen_address(server: Section) -> str:
     address = server.text("listen_address", DEFAULT_LISTEN_ADDRESS)
     problem = _listen_address_problem(address)
@@ -662,15 +781,15 @@ def _listen_address(server: Section) -> str:
 # --- organizations and enterprises ------------------------------------------------------------
 
 
-def _all_entries(root: Section) -> tuple[Entry, ...]:
+def _all_entries(root: Section, source: str) -> tuple[Entry, ...]:
     # Only when neither is set at all: a wrong type is reported on its own, without a second problem.
     if all(root.data.get(key) in (None, []) for key in ("organizations", "enterprises")):
         root.problem("organizations", "at least one organization or enterprise is required")
-    return (_entries(root.items("organizations"), ORG, root.problems)
-            + _entries(root.items("enterprises"), ENTERPRISE, root.problems))
+    return (_entries(root.items("organizations"), ORG, root.problems, source)
+            + _entries(root.items("enterprises"), ENTERPRISE, root.problems, source))
 
 
-def _entries(items: list[tuple[str, Any]], kind: str, problems: list[str]) -> tuple[Entry, ...]:
+def _entries(items: list[tuple[str, Any]], kind: str, problems: list[str], source: str) -> tuple[Entry, ...]:
     what = "organization" if kind == ORG else "enterprise"
     entries: list[Entry] = []
     seen: dict[str, str] = {}  # lower-cased name -> path of its first entry; GitHub ignores case
@@ -678,7 +797,7 @@ def _entries(items: list[tuple[str, Any]], kind: str, problems: list[str]) -> tu
         section = Section.of(value, path, problems, _ENTRY_KEYS)
         if section is None:
             continue
-        entry = _entry(section, kind)
+        entry = _entry(section, kind, source)
         name = entry.scope.name.lower()
         if name in seen:
             section.problem("name", f"duplicate {what} {_quote(entry.scope.name)} (also at {seen[name]})")
@@ -688,7 +807,7 @@ def _entries(items: list[tuple[str, Any]], kind: str, problems: list[str]) -> tu
     return tuple(entries)
 
 
-def _entry(section: Section, kind: str) -> Entry:
+def _entry(section: Section, kind: str, source: str) -> Entry:
     name = section.text("name", required=True)
     if name is not None:
         problem = _org_login_problem(name) if kind == ORG else _slug_problem(name, "enterprise slug")
@@ -698,7 +817,7 @@ def _entry(section: Section, kind: str) -> Entry:
     entry = Entry(
         scope=Scope(kind, name or ""),
         teams=_teams(section, kind),
-        reports=_reports(section),
+        reports=_reports(section, source),
         max_repositories=section.integer("max_repositories", 50, minimum=1),
         per_user=_per_user(section),
         seats=section.flag("seats", True),
@@ -729,14 +848,19 @@ def _teams(entry: Section, kind: str) -> tuple[str, ...]:
     return tuple(teams)
 
 
-def _reports(entry: Section) -> Reports:
+def _reports(entry: Section, source: str) -> Reports:
     reports = entry.child("reports", _REPORT_KEYS) or entry.blank("reports")
-    return Reports(
+    selection = Reports(
         aggregated=reports.flag("aggregated", True),
         users=reports.flag("users", True),
         teams=reports.flag("teams", True),
         repositories=entry.flag("repositories", False),
     )
+    if source != "legacy" and not any(vars(selection).values()):
+        entry.problem("reports", "every report is off (aggregated, users, teams and repositories), so the "
+                                 "reports API has nothing to export for this entry; turn one on, or use "
+                                 "source: legacy")
+    return selection
 
 
 def _per_user(entry: Section) -> str:

@@ -133,12 +133,14 @@ class Refresher:
 
     def _seats(self, job: Job) -> bool:
         client, config = self._connection(job.entry).client(), self.config
-        return self._refresh(job.entry.scope, seats.SOURCE, lambda: seats.fetch(
-            client, job.entry.scope, included_credits=config.included_ai_credits, prices=config.seat_prices))
+        return self._refresh(job.entry.scope, seats.SOURCE, client, lambda client: seats.fetch(
+            client, job.entry.scope, included_credits=config.included_ai_credits, prices=config.seat_prices,
+            max_series=config.max_series_per_family))
 
     def _billing(self, job: Job) -> bool:
         client = self._connection(job.entry, for_billing=True).client()
-        return self._refresh(job.entry.scope, billing.SOURCE, lambda: billing.fetch(client, job.entry.scope))
+        return self._refresh(job.entry.scope, billing.SOURCE, client, lambda client: billing.fetch(
+            client, job.entry.scope, max_series=self.config.max_series_per_family))
 
     def _data(self, job: Job) -> bool:
         client = self._connection(job.entry).client()
@@ -156,14 +158,14 @@ class Refresher:
     def _reports(self, job: Job, client: GitHubClient, fall_back: bool = False) -> bool:
         unreachable: list[RefreshError] = []
 
-        def fetch() -> Result:
+        def fetch(client: GitHubClient) -> Result:
             try:
                 return job.reports.fetch(client, _today())
             except (Timeout, ConnectionFailed) as err:
                 unreachable.append(err)
                 raise
 
-        ok = self._refresh(job.entry.scope, "reports", fetch, "reports",
+        ok = self._refresh(job.entry.scope, "reports", client, fetch, "reports",
                            passthrough=ReportsUnavailable if fall_back else ())
         if not unreachable:  # no answer says nothing about which API serves the scope
             self._using(job, "reports")
@@ -185,8 +187,9 @@ class Refresher:
     def _legacy(self, job: Job, client: GitHubClient, after_reports_404: bool = False) -> bool:
         self._using(job, legacy.SOURCE)
         results = [
-            self._refresh(scope, legacy.SOURCE, lambda scope=scope: legacy.fetch(
-                client, scope, self.config.lookback_days, _today(), after_reports_404), api=legacy.SOURCE)
+            self._refresh(scope, legacy.SOURCE, client, lambda client, scope=scope: legacy.fetch(
+                client, scope, self.config.lookback_days, _today(), after_reports_404,
+                self.config.max_series_per_family), api=legacy.SOURCE)
             for scope in self._legacy_scopes(job.entry)
         ]
         return all(results)
@@ -195,17 +198,19 @@ class Refresher:
     def _legacy_scopes(entry: Entry) -> list[Scope]:
         return [entry.scope] + [entry.scope.with_team(team) for team in entry.teams]
 
-    def _refresh(self, scope: Scope, source: str, fetch: Callable[[], Result], api: str | None = None,
-                 passthrough: type[Exception] | tuple = ()) -> bool:
+    def _refresh(self, scope: Scope, source: str, client: GitHubClient, fetch: Callable[[GitHubClient], Result],
+                 api: str | None = None, passthrough: type[Exception] | tuple = ()) -> bool:
         """Run one fetch; store its families on success, keep the last good ones on failure.
 
+        The fetch gets `client` with this refresh's deadline (refresh_timeout from now): every
+        request, download and wait of the refresh ends by then, else it fails as `timeout`.
         Exceptions of type `passthrough` are the caller's to handle (e.g. falling back to another API).
         """
         started = time.monotonic()
         self.telemetry.expect(scope, source)
         self.telemetry.refresh_started(scope, source)
         try:
-            result = fetch()
+            result = fetch(client.until(started + self.config.limits.refresh_timeout))
         except passthrough:
             raise
         except RefreshError as err:
@@ -259,7 +264,7 @@ class Refresher:
                     ca_bundle=github.ca_bundle, connect_timeout=github.connect_timeout,
                     read_timeout=github.read_timeout, max_retries=github.max_retries,
                     retry_backoff=github.retry_backoff, max_rate_limit_wait=github.max_rate_limit_wait,
-                    stop=self.stop_event,
+                    stop=self.stop_event, limits=self.config.limits,
                 )
             return self._connections[key]
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import html
+import logging
 import socket
 import socketserver
 import threading
@@ -18,8 +19,11 @@ from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from copilot_exporter import __version__, exposition, webconfig
+from copilot_exporter.config import ServerLimits
 from copilot_exporter.store import Store
 from copilot_exporter.telemetry import Telemetry
+
+log = logging.getLogger(__name__)
 
 StartResponse = Callable[..., object]
 
@@ -67,7 +71,8 @@ class MetricsBody:
     def _head(self, openmetrics: bool, compressed: bool, data_version: int, data: str) -> tuple[list[bytes], Any]:
         """The data and self-metrics chunks, and the compressor's state after them (compressed only)."""
         encoded, prefix, compressor = self._data_chunk(openmetrics, compressed, data_version, data)
-        tail = exposition.render_families(self._telemetry.families(), openmetrics).encode("utf-8")
+        own = [*self._telemetry.families(), self._store.render_failures()]
+        tail = exposition.render_families(own, openmetrics).encode("utf-8")
         if not compressed:
             return [encoded, tail], None
         compressor = compressor.copy()
@@ -157,19 +162,164 @@ def _reply(start_response: StartResponse, status: str, body: bytes | list[bytes]
     return chunks
 
 
+class Connections:
+    """The open connections of a server: how many, and how long each may take to send its request.
+
+    A connection is *waiting* from accept until its request headers are read (TLS handshake
+    included), then *busy* while the request is answered. A waiting connection past its
+    deadline is shut down, however slowly it trickles bytes; at the limit, a new connection
+    makes the longest-waiting one give way (scrapers send their request at once, so the
+    connections that give way are those that never do), and it is refused only when every
+    connection is busy. Shutting a socket down wakes its thread, which then ends.
+    """
+
+    def __init__(self, limits: ServerLimits):
+        self.limits = limits
+        self._lock = threading.Lock()
+        self._open: dict[int, list] = {}  # id of the accepted socket -> [socket, deadline or None]
+        self._aliases: dict[int, int] = {}  # id of a wrapping (TLS) socket -> id of the accepted one
+        self._next_reap = 0.0
+
+    def opened(self, request: socket.socket) -> bool:
+        """Register an accepted connection; False when it must be refused (every one busy)."""
+        now = time.monotonic()
+        with self._lock:
+            if len(self._open) >= self.limits.max_connections:
+                waiting = [(entry[1], key) for key, entry in self._open.items() if entry[1] is not None]
+                if not waiting:
+                    return False
+                _deadline, oldest = min(waiting)
+                _shut(self._open[oldest][0])  # its thread ends and calls closed()
+                self._open[oldest][1] = None
+            self._open[id(request)] = [request, now + self.limits.read_header_timeout]
+        return True
+
+    def replaced(self, request: socket.socket, connection: socket.socket) -> None:
+        """The accepted socket now lives on as `connection` (wrapped for TLS)."""
+        with self._lock:
+            entry = self._open.get(id(request))
+            if entry is not None:
+                entry[0] = connection
+                self._aliases[id(connection)] = id(request)
+
+    def busy(self, sock: socket.socket) -> None:
+        """The connection's request headers are read: no deadline while it is answered."""
+        with self._lock:
+            entry = self._open.get(self._aliases.get(id(sock), id(sock)))
+            if entry is not None:
+                entry[1] = None
+
+    def closed(self, request: socket.socket) -> None:
+        with self._lock:
+            entry = self._open.pop(id(request), None)
+            if entry is not None:
+                self._aliases.pop(id(entry[0]), None)
+
+    def reap(self) -> None:
+        """Shut down the connections past their deadline (at most a few times a second)."""
+        now = time.monotonic()
+        if now < self._next_reap:
+            return
+        self._next_reap = now + 0.25
+        with self._lock:
+            for entry in self._open.values():
+                if entry[1] is not None and entry[1] < now:
+                    _shut(entry[0])  # its thread ends and calls closed()
+                    entry[1] = None
+
+    def count(self) -> int:
+        with self._lock:
+            return len(self._open)
+
+
+def _shut(sock: socket.socket) -> None:
+    # The plain socket's shutdown, also for an SSLSocket: it wakes a thread blocked reading the
+    # connection without touching TLS state that thread is using.
+    try:
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+    except OSError:  # already closed or reset
+        pass
+
+
 class _ThreadingServer(socketserver.ThreadingMixIn, WSGIServer):
+    """One thread per connection, at most `limits.max_connections` of them (see Connections).
+
+    Each connection's socket times out after `limits.idle_timeout` without a byte read or
+    written, so a client that stops reading an answer cannot hold its thread either.
+    """
+
     daemon_threads = True
     allow_reuse_address = True
     # socketserver's default backlog of 5 drops connections when many scrapers connect at once:
     # their retried SYNs then take seconds.
     request_queue_size = 128
+    limits: ServerLimits = ServerLimits()
+
+    def server_activate(self) -> None:
+        self.connections = Connections(self.limits)
+        super().server_activate()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self.connections.opened(request):
+            self.shutdown_request(request)
+            return
+        request.settimeout(self.limits.idle_timeout)
+        try:
+            super().process_request(request, client_address)
+        except Exception:  # e.g. no thread could be started: the connection is dropped, not the server
+            self.connections.closed(request)
+            self.shutdown_request(request)
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.connections.closed(request)
+
+    def service_actions(self) -> None:
+        super().service_actions()
+        self.connections.reap()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client hanging up, timing out or being shut down is routine, not a traceback on stderr.
+        log.debug("connection from %s ended with an error", client_address[0], exc_info=True)
 
 
 class _ThreadingServer6(_ThreadingServer):
     address_family = socket.AF_INET6
 
 
+class _ErrorLog:
+    """Where wsgiref writes a failed request's traceback: the log, as one record. A client that
+    times out or goes away while answered is routine (debug); anything else is an error."""
+
+    _CLIENT_GONE = ("TimeoutError", "socket.timeout", "ConnectionResetError", "BrokenPipeError",
+                    "ConnectionAbortedError", "ssl.")
+
+    def __init__(self) -> None:
+        self._parts: list[str] = []
+
+    def write(self, text: str) -> None:
+        self._parts.append(text)
+
+    def flush(self) -> None:
+        text, self._parts = "".join(self._parts).rstrip(), []
+        if text:
+            gone = text.rsplit("\n", 1)[-1].startswith(self._CLIENT_GONE)
+            log.log(logging.DEBUG if gone else logging.ERROR, "error answering a request: %s", text)
+
+
 class _QuietHandler(WSGIRequestHandler):
+    def get_stderr(self) -> _ErrorLog:  # type: ignore[override]
+        return _ErrorLog()
+
+    def parse_request(self) -> bool:
+        parsed = super().parse_request()
+        if parsed:
+            self.server.connections.busy(self.request)  # type: ignore[attr-defined]
+        return parsed
+
     def log_message(self, format: str, *args: object) -> None:  # access logs would drown the useful ones
         pass
 
@@ -183,14 +333,16 @@ def parse_listen_address(address: str) -> tuple[str, int]:
     return host.strip("[]") or "0.0.0.0", int(port)
 
 
-def serve(app: Callable, listen_address: str, web: webconfig.WebConfig | None = None) -> WSGIServer:
+def serve(app: Callable, listen_address: str, web: webconfig.WebConfig | None = None,
+          limits: ServerLimits = ServerLimits()) -> WSGIServer:
     """Bind and return the server (call serve_forever on it); port 0 picks a free port.
 
     With a web config, requests need its basic auth users and connections its TLS settings.
     Raises ListenError when the address cannot be listened on.
     """
     host, port = parse_listen_address(listen_address)
-    server_class = _ThreadingServer6 if ":" in host else _ThreadingServer
+    base = _ThreadingServer6 if ":" in host else _ThreadingServer
+    server_class = type(base.__name__, (base,), {"limits": limits})
     if web is not None:
         app = webconfig.protect(app, web)
         context = webconfig.ssl_context(web)

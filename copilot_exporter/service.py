@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import threading
@@ -21,6 +22,12 @@ from copilot_exporter.telemetry import Telemetry
 from copilot_exporter.webconfig import WebConfig, load_web_config
 
 log = logging.getLogger("copilot_exporter")
+
+# Seconds between SIGTERM/SIGINT and the end of the process, at most. Shutting down normally takes
+# well under a second, but a refresh worker blocked in a socket (a server sending a byte a
+# minute) would hold the interpreter's exit, which joins worker threads: past this, the process
+# ends without them. They hold nothing to save: the data is refetched at the next start.
+EXIT_GRACE = 2.0
 
 
 @dataclass(frozen=True)
@@ -107,7 +114,7 @@ def run(config: Config, listen_address: str, web_config_file: str | None = None,
             return 2
     store, telemetry = Store(), Telemetry()
     try:
-        server = serve(App(store, telemetry), listen_address, web)
+        server = serve(App(store, telemetry), listen_address, web, config.server_limits)
     except ListenError as err:
         print(err, file=sys.stderr)
         return 2
@@ -122,10 +129,12 @@ def run(config: Config, listen_address: str, web_config_file: str | None = None,
     def shutdown(signum: int, _frame: object) -> None:
         log.info("received %s, shutting down", signal.Signals(signum).name)
         threading.Thread(target=server.shutdown, daemon=True).start()
+        threading.Thread(target=_exit_after, args=(EXIT_GRACE,), name="exit", daemon=True).start()
 
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, shutdown)
         signal.signal(signal.SIGINT, shutdown)
+        signal.signal(signal.SIGHUP, _ignore_hangup)
     try:
         server.serve_forever(poll_interval=0.2)
     finally:
@@ -141,3 +150,17 @@ def _url(address: tuple, web: WebConfig | None) -> str:
     elif ":" in host:
         host = f"[{host}]"
     return f"{'https' if web and web.tls else 'http'}://{host}:{port}/"
+
+
+def _ignore_hangup(_signum: int, _frame: object) -> None:
+    # SIGHUP's default action ends the process without a word (a closed terminal, a reload
+    # habit). Nothing here can be reloaded in place: the configuration is read at start.
+    log.warning("received SIGHUP: ignored (the configuration is only read at start; restart to apply changes)")
+
+
+def _exit_after(seconds: float) -> None:
+    """Ends the process `seconds` from now unless it has ended by itself, whatever its threads do."""
+    threading.Event().wait(seconds)
+    log.warning("refresh workers still busy %.0fs after the signal: exiting without them", seconds)
+    logging.shutdown()
+    os._exit(0)

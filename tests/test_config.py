@@ -736,3 +736,109 @@ def test_example_file_needs_the_token_variable():
     with pytest.raises(ConfigError) as info:
         load_config(EXAMPLE, {})
     assert info.value.problems == ["github.token: environment variable GITHUB_TOKEN is not set"]
+
+
+# --- hostile or mistaken values -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("url, message", [
+    ("https://user:hunter2@api.github.com",
+     "must not contain a user name or password (give the token with token, token_file or app)"),
+    ("https://ghp_secret@ghes.example.com/api/v3",
+     "must not contain a user name or password (give the token with token, token_file or app)"),
+    ("https://github.com", '"https://github.com" is not GitHub\'s API: use https://api.github.com'
+     " (GitHub Enterprise Server: https://HOST/api/v3)"),
+    ("https://www.GitHub.com/", '"https://www.GitHub.com/" is not GitHub\'s API: use https://api.github.com'
+     " (GitHub Enterprise Server: https://HOST/api/v3)"),
+    ("https://api.github.com/orgs/acme", '"https://api.github.com/orgs/acme" is not GitHub\'s API: use '
+     "https://api.github.com (GitHub Enterprise Server: https://HOST/api/v3)"),
+    ("https://ghes.example.com/api/v4",
+     '"https://ghes.example.com/api/v4" cannot be a GitHub API: its path must be empty (api.github.com, GHE.com) '
+     "or end in /api/v3 (GitHub Enterprise Server)"),
+])
+def test_api_url_that_cannot_be_the_api_is_refused(url, message):
+    problem = only_problem(with_github(api_url=url))
+    assert problem == f"github.api_url: {message}"
+    assert "hunter2" not in problem and "ghp_secret" not in problem
+
+
+@pytest.mark.parametrize("url", ["https://api.github.com/", "https://ghes.example.com/api/v3",
+                                 "https://ghes.example.com/github/api/v3/", "https://api.acme.ghe.com",
+                                 "http://127.0.0.1:8080"])
+def test_api_urls_of_github_and_ghes_are_accepted(url):
+    assert parse_config(with_github(api_url=url), {}).github.api_url == url.rstrip("/")
+
+
+def test_every_report_off_is_refused():
+    off = {"aggregated": False, "users": False, "teams": False}
+    for source in ("reports", "auto"):
+        assert only_problem(minimal(source=source, organizations=[{"name": "my-org", "reports": off}])) == (
+            "organizations[0].reports: every report is off (aggregated, users, teams and repositories), so the "
+            "reports API has nothing to export for this entry; turn one on, or use source: legacy")
+    assert parse_config(minimal(source="reports", organizations=[
+        {"name": "my-org", "reports": off, "repositories": True}]), {})
+    assert parse_config(minimal(source="legacy", organizations=[{"name": "my-org", "reports": off}]), {})
+
+
+def test_limits_of_series_and_server_have_defaults_and_keys():
+    from copilot_exporter.config import ServerLimits
+    from copilot_exporter.model import MAX_SERIES_PER_FAMILY
+
+    config = parse_config(minimal(), {})
+    assert config.max_series_per_family == MAX_SERIES_PER_FAMILY == 5000
+    assert config.server_limits == ServerLimits(max_connections=512, idle_timeout=30.0, read_header_timeout=10.0)
+    config = parse_config(minimal(max_series_per_family=50, server={
+        "max_connections": 10, "idle_timeout": "2m", "read_header_timeout": "5s"}), {})
+    assert config.max_series_per_family == 50
+    assert config.server_limits == ServerLimits(max_connections=10, idle_timeout=120.0, read_header_timeout=5.0)
+
+
+@pytest.mark.parametrize("data, message", [
+    (minimal(max_series_per_family=0), "max_series_per_family: must be at least 1, got 0"),
+    (minimal(max_series_per_family="many"), "max_series_per_family: must be an integer, got string"),
+    (minimal(server={"max_connections": 0}), "server.max_connections: must be between 1 and 100000, got 0"),
+    (minimal(server={"idle_timeout": "0s"}), 'server.idle_timeout: must be at least 100ms, got "0s"'),
+    (minimal(server={"read_header_timeout": 10}), "server.read_header_timeout: must be a duration string like 1h, got integer"),
+])
+def test_bad_limits(data, message):
+    assert only_problem(data) == message
+
+
+BILLION_LAUGHS = "".join(
+    f"{name}: &{name} [{', '.join([f'*{previous}'] * 9) if previous else ', '.join(['lol'] * 9)}]\n"
+    for previous, name in zip([None, *"abcdefgh"], "abcdefghi")
+)
+
+
+def test_a_yaml_alias_bomb_is_refused_quickly(tmp_path):
+    import time
+
+    path = write(tmp_path, "bomb.yaml", BILLION_LAUGHS + "github: {token: t}\norganizations: [{name: a}]\n")
+    started = time.monotonic()
+    with pytest.raises(ConfigError) as info:
+        load_config(path, {})
+    assert time.monotonic() - started < 10  # expanding it would take hours and gigabytes
+    [problem] = info.value.problems
+    assert problem.startswith(f"{path}: not valid YAML at line ")
+    assert problem.endswith("its anchors and aliases expand to more than 100,000 values")
+
+
+def test_a_yaml_alias_inside_its_own_anchor_is_refused(tmp_path):
+    path = write(tmp_path, "loop.yaml", "github: &g {token: t, self: *g}\norganizations: [{name: a}]\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path, {})
+    assert info.value.problems == [f"{path}: not valid YAML at line 1, column 9: an alias refers to a value that contains it"]
+
+
+def test_yaml_aliases_of_modest_size_still_work(tmp_path):
+    path = write(tmp_path, "shared.yaml", "creds: &creds {token: t}\ngithub: *creds\norganizations: [{name: a}]\n")
+    with pytest.raises(ConfigError) as info:  # `creds` is not a key, but the alias itself was read
+        load_config(path, {})
+    assert info.value.problems == ["creds: unknown key"]
+
+
+def test_deeply_nested_yaml_is_a_config_error(tmp_path):
+    path = write(tmp_path, "deep.yaml", "a: " + "[" * 5000 + "]" * 5000 + "\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path, {})
+    assert info.value.problems == [f"{path}: not valid YAML: nested too deeply"]

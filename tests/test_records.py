@@ -8,10 +8,13 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-import requests
+
+from copilot_exporter.limits import Limits
 
 from copilot_exporter.errors import PayloadError
+from copilot_exporter.github.client import Connection
 from copilot_exporter.github.records import iter_records
+from copilot_exporter.telemetry import Telemetry
 
 RECORDS = [{"user_id": i, "user_login": f"user{i}", "note": "é" * (i % 3)} for i in range(500)]
 NDJSON = "".join(json.dumps(r) + "\n" for r in RECORDS).encode()
@@ -33,14 +36,23 @@ class Files(BaseHTTPRequestHandler):
         pass
 
 
+class QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request, client_address):
+        pass  # a client that stops reading a bad body early resets the connection: expected here
+
+
 @pytest.fixture(scope="module")
 def serve():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Files)
+    server = QuietServer(("127.0.0.1", 0), Files)
     threading.Thread(target=server.serve_forever, daemon=True).start()
 
-    def put(path: str, body: bytes, headers: dict | None = None, length: int | None = None) -> list[dict]:
+    def put(path: str, body: bytes, headers: dict | None = None, length: int | None = None,
+            limits: Limits = Limits()) -> list[dict]:
+        """The records of `body` served at `path`, downloaded as the exporter downloads a report."""
         Files.bodies[path] = (body, headers or {}, length)
-        response = requests.get(f"http://127.0.0.1:{server.server_address[1]}{path}", stream=True, timeout=5)
+        connection = Connection("http://api.invalid", lambda: "unused", Telemetry(), limits=limits,
+                                connect_timeout=5, read_timeout=5)
+        response = connection.client().download(f"http://127.0.0.1:{server.server_address[1]}{path}", "test")
         try:
             return list(iter_records(response, "test-report"))
         finally:

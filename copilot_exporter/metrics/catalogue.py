@@ -18,6 +18,10 @@ class MetricInfo:
     help: str
     group: str  # the README section the metric is listed under
     labels: tuple[str, ...] = ()  # label keys besides the scope (org/enterprise, team)
+    # Whether series of this family may be summed: past max_series_per_family the excess is
+    # folded into a series labelled `others` when true, and dropped when false.
+    additive: bool = True
+    per_user: bool = False  # opt-in per-user series: bounded by the users report, never folded
 
 
 CATALOGUE: dict[str, MetricInfo] = {}
@@ -208,7 +212,8 @@ _define("exporter", GAUGE, {
     "copilot_exporter_build_info": "Exporter build information (value 1).",
     "copilot_exporter_folded_series": (
         "Series of this family that the last refresh of this scope and source folded into the "
-        "label value `others` because the family reached max_series_per_family."),
+        "label value `others` (or dropped, for a family that cannot be summed) because the family "
+        "reached max_series_per_family."),
 })
 
 _define("exporter", COUNTER, {
@@ -217,6 +222,9 @@ _define("exporter", COUNTER, {
     "copilot_exporter_dropped_values_total": (
         "Values GitHub sent that a refresh dropped or repaired instead of failing the whole report "
         "(an array entry of the wrong type, a label that cannot be encoded...), by reason."),
+    "copilot_exporter_render_failures_total": (
+        "Refreshed data that could not be rendered for /metrics; the previous rendering of this "
+        "scope and source is served instead."),
 })
 
 # The process metrics every Prometheus client exposes, rendered by prometheus-client's
@@ -280,11 +288,21 @@ _LABELS: dict[str, tuple[str, ...]] = {
     "copilot_exporter_errors_total": ("source", "reason"),
     "copilot_exporter_dropped_values_total": ("source", "reason"),
     "copilot_exporter_folded_series": ("source", "family"),
+    "copilot_exporter_render_failures_total": ("source",),
     "copilot_exporter_github_requests_total": ("endpoint", "code"),
     "copilot_exporter_build_info": ("version",),
 }
 for _name, _labels in _LABELS.items():
     CATALOGUE[_name] = replace(CATALOGUE[_name], labels=_labels)
+
+# Families whose series must not be summed: distinct user counts (one user counts in several
+# series), info metrics (value 1) and times (medians, timestamps). Per-user families are those
+# labelled with the user (the opt-in per_user series), whatever their names.
+for _name, _info in CATALOGUE.items():
+    if _name.endswith(("_users", "_info", "_seconds")) or "_engaged_users" in _name:
+        _info = CATALOGUE[_name] = replace(_info, additive=False)
+    if "user" in _info.labels:
+        CATALOGUE[_name] = replace(_info, per_user=True)
 
 # Metrics that carry no scope label: they describe the exporter process, not a scope.
 UNSCOPED = frozenset({

@@ -2,10 +2,21 @@
 
 GitHub adds fields often and older records lack newer ones, so nothing here is required; but a
 value of the wrong type means the payload is not what the API describes, and is refused.
+
+Numbers follow the same rule. Every number these APIs send is a count, a sum or a duration
+(none can legitimately be negative), so `number` refuses NaN, Infinity (Python's JSON decoder
+accepts both, and turns 1e400 into Infinity), negative values and integers beyond float range
+(a 400-digit count), each as a PayloadError naming the report and the field: the refresh fails
+and the last good data stays served. Refusing the record rather than dropping the one field is
+deliberate: a record with an impossible count was not produced as the API documents, so its
+other values (totals and breakdowns of the same activity) cannot be trusted to agree either.
+Integers beyond 2**53 are accepted; the exposition prints them as the float they become.
 """
 
 from __future__ import annotations
 
+import math
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -63,7 +74,16 @@ class Fields:
             f"{self._report}: {self._where(key)}: expected {expected}, got {_show(value)}")
 
     def number(self, key: str) -> float | None:
-        return self.get(key, "number")
+        """A count, sum or duration: finite, not negative and within float range."""
+        value = self.get(key, "number")
+        if value is None:
+            return None
+        if isinstance(value, int) and value > sys.float_info.max:  # float(value) would overflow
+            raise PayloadError(f"{self._report}: {self._where(key)}: expected a number within float range, "
+                               f"got an integer of {value.bit_length()} bits")
+        if not math.isfinite(value) or value < 0:
+            raise self.error(key, "a finite number that is not negative", value)
+        return value
 
     def flag(self, key: str) -> bool | None:
         return self.get(key, "boolean")

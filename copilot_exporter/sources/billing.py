@@ -16,7 +16,7 @@ import time
 
 from copilot_exporter.github.client import GitHubClient, GitHubError
 from copilot_exporter.metrics import billing
-from copilot_exporter.model import ORG, FamilyBuilder, Scope
+from copilot_exporter.model import ORG, MAX_SERIES_PER_FAMILY, FamilyBuilder, Scope
 from copilot_exporter.sources import Result
 
 SOURCE = "billing"
@@ -35,7 +35,8 @@ def route(scope: Scope) -> str:
     return base + "/settings/billing/ai_credit/usage"
 
 
-def fetch(client: GitHubClient, scope: Scope, now: float | None = None) -> Result:
+def fetch(client: GitHubClient, scope: Scope, now: float | None = None,
+          max_series: int = MAX_SERIES_PER_FAMILY) -> Result:
     moment = dt.datetime.fromtimestamp(time.time() if now is None else now, dt.timezone.utc)
     template = route(scope)
     path = template.format(org=scope.name, enterprise=scope.name)
@@ -47,6 +48,6 @@ def fetch(client: GitHubClient, scope: Scope, now: float | None = None) -> Resul
             err.reason = "billing_problem"
         err.hint = HINTS.get(err.status, "")
         raise
-    builder = FamilyBuilder(scope.labels())
+    builder = FamilyBuilder(scope.labels(), max_series)
     billing.add_usage(builder, body, moment.year, moment.month)
     return Result.built(builder, {"billing": f"{moment.year}-{moment.month:02d}"})

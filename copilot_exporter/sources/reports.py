@@ -80,6 +80,7 @@ class ReportsSource:
         self.scope = entry.scope
         self.lookback_days = config.lookback_days
         self.salt = config.user_hash_salt
+        self.max_series = config.max_series_per_family
         self._downloaded: dict[str, Downloaded] = {}
         base = "/enterprises/{enterprise}" if self.scope.kind == ENTERPRISE else "/orgs/{org}"
         self._route_base = base + "/copilot/metrics/reports/"
@@ -91,7 +92,7 @@ class ReportsSource:
         result = self._collect(client, lambda report, parse: self._newest(client, report, today, parse))
         notes = () if result.days else (
             f"no report in the last {self.lookback_days} days yet (reports land within about two days)",)
-        return Result(result.families, result.days, notes)
+        return dataclasses.replace(result, notes=notes)
 
     def fetch_day(self, client: GitHubClient, day: str) -> Result:
         """Every enabled report of one day (YYYY-MM-DD), read and mapped exactly as `fetch` does.
@@ -233,7 +234,7 @@ class ReportsSource:
 
     # Parsing, one report each ---------------------------------------------------------------
     def _builder(self) -> FamilyBuilder:
-        return FamilyBuilder(self.scope.labels())
+        return FamilyBuilder(self.scope.labels(), self.max_series)
 
     def _stamped(self, builder: FamilyBuilder, report: Report, day: str) -> Downloaded:
         """The built families, with the day they are of (the day asked for, as GitHub files it)."""

@@ -16,7 +16,7 @@ from copilot_exporter.errors import PayloadError
 from copilot_exporter.github.client import GitHubClient, GitHubError
 from copilot_exporter.metrics import seats
 from copilot_exporter.metrics.billing import add_included_credits, add_seat_prices
-from copilot_exporter.model import ORG, FamilyBuilder, Scope
+from copilot_exporter.model import MAX_SERIES_PER_FAMILY, ORG, FamilyBuilder, Scope
 from copilot_exporter.sources import Result, explain_forbidden
 
 SOURCE = "seats"
@@ -29,12 +29,13 @@ def _paths(scope: Scope) -> tuple[str, str]:
 
 def fetch(client: GitHubClient, scope: Scope, now: float | None = None, *,
           included_credits: Mapping[str, float] | None = None,
-          prices: Mapping[str, tuple[float, str]] | None = None) -> Result:
+          prices: Mapping[str, tuple[float, str]] | None = None,
+          max_series: int = MAX_SERIES_PER_FAMILY) -> Result:
     """Seats of the scope; with `included_credits` (credits per licence, per plan) and `prices`
     (monthly amount and currency, per plan) also the included credits and seat prices."""
     now = time.time() if now is None else now
     route_base, path_base = _paths(scope)
-    builder = FamilyBuilder(scope.labels())
+    builder = FamilyBuilder(scope.labels(), max_series)
     try:
         if scope.kind == ORG:
             route = route_base + "/copilot/billing"
