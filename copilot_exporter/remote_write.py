@@ -33,6 +33,7 @@ import requests
 
 from copilot_exporter import __version__
 from copilot_exporter.config import parse_duration
+from copilot_exporter.secret_file import SecretFileError, read_secret_file
 
 try:
     import cramjam
@@ -322,8 +323,6 @@ def _count(text: str) -> int:
 
 
 def _seconds(text: str) -> float:
-    from copilot_exporter.config import parse_duration
-
     try:
         seconds = parse_duration(text)
     except ValueError as err:
@@ -335,10 +334,10 @@ def _seconds(text: str) -> float:
 
 def _secret(path: str, what: str) -> str:
     try:
-        with open(path, encoding="utf-8") as file:
-            value = file.read().strip()
-    except OSError as error:
-        raise ValueError(f"{what} {path}: {error.strerror or error}") from None
+        value = read_secret_file(path).decode("utf-8").strip()
+    except (SecretFileError, UnicodeDecodeError) as error:
+        raise ValueError(f"{what}: {error}" if isinstance(error, SecretFileError)
+                         else f"{what} {path}: not UTF-8 text") from None
     if not value:
         raise ValueError(f"{what} {path} is empty")
     return value
