@@ -168,6 +168,79 @@ _define("reports_repositories", GAUGE, {
     for suffix, field in PULL_REQUEST_COUNTS.items()
 })
 
+# Kinds of CLI customization: `kind` label -> name part of `totals_by_<kind>` and
+# `distinct_<kind>_use_count` (reported since 2026-09-17).
+CLI_CUSTOMIZATION_KINDS = ("skill", "custom_agent", "mcp", "slash_cmd", "plugin")
+
+# Per-user series (opt-in): activity base name -> its per-user name.
+PER_USER_NAMES: dict[str, str] = {
+    base: "copilot_per_user_" + base.removeprefix("copilot_") for base in ACTIVITY_COUNTERS
+}
+
+_define("reports_users", GAUGE, {
+    **{
+        f"copilot_{window}_active_app_users":
+            f"Users of the Copilot app ({window} window; reported since 2026-07-17)."
+        for window in ("daily", "weekly", "monthly")
+    },
+    **{
+        f"copilot_{window}_active_cli_users":
+            f"Users of Copilot CLI over the trailing {days} days (only when GitHub reports it)."
+        for window, days in (("weekly", 7), ("monthly", 28))
+    },
+    **{
+        f"copilot_{window}_active_vscode_agent_users":
+            f"Users of the VS Code Agents window ({window} window; reported since 2026-09-11)."
+        for window in ("daily", "weekly", "monthly")
+    },
+    "copilot_engaged_users_28d":
+        "Users engaged with Copilot on at least 2 of the 28 days of the latest 28-day report.",
+    "copilot_engaged_users_28d_by_feature": (
+        "Users engaged with Copilot on at least 2 of the 28 days of the latest 28-day report, "
+        "by feature (a user counts under every feature they engaged with, so these do not add up)."),
+    "copilot_organizations_active_users": (
+        "Distinct users active in any of the configured organizations over the window "
+        "(a user active in several organizations counts once)."),
+})
+
+_define("reports_pull_requests", GAUGE, {
+    "copilot_app_sessions": "Copilot app sessions on the reported day.",
+    "copilot_app_requests": "Requests the Copilot app sent to a model on the reported day.",
+    "copilot_app_prompts": "Prompts users typed into the Copilot app on the reported day.",
+    "copilot_app_prompt_tokens": "Prompt tokens the Copilot app sent to models on the reported day.",
+    "copilot_app_output_tokens": "Output tokens models returned to the Copilot app on the reported day.",
+    "copilot_vscode_agent_sessions": "Sessions in the VS Code Agents window on the reported day.",
+    "copilot_vscode_agent_user_messages":
+        "Messages users sent in the VS Code Agents window on the reported day.",
+    "copilot_third_party_agent_interactions": (
+        "Jobs started with a third-party agent app (Claude, Codex...) on the reported day; not "
+        "part of copilot_user_initiated_interactions."),
+    "copilot_third_party_agent_sessions": "Sessions of a third-party agent app on the reported day.",
+    "copilot_cli_customization_interactions": (
+        "Copilot CLI interactions that used a customization (skill, custom agent, MCP server "
+        "connection attempt, slash command, plugin), top 5 per kind; customer-defined names are "
+        "grouped as `other`, custom slash commands as `custom`; plugins are also counted as skills."),
+    "copilot_cli_customizations_distinct":
+        "Distinct customizations of the kind used with Copilot CLI on the reported day.",
+    "copilot_adoption_phase_users_28d":
+        "Users in the AI adoption phase over the trailing 28 days (absent: not measured).",
+    "copilot_adoption_phase_pull_requests_merged":
+        "Pull requests merged on the reported day by users in the AI adoption phase.",
+    "copilot_adoption_phase_review_time_seconds": (
+        "Typical time merged pull requests of users in the AI adoption phase waited for review "
+        "(GitHub's median, reported as an average)."),
+    "copilot_adoption_phase_review_cycles": (
+        "Typical number of review cycles of merged pull requests of users in the AI adoption "
+        "phase (GitHub's median, reported as an average)."),
+})
+
+_define("reports_user_records", GAUGE, {
+    "copilot_users_by_cli_version": "Users per last known Copilot CLI version.",
+    "copilot_users_without_client_telemetry": (
+        "User records with no activity, no feature used and no breakdown: users GitHub saw only "
+        "through server-side telemetry (GitHub counts them as active)."),
+})
+
 _define("seats", GAUGE, {
     "copilot_seats": "Copilot seats assigned (seat_breakdown.total).",
     "copilot_seats_active_this_cycle": "Seats active in the current billing cycle.",
@@ -238,6 +311,17 @@ _LABELS: dict[str, tuple[str, ...]] = {
     "copilot_users_by_plugin_version": ("plugin", "plugin_version"),
     **{"copilot_user_" + base.removeprefix("copilot_"): ("user",) for base in ACTIVITY_COUNTERS},
     **{name: ("repository",) for name in CATALOGUE if name.startswith("copilot_repository_")},
+    "copilot_engaged_users_28d_by_feature": ("feature",),
+    "copilot_organizations_active_users": ("window",),
+    "copilot_third_party_agent_interactions": ("agent_id", "agent_name"),
+    "copilot_third_party_agent_sessions": ("agent_id", "agent_name"),
+    "copilot_cli_customization_interactions": ("kind", "name"),
+    "copilot_cli_customizations_distinct": ("kind",),
+    "copilot_adoption_phase_users_28d": ("phase",),
+    "copilot_adoption_phase_pull_requests_merged": ("phase",),
+    "copilot_adoption_phase_review_time_seconds": ("phase",),
+    "copilot_adoption_phase_review_cycles": ("phase",),
+    "copilot_users_by_cli_version": ("cli_version",),
     "copilot_seats_active_within": ("period",),
     "copilot_seats_by_editor": ("editor",),
     "copilot_seats_by_plan": ("plan",),
@@ -257,6 +341,7 @@ for _name, _labels in _LABELS.items():
 
 # Metrics that carry no scope label: they describe the exporter process, not a scope.
 UNSCOPED = frozenset({
+    "copilot_organizations_active_users",
     "copilot_exporter_github_requests_total", "copilot_exporter_github_rate_limit_remaining",
     "copilot_exporter_github_rate_limit_reset_timestamp_seconds", "copilot_exporter_build_info",
 })

@@ -6,10 +6,12 @@ value of the wrong type means the payload is not what the API describes, and is 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 from copilot_exporter.errors import PayloadError
+
+T = TypeVar("T")
 
 # Field kinds: accepted Python types and how an error message names them.
 _KINDS: dict[str, tuple[tuple[type, ...], str]] = {
@@ -80,3 +82,20 @@ class Fields:
         """The objects of a list field; nothing when the list is absent or empty."""
         for index, item in enumerate(self.get(key, "list") or ()):
             yield Fields(item, self._report, f"{self._where(key)}[{index}]")
+
+    def each(self, key: str, read: Callable[[Fields], T | None],
+             refused: Callable[[PayloadError], None]) -> Iterator[T]:
+        """What `read` takes from each entry of a list field, skipping the entries it refuses.
+
+        An entry that is not an object, or that `read` refuses with a PayloadError, is handed to
+        `refused` and skipped, so one bad entry costs that entry, not the whole record. A None
+        from `read` is skipped silently (nothing to export). The list itself must be a list.
+        """
+        for index, item in enumerate(self.get(key, "list") or ()):
+            try:
+                value = read(Fields(item, self._report, f"{self._where(key)}[{index}]"))
+            except PayloadError as err:
+                refused(err)
+                continue
+            if value is not None:
+                yield value

@@ -14,7 +14,7 @@ import hashlib
 import heapq
 import hmac
 from collections import Counter
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 
 from copilot_exporter.errors import PayloadError
 from copilot_exporter.metrics.fields import Fields
@@ -29,6 +29,7 @@ AGGREGATED_REPORT = "organization/enterprise-1-day"
 USERS_REPORT = "users-1-day"
 TEAMS_REPORT = "user-teams-1-day"
 REPOS_REPORT = "repos-1-day"
+REPORT_28_DAY = "organization/enterprise-28-day"
 
 # ---------------------------------------------------------------------------------------------
 # The seven activity counters, kept as tuples in ACTIVITY_COUNTERS order.
@@ -61,14 +62,27 @@ def _add_activity(
         builder.add(name, value, **labels)
 
 
-def _read_day(fields: Fields) -> str | None:
-    day = fields.get("day", "string")
+def _read_day(fields: Fields, key: str = "day") -> str | None:
+    day = fields.get(key, "string")
     if day is not None:
         try:
             day_timestamp(day)
         except ValueError:
-            raise fields.error("day", "a YYYY-MM-DD date", day) from None
+            raise fields.error(key, "a YYYY-MM-DD date", day) from None
     return day
+
+
+def _refused(builder: FamilyBuilder) -> Callable[[PayloadError], None]:
+    """Notes an array entry dropped for a wrong type or a missing name (Fields.each)."""
+    return lambda err: builder.problems.note("bad_value", str(err))
+
+
+def _name(entry: Fields, key: str) -> str:
+    """A label value an entry cannot be exported without."""
+    value = entry.label(key)
+    if value is None:
+        raise entry.error(key, "a name", entry.get(key, "string"))
+    return value
 
 
 # ---------------------------------------------------------------------------------------------
@@ -183,6 +197,30 @@ def _add_cli(builder: FamilyBuilder, cli: Fields | None) -> None:
     if tokens is not None:
         for name, field in _CLI_TOKENS.items():
             builder.add(name, tokens.number(field))
+
+
+# ---------------------------------------------------------------------------------------------
+# 28-day report (organization-28-day / enterprise-28-day): only what no 1-day report holds
+
+def add_28_day(builder: FamilyBuilder, record: dict) -> str | None:
+    """Add the engagement of one 28-day wrapper record; return its `report_end_day`.
+
+    Its `day_totals` are 1-day records (add_aggregated maps them): not read here.
+    """
+    fields = Fields(record, REPORT_28_DAY)
+    end_day = _read_day(fields, "report_end_day")
+    engagement = fields.child("copilot_feature_engagement")
+    if engagement is not None:
+        builder.add("copilot_engaged_users_28d", engagement.number("active_user_count"))
+        for feature, users in engagement.each("totals_by_feature", _feature_engagement,
+                                               _refused(builder)):
+            builder.add("copilot_engaged_users_28d_by_feature", users, feature=feature)
+    return end_day
+
+
+def _feature_engagement(entry: Fields) -> tuple[str, float] | None:
+    users = entry.number("engaged_user_count")
+    return None if users is None else (_name(entry, "feature"), users)
 
 
 # ---------------------------------------------------------------------------------------------
