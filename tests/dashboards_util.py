@@ -31,7 +31,7 @@ INTERVALS = {
     "__range_ms": "3600000",
     "__interval_ms": "300000",
 }
-ALL = ".*"  # the allValue of the org, enterprise and team variables
+ALL = ".*"  # the allValue of the job, instance, org, enterprise and team variables
 
 
 def dashboard_paths() -> list[Path]:
@@ -55,16 +55,23 @@ def query_panels(dashboard: dict) -> Iterator[dict]:
     return (panel for panel in iter_panels(dashboard) if panel.get("type") != "row")
 
 
-def substitute(expr: str) -> str:
+def substitute(expr: str, values: dict[str, str] | None = None) -> str:
     """The query with Grafana's variables replaced: intervals by durations, the data source
-    variable removed, every other variable (org, enterprise, team...) by the all-value `.*`."""
+    variable removed, a variable named in `values` by its value, every other variable (job,
+    instance, org, enterprise, team...) by the all-value `.*`."""
+    values = values or {}
+
     def interval(match: re.Match) -> str:
         name = match.group(1) or match.group(2)
         return INTERVALS.get(name, match.group(0))
 
+    def value(match: re.Match) -> str:
+        name = re.search(r"\w+", match.group(0)).group(0)
+        return values.get(name, ALL)
+
     expr = re.sub(r"\$\{(__\w+)\}|\$(__\w+)", interval, expr)
     expr = re.sub(r"\$\{datasource(?::\w+)?\}|\$datasource\b", "", expr)
-    expr = re.sub(r"\$\{\w+(?::\w+)?\}|\$\w+|\[\[\w+(?::\w+)?\]\]", ALL, expr)
+    expr = re.sub(r"\$\{\w+(?::\w+)?\}|\$\w+|\[\[\w+(?::\w+)?\]\]", value, expr)
     return expr
 
 
@@ -104,12 +111,12 @@ def label_values_to_promql(query: str) -> str:
     return f"count by ({label}) ({name.strip()}{{{matchers}}})"
 
 
-def variable_queries(path: str | Path) -> list[tuple[str, str]]:
+def variable_queries(path: str | Path, values: dict[str, str] | None = None) -> list[tuple[str, str]]:
     """(variable name, PromQL) of every query variable, label_values() turned into PromQL and
-    variables substituted."""
+    variables substituted (see `substitute`)."""
     dashboard = load_dashboard(path)
     return [
-        (variable["name"], substitute(label_values_to_promql(variable_query(variable))))
+        (variable["name"], substitute(label_values_to_promql(variable_query(variable)), values))
         for variable in dashboard.get("templating", {}).get("list", [])
         if variable.get("type") == "query"
     ]
@@ -139,6 +146,23 @@ def metric_names(expr: str) -> set[str]:
             continue
         names.add(word)
     return names
+
+
+def selectors(expr: str) -> list[tuple[str, str]]:
+    """(metric name, matchers between the braces or "") of every metric a PromQL expression
+    reads, in order."""
+    names = metric_names(expr)
+    if not names:
+        return []
+    pattern = re.compile(r'(?<![\w:$"])(' + "|".join(sorted(map(re.escape, names), key=len, reverse=True))
+                         + r')(?![\w:])(\{[^{}]*\})?')
+    found = []
+    for match in pattern.finditer(expr):
+        inside_string = expr[:match.start()].count('"') % 2 == 1
+        if inside_string or (match.group(2) is None and expr[match.end():].lstrip().startswith("(")):
+            continue
+        found.append((match.group(1), (match.group(2) or "{}")[1:-1]))
+    return found
 
 
 def load_rules(*paths: Path) -> list[dict]:

@@ -14,7 +14,7 @@ from copilot_exporter.metrics.catalogue import CATALOGUE
 from dashboards_util import (
     ALERTS, DASHBOARD_DIR, RULES, PROVISIONING_DIR, ROOT, dashboard_paths, dashboard_queries,
     iter_panels, label_values_to_promql, load_dashboard, load_rules, metric_names, query_panels,
-    bare_data_selectors, recorded_names, substitute, variable_queries, variable_query,
+    bare_data_selectors, recorded_names, selectors, substitute, variable_queries, variable_query,
 )
 
 EXPECTED = {
@@ -111,16 +111,60 @@ def test_refids_are_unique_per_panel(dashboard):
 
 def test_scope_variables(dashboard):
     found = variables(dashboard)
-    assert {"org", "enterprise"} <= set(found)
+    assert {"job", "instance", "org", "enterprise"} <= set(found)
     for name, variable in found.items():
         if variable["type"] != "query":
             continue
-        assert name in ("org", "enterprise", "team"), name
+        assert name in ("job", "instance", "org", "enterprise", "team"), name
         assert variable["multi"] is True and variable["includeAll"] is True, name
         assert variable["allValue"] == ".*", name
+        assert variable["current"]["value"] == ["$__all"], f"{name} should default to All"
         query = variable_query(variable)
         assert query.startswith("label_values(") and query.rstrip().endswith(f", {name})"), query
         assert variable.get("definition", query) == query
+
+
+def test_job_and_instance_variables(dashboard):
+    """Several exporters (or shards) are told apart by the job and instance Prometheus scrapes
+    them with: instance follows job, and the scope variables follow both."""
+    found = variables(dashboard)
+    assert variable_query(found["job"]) == "label_values(copilot_exporter_build_info, job)"
+    assert variable_query(found["instance"]) == 'label_values(copilot_exporter_build_info{job=~"$job"}, instance)'
+    for name in ("org", "enterprise"):
+        assert variable_query(found[name]) == (
+            f'label_values(copilot_exporter_up{{job=~"$job",instance=~"$instance"}}, {name})')
+
+
+JOB_INSTANCE = ('job=~"$job"', 'instance=~"$instance"')
+
+
+def test_every_query_filters_by_job_and_instance(dashboard):
+    queries = [(panel["title"], target["expr"]) for panel, target in all_targets(dashboard)]
+    queries += [(f"variable {name}", label_values_to_promql(variable_query(variable)))
+                for name, variable in variables(dashboard).items()
+                if variable["type"] == "query" and name not in ("job", "instance")]
+    for title, expr in queries:
+        found = selectors(expr)
+        assert found, f"{title}: no selector in {expr}"
+        for name, matchers in found:
+            assert all(m in matchers for m in JOB_INSTANCE), f"{title}: {name}{{{matchers}}} lacks job/instance"
+
+
+def test_team_variable_lists_the_teams_of_the_selected_scopes(dashboard):
+    """Every series has an org or an enterprise, never both: `org=~"$org|"` keeps the selected
+    organizations' teams and every enterprise team, `enterprise=~"$enterprise|"` the reverse."""
+    team = variables(dashboard).get("team")
+    if team is None:
+        return
+    ((name, matchers),) = selectors(label_values_to_promql(variable_query(team)))
+    assert name == "copilot_daily_active_users"
+    for matcher in ('team!=""', 'org=~"$org|"', 'enterprise=~"$enterprise|"') + JOB_INSTANCE:
+        assert matcher in matchers.split(","), matcher
+
+
+def test_selectors_helper():
+    assert selectors('sum(rate(copilot_a{x="copilot_b"}[5m])) / copilot:c or label_replace(copilot_d{}, "a", "b", "", "")') == [
+        ("copilot_a", 'x="copilot_b"'), ("copilot:c", ""), ("copilot_d", "")]
 
 
 def test_every_variable_used_is_defined(dashboard):
@@ -190,6 +234,7 @@ def test_substitute():
     assert substitute('rate(x{org=~"$org",team=~"${team}"}[$__rate_interval])') == 'rate(x{org=~".*",team=~".*"}[5m])'
     assert substitute("increase(x[$__range]) or y[${__interval}]") == "increase(x[1h]) or y[5m]"
     assert substitute('x{a=~"${org:regex}",b="[[enterprise]]"}$datasource') == 'x{a=~".*",b=".*"}'
+    assert substitute('x{org=~"$org|",team=~"$team"}', {"org": "acme"}) == 'x{org=~"acme|",team=~".*"}'
 
 
 def test_metric_names():
