@@ -237,6 +237,9 @@ CHAINS = {"metrics": 1, "seats": 1, "reports": 3}
 BUDGET = 2 * MAX_RETRIES  # retries one refresh of one scope may spend, its chains together
 # a 5xx, reset or timeout: each chain's request, and the retries (MAX_RETRIES per request)
 RETRIED = {source: min(chains * (1 + MAX_RETRIES), chains + BUDGET) for source, chains in CHAINS.items()}
+# a 5xx on every day: each report chain walks back its days (a day answering 5xx may still be in
+# production), then the refresh fails; retries come from the shared budget
+OUTAGE = {**RETRIED, "reports": CHAINS["reports"] * LOOKBACK_DAYS + BUDGET}
 # a rate limit spends the refresh's retry budget, waiting as told before each retry
 RATE_LIMITED = {source: chains + BUDGET for source, chains in CHAINS.items()}
 ONCE = {"metrics": 1, "seats": 1,  # an error that is not retried ends the refresh ...
@@ -245,7 +248,7 @@ DOWNLOADS = CHAINS["reports"]  # a broken report file: one per chain, downloads 
 FRESH_LINKS = 2 * CHAINS["reports"]  # an expired link: per chain, the first link, then a fresh one
 PER_JOB = "one per chain"  # the primary limit: a refused request per request in flight, then none
 BOUNDS: dict[str, int | str | dict[str, int] | None] = {
-    "http_500": RETRIED, "http_502": RETRIED, "http_503": RETRIED, "connection_reset": RETRIED,
+    "http_500": OUTAGE, "http_502": OUTAGE, "http_503": OUTAGE, "connection_reset": RETRIED,
     "read_timeout": RETRIED,
     "slow_response": {**RETRIED, "reports": DOWNLOADS},
     "secondary_429_retry_after": RATE_LIMITED, "secondary_403_retry_after": RATE_LIMITED,

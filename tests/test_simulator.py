@@ -570,3 +570,37 @@ def test_an_org_without_the_reports_api_answers_404_there_but_serves_legacy():
                            params={"day": day}, headers=headers, timeout=5)
         legacy = http.get(f"{sim.api_url}/orgs/hooli/copilot/metrics", headers=headers, timeout=5)
         assert reports.status_code == 404 and legacy.status_code == 200 and legacy.json()
+
+
+@pytest.mark.parametrize("shape,status,body", [
+    ("204", 204, b""), ("empty_string", 200, b'""'),
+    ("message", 200, b'"No report available for this day"'), ("null", 200, b"null"),
+    ("empty_body", 200, b""), ("404", 404, None), ("502", 502, None), ("503", 503, None),
+])
+def test_no_report_shapes_are_served_as_github_answers_them(sim, api, shape, status, body):
+    path = "/orgs/acme/copilot/metrics/reports/organization-1-day"
+    sim.withhold_report(shape, day=DAY, name="ACME", report="organization-1-day")
+    response = api(path, params={"day": DAY.isoformat()})
+    assert response.status_code == status
+    if body is not None:
+        assert response.content == body
+    else:
+        assert "message" in response.json()
+    # other days, scopes and reports still answer with links
+    for other, day in ((path, DAY - datetime.timedelta(days=1)),
+                       ("/orgs/globex/copilot/metrics/reports/organization-1-day", DAY),
+                       ("/orgs/acme/copilot/metrics/reports/users-1-day", DAY)):
+        assert api(other, params={"day": day.isoformat()}).json()["download_links"]
+
+
+def test_no_links_shape_and_withheld_28_day_report(sim, api):
+    sim.withhold_report("no_links", report="organization-1-day")
+    answer = api("/orgs/acme/copilot/metrics/reports/organization-1-day", params={"day": DAY.isoformat()})
+    assert answer.status_code == 200 and answer.json() == {"download_links": [], "report_day": DAY.isoformat()}
+    sim.withhold_report("message", report="organization-28-day")
+    latest = api("/orgs/acme/copilot/metrics/reports/organization-28-day/latest")
+    assert latest.status_code == 200 and latest.json() == "No report available for this day"
+    sim.clear_withheld_reports()
+    assert api("/orgs/acme/copilot/metrics/reports/organization-28-day/latest").json()["download_links"]
+    with pytest.raises(ValueError):
+        sim.withhold_report("teapot")

@@ -1,17 +1,24 @@
 """Source `reports`: the Copilot usage metrics reports API, what github.com serves today.
 
 Each report endpoint answers with signed links to NDJSON files on another host. Per report we
-ask for yesterday, then go back a day at a time (204/404/empty = no report that day) up to
-`lookback_days`, and export the newest day found. The links' paths identify the content (the
-query string only signs it), so a report whose day and paths are unchanged is not downloaded
-again: its parsed result is reused.
+ask for yesterday, then go back a day at a time up to `lookback_days`, and export the newest day
+found. The links' paths identify the content (the query string only signs it), so a report whose
+day and paths are unchanged is not downloaded again: its parsed result is reused.
+
+"No report that day" comes in many shapes, and each one means: step back a day. They are 204;
+200 with an empty body, `null`, `""` or any bare JSON string ("No report available for this
+day"); 200 with `download_links: []`; 404 for one day (when every request of a scope answers 404
+the scope is unknown: `ReportsUnavailable`); and 502/503 (any 5xx) while a day is still being
+produced. Only an object whose `download_links` is not a list of URLs is bad data. A 5xx is
+retried like any other first; when every day of the window still answers 5xx, that is GitHub
+failing, not a report in production: the refresh fails as `server_error` and the last good data
+stays served.
 
 `fetch_day` reads every report of one given day through the same parsing and mapping; it is what
 `copilot-exporter backfill` writes history from. A day's values are served from when its report
 is fetched until a newer day's is, nominally from two days after the day for one day: the
 interval `backfill` places that day's history in (see its module).
 """
-
 from __future__ import annotations
 
 import dataclasses
@@ -21,6 +28,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from copilot_exporter.config import Config, Entry
@@ -35,6 +43,7 @@ log = logging.getLogger(__name__)
 
 SOURCE = "reports"
 Parse = Callable[[Iterator[dict], str], "Downloaded"]
+T = TypeVar("T")
 
 
 class ReportsUnavailable(GitHubError):
@@ -43,6 +52,13 @@ class ReportsUnavailable(GitHubError):
     def __init__(self, route: str):
         super().__init__(404, route, "the reports API does not know this scope")
         self.hint = "check the name and the token's access; GitHub Enterprise Server may only offer `source: legacy`"
+
+
+class DayUnavailable(GitHubError):
+    """A day's links answered 5xx: the day is still being produced (or GitHub is failing)."""
+
+    def __init__(self, error: GitHubError):
+        super().__init__(error.status, error.route, "the day's report is not available yet")
 
 
 @dataclass(frozen=True)
@@ -72,6 +88,17 @@ TEAMS = Report("user_teams", "user-teams-1-day")
 REPOS = Report("repos", "repos-1-day")
 
 
+def download_links(body: Any, route: str) -> list[str] | None:
+    """The links of a decoded answer; None for the bodies that mean "no report": nothing,
+    `null`, a bare string such as "No report available for this day", an empty list of links."""
+    if body is None or isinstance(body, str):
+        return None
+    links = body.get("download_links") if isinstance(body, dict) else None
+    if not isinstance(links, list) or not all(isinstance(link, str) for link in links):
+        raise PayloadError(f"{route}: download_links: expected a list of URLs")
+    return links or None
+
+
 class ReportsSource:
     """The reports of one organization or enterprise; remembers what it downloaded."""
 
@@ -91,7 +118,7 @@ class ReportsSource:
         result = self._collect(client, lambda report, parse: self._newest(client, report, today, parse))
         notes = () if result.days else (
             f"no report in the last {self.lookback_days} days yet (reports land within about two days)",)
-        return Result(result.families, result.days, notes)
+        return dataclasses.replace(result, notes=notes)
 
     def fetch_day(self, client: GitHubClient, day: str) -> Result:
         """Every enabled report of one day (YYYY-MM-DD), read and mapped exactly as `fetch` does.
@@ -104,16 +131,12 @@ class ReportsSource:
         """The newest day `fetch` would export now, over every enabled report, found from the
         report links alone (nothing is downloaded); None when there is none in the window."""
         self._answered = False
-        found = []
-        for report in self._probed_reports():
-            for back in range(1, self.lookback_days + 1):
-                day = (today - dt.timedelta(days=back)).isoformat()
-                if self._links(client, report, day):
-                    found.append(day)
-                    break
+        found = [self._first_found(report, self._window(today),
+                                   lambda day: day if self._links(client, report, day) else None)
+                 for report in self._probed_reports()]
         if not self._answered:
             raise ReportsUnavailable(self._route_base + "...")
-        return max(found, default=None)
+        return max((day for day in found if day), default=None)
 
     def _probed_reports(self) -> list[Report]:
         selection = self.entry.reports
@@ -140,7 +163,11 @@ class ReportsSource:
             found = [(USERS, users)] if selection.users else []
             if selection.teams and users and users.users:
                 join = lambda records, day: self._parse_teams(records, day, users)  # noqa: E731
-                found.append((TEAMS, self._on_day(client, TEAMS, users.day, join, depends=users.identity)))
+                try:
+                    teams = self._on_day(client, TEAMS, users.day, join, depends=users.identity)
+                except DayUnavailable:
+                    teams = None  # that day's teams are still being produced
+                found.append((TEAMS, teams))
             return found
 
         def repositories() -> list[tuple[Report, Downloaded | None]]:
@@ -165,14 +192,37 @@ class ReportsSource:
         return Result(families, days, problems=problems.frozen(), folded=tuple(sorted(folded.items())))
 
     # Day selection ---------------------------------------------------------------------------
+    def _window(self, today: dt.date) -> list[str]:
+        """The days a report is looked for on, newest first."""
+        return [(today - dt.timedelta(days=back)).isoformat() for back in range(1, self.lookback_days + 1)]
+
     def _newest(self, client: GitHubClient, report: Report, today: dt.date,
                 parse: Parse) -> Downloaded | None:
-        for back in range(1, self.lookback_days + 1):
-            day = (today - dt.timedelta(days=back)).isoformat()
-            found = self._on_day(client, report, day, parse)
+        found = self._first_found(report, self._window(today),
+                                  lambda day: self._on_day(client, report, day, parse))
+        if not found:
+            self._downloaded.pop(report.key, None)
+        return found
+
+    def _first_found(self, report: Report, days: list[str], on_day: Callable[[str], T | None]) -> T | None:
+        """What `on_day` finds on the first day that has a report. A day answering 5xx is still
+        being produced and is stepped over, unless every day does: then GitHub is failing."""
+        unavailable: list[DayUnavailable] = []
+        for day in days:
+            try:
+                found = on_day(day)
+            except DayUnavailable as err:
+                unavailable.append(err)
+                continue
             if found:
                 return found
-        self._downloaded.pop(report.key, None)
+        if unavailable and len(unavailable) == len(days):
+            error = unavailable[0]
+            raise GitHubError(error.status, error.route,
+                              f"every day of the last {len(days)} answered 5xx: GitHub is failing, not producing a day")
+        if unavailable:
+            log.info("%s: %s: %d day(s) answered 5xx, taken as not produced yet",
+                     self.scope, report.endpoint, len(unavailable))
         return None
 
     def _on_day(self, client: GitHubClient, report: Report, day: str, parse: Parse,
@@ -205,21 +255,20 @@ class ReportsSource:
         return downloaded
 
     def _links(self, client: GitHubClient, report: Report, day: str) -> list[str] | None:
+        """The day's download links; None for every "no report" answer but 5xx, which raises
+        DayUnavailable (see the module docstring)."""
         route = self._route_base + report.endpoint
         try:
             response = client.get(self._path_base + report.endpoint, route, {"day": day}, ok=(200, 204))
         except GitHubError as err:
             if err.status == 404:
                 return None
+            if err.status >= 500:
+                self._answered = True
+                raise DayUnavailable(err) from None
             raise
         self._answered = True
-        body = response.json(route) if response.status == 200 else None
-        if body is None:
-            return None
-        links = body.get("download_links") if isinstance(body, dict) else None
-        if not isinstance(links, list) or not all(isinstance(link, str) for link in links):
-            raise PayloadError(f"{route}: download_links: expected a list of URLs")
-        return links or None
+        return download_links(response.json(route) if response.status == 200 else None, route)
 
     def _records(self, client: GitHubClient, report: Report, links: list[str]) -> Iterator[dict]:
         route = "download:" + report.endpoint
