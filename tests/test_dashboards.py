@@ -283,6 +283,48 @@ def test_data_gauges_are_read_through_last_over_time(path):
     assert not bare, bare
 
 
+ACTIVITY_BASES = (
+    "copilot_user_initiated_interactions", "copilot_code_generation_activities", "copilot_code_acceptance_activities",
+    "copilot_lines_suggested_to_add", "copilot_lines_suggested_to_delete", "copilot_lines_added", "copilot_lines_deleted",
+)
+ACTIVITY = {name for name in CATALOGUE if name in ACTIVITY_BASES or name.startswith(tuple(f"{b}_by_" for b in ACTIVITY_BASES))}
+IDE_WORDS = re.compile(r"\b(IDEs?|editors?)\b", re.I)
+
+
+def activity_read(expr: str, rules: dict[str, str]) -> set[str]:
+    """The reports activity families an expression reads, through recording rules too, less the
+    IDE-only ones: `_by_ide` (GitHub's totals_by_ide) and the code_completion feature."""
+    found = set()
+    for name, matchers in selectors(expr):
+        if name in rules:
+            found |= activity_read(rules[name], rules)
+        elif name in ACTIVITY and not name.endswith("_by_ide") and 'feature="code_completion"' not in matchers:
+            found.add(name)
+    return found
+
+
+def test_activity_families_are_known():
+    assert len(ACTIVITY) == 7 * 6
+    rules = {rule["record"]: rule["expr"] for rule in load_rules(RULES) if "record" in rule}
+    assert activity_read("copilot:code_suggestions:by_ide", rules) == set()
+    assert activity_read("copilot:code_suggestions:by_model", rules) == {"copilot_code_generation_activities_by_model_feature"}
+    assert activity_read("copilot:completion_acceptance:ratio", rules) == set()
+
+
+def test_ide_panels_read_only_ide_figures(dashboard):
+    """Since 2026-04-10 (CLI) and 2026-07-28 (Copilot app) the reports' totals and their feature,
+    language and model breakdowns count more than IDEs; only totals_by_ide is IDE activity. A panel
+    titled IDE or editor reads no other activity family, and a panel over the totals that mentions
+    IDEs in its description also says the CLI is counted."""
+    rules = {rule["record"]: rule["expr"] for rule in load_rules(RULES) if "record" in rule}
+    for panel in query_panels(dashboard):
+        read = set().union(*(activity_read(target["expr"], rules) for target in panel["targets"]))
+        if IDE_WORDS.search(panel["title"]):
+            assert not read, f"{panel['title']}: an IDE panel reads {sorted(read)}"
+        if read and IDE_WORDS.search(panel["description"]):
+            assert "CLI" in panel["description"], f"{panel['title']}: reads {sorted(read)}, described as IDE"
+
+
 def test_recording_rules_read_data_gauges_through_last_over_time():
     bare = [(rule["record"], selector) for rule in load_rules(RULES) if "record" in rule
             for selector in bare_data_selectors(rule["expr"])]
