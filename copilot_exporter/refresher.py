@@ -212,7 +212,7 @@ class Refresher:
                     ca_bundle=github.ca_bundle, connect_timeout=github.connect_timeout,
                     read_timeout=github.read_timeout, max_retries=github.max_retries,
                     retry_backoff=github.retry_backoff, max_rate_limit_wait=github.max_rate_limit_wait,
-                    stop=self.stop_event,
+                    api_version=github.api_version, stop=self.stop_event,
                 )
             return self._connections[key]
 
