@@ -51,8 +51,8 @@ def iter_panels(dashboard: dict) -> Iterator[dict]:
 
 
 def query_panels(dashboard: dict) -> Iterator[dict]:
-    """Every panel that shows data (rows only group panels)."""
-    return (panel for panel in iter_panels(dashboard) if panel.get("type") != "row")
+    """Every panel that shows data (rows only group panels, text panels hold text)."""
+    return (panel for panel in iter_panels(dashboard) if panel.get("type") not in ("row", "text"))
 
 
 def substitute(expr: str, values: dict[str, str] | None = None) -> str:
@@ -120,6 +120,30 @@ def variable_queries(path: str | Path, values: dict[str, str] | None = None) -> 
         for variable in dashboard.get("templating", {}).get("list", [])
         if variable.get("type") == "query"
     ]
+
+
+TREND_ANNOTATION = "GitHub reporting changes"
+
+
+def trend_annotation(dashboard: dict) -> dict | None:
+    """The annotation marking GitHub's reporting changes, if the dashboard has it."""
+    found = [a for a in dashboard.get("annotations", {}).get("list", []) if a.get("name") == TREND_ANNOTATION]
+    return found[0] if found else None
+
+
+def annotation_windows(expr: str) -> list[tuple[str, int, int]]:
+    """(day, first second, end second) of every change the trend annotation marks."""
+    return [(day, int(start), int(end)) for start, end, day in re.findall(
+        r'vector\(time\(\)\) >= (\d+) < (\d+), "day", "([\d-]+)"', expr)]
+
+
+def trend_breaks() -> list[list[str]]:
+    """The rows (day, change, effect) of the README's table of GitHub's 2026 changes."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    start = readme.index("## Trend breaks")
+    section = readme[start:readme.index("\n## ", start + 1)]
+    return [[cell.strip() for cell in line.strip().strip("|").split("|")]
+            for line in section.splitlines() if re.match(r"\| \d{4}-\d\d-\d\d \|", line)]
 
 
 # PromQL words that are not metric names.

@@ -3,6 +3,7 @@ descriptions, and every query reading only metrics the exporter exposes or the r
 
 from __future__ import annotations
 
+import datetime
 import re
 import shutil
 import subprocess
@@ -15,6 +16,7 @@ from dashboards_util import (
     ALERTS, DASHBOARD_DIR, RULES, PROVISIONING_DIR, ROOT, dashboard_paths, dashboard_queries,
     iter_panels, label_values_to_promql, load_dashboard, load_rules, metric_names, query_panels,
     bare_data_selectors, recorded_names, selectors, substitute, variable_queries, variable_query,
+    annotation_windows, trend_annotation, trend_breaks,
 )
 
 EXPECTED = {
@@ -209,9 +211,11 @@ def test_queries_are_valid_promql(tmp_path):
     if promtool is None:
         pytest.fail("promtool is not on PATH: install Prometheus' promtool (Debian/Ubuntu: "
                     "apt-get install prometheus, or scripts/setup --with-prometheus)", pytrace=False)
+    annotations = [("annotation", annotation["target"]["expr"]) for path in PATHS
+                   if (annotation := trend_annotation(load_dashboard(path)))]
     rules = [{"record": f"dashboard:query_{i}:check", "expr": expr}
              for i, (_, expr) in enumerate(
-                 [q for path in PATHS for q in dashboard_queries(path) + variable_queries(path)])]
+                 [q for path in PATHS for q in dashboard_queries(path) + variable_queries(path)] + annotations)]
     rule_file = tmp_path / "queries.yaml"
     rule_file.write_text(yaml.safe_dump({"groups": [{"name": "dashboards", "rules": rules}]}))
     result = subprocess.run([promtool, "check", "rules", str(rule_file)], capture_output=True,
@@ -329,3 +333,43 @@ def test_recording_rules_read_data_gauges_through_last_over_time():
     bare = [(rule["record"], selector) for rule in load_rules(RULES) if "record" in rule
             for selector in bare_data_selectors(rule["expr"])]
     assert not bare, bare
+
+
+USAGE_DASHBOARDS = {"copilot-adoption", "copilot-completions-chat", "copilot-agents-pull-requests", "copilot-teams"}
+DAY = 86400
+
+
+def test_readme_lists_the_trend_breaks():
+    rows = trend_breaks()
+    days = [row[0] for row in rows]
+    assert len(rows) >= 8 and all(len(row) == 3 and all(row) for row in rows), rows
+    assert days == sorted(days) and len(set(days)) == len(days)
+    for day in ("2026-03-20", "2026-04-10", "2026-06-15", "2026-07-02", "2026-07-28", "2026-08-07",
+                "2026-09-17", "2026-10-06"):
+        assert day in days, day
+
+
+def test_usage_dashboards_mark_every_trend_break(dashboard, path):
+    """One region per README row, from two to three days after the day: where the day's values
+    are drawn (reports land about two days late; backfill writes day D at D + 2 days)."""
+    annotation = trend_annotation(dashboard)
+    if path.stem not in USAGE_DASHBOARDS:
+        assert annotation is None
+        return
+    assert annotation and annotation["enable"] is True
+    assert annotation["datasource"] == DATASOURCE and annotation["useValueForTime"] is False
+    assert "{{change}}" in annotation["textFormat"] and "{{day}}" in annotation["titleFormat"]
+    windows = annotation_windows(annotation["target"]["expr"])
+    assert [day for day, _, _ in windows] == [row[0] for row in trend_breaks()]
+    for day, start, end in windows:
+        midnight = int(datetime.datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=datetime.timezone.utc).timestamp())
+        assert (start, end) == (midnight + 2 * DAY, midnight + 3 * DAY), day
+
+
+def test_adoption_dashboard_shows_the_trend_break_table():
+    dashboard = load_dashboard(DASHBOARD_DIR / "copilot-adoption.json")
+    (text,) = [panel for panel in iter_panels(dashboard) if panel.get("type") == "text"]
+    lines = text["options"]["content"].splitlines()
+    assert text["options"]["mode"] == "markdown"
+    for row in trend_breaks():
+        assert "| " + " | ".join(row) + " |" in lines, row[0]

@@ -16,8 +16,8 @@ import yaml
 from copilot_exporter.simulator import Simulator, World
 from conftest import TOKEN, RunningExporter, exporter_config
 from dashboards_util import (
-    ALERTS, DASHBOARD_DIR, RULES, dashboard_paths, dashboard_queries, metric_names, recorded_names,
-    variable_queries,
+    ALERTS, DASHBOARD_DIR, RULES, annotation_windows, dashboard_paths, dashboard_queries, load_dashboard,
+    metric_names, recorded_names, trend_annotation, variable_queries,
 )
 
 
@@ -152,6 +152,23 @@ def test_team_variable_lists_the_teams_of_the_selected_organizations_and_enterpr
     assert offered(org="(acme|globex)", enterprise="no-such-enterprise") == acme | globex
     assert offered(job="no-such-job") == set()
     assert offered() >= acme | globex | initech
+
+
+def test_trend_annotations_mark_each_change_as_one_region(stack):
+    """Grafana turns consecutive points of one series into one region: each change answers one
+    series, with points from the first to the last hour of its window and nowhere else."""
+    _exporter, prometheus = stack
+    expr = trend_annotation(load_dashboard(DASHBOARD_DIR / "copilot-adoption.json"))["target"]["expr"]
+    windows = annotation_windows(expr)
+    assert windows
+    for day, start, end in windows:
+        answer = requests.get(f"{prometheus.url}/api/v1/query_range", timeout=10, params={
+            "query": expr, "start": start - 6 * 3600, "end": end + 6 * 3600, "step": "3600"}).json()
+        assert answer["status"] == "success", answer
+        (series,) = answer["data"]["result"]
+        assert series["metric"]["day"] == day and series["metric"]["change"]
+        times = [int(t) for t, _value in series["values"]]
+        assert times == list(range(start, end, 3600)), day
 
 
 def test_every_metric_a_dashboard_reads_is_exposed_or_recorded(stack):
