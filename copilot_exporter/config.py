@@ -683,7 +683,17 @@ def _entry(section: Section, kind: str) -> Entry:
     return entry
 
 
+# `teams: all` (what an unset `teams` means too): every team the user-teams report lists.
+ALL_TEAMS = "all"
+
+
 def _teams(entry: Section, kind: str) -> tuple[str, ...]:
+    """The team slugs an entry lists; () for every team of the reports (`all` or unset)."""
+    value = entry.data.get("teams")
+    if isinstance(value, str):  # a string may only say `all`; a slug goes in a list
+        if value != ALL_TEAMS:
+            entry.problem("teams", f'must be "{ALL_TEAMS}" or a list of team slugs, got {_quote(value)}')
+        return ()
     prefix = _ENTERPRISE_TEAM_PREFIX if kind == ENTERPRISE else ""
     teams: list[str] = []
     seen: set[str] = set()

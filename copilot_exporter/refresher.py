@@ -190,7 +190,8 @@ class Refresher:
                             "%d folded into others", scope, source, family, count)
         self.telemetry.set_folded(scope, source, result.folded)
         self.store.replace(scope, source, result.families)
-        self.telemetry.refresh_succeeded(scope, source, time.monotonic() - started, result.days, api)
+        self.telemetry.refresh_succeeded(scope, source, time.monotonic() - started, result.days, api,
+                                         result.notes)
         return True
 
     def _connection(self, entry: Entry) -> Connection:

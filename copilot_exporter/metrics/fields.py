@@ -74,6 +74,30 @@ class Fields:
         """A string for a label value; empty counts as absent (Prometheus drops empty labels)."""
         return self.get(key, "string") or None
 
+    def ident(self, key: str) -> str | None:
+        """An id as a label value: GitHub sends some ids as integers, others as strings."""
+        value = self._data.get(key)
+        if value is None or value == "":
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, str)):
+            raise self.error(key, "an id (integer or string)", value)
+        return str(value)
+
+    def sole_string(self) -> str:
+        """The value of the object's only string field: the name of an entry whose name field
+        GitHub does not spell uniformly. Zero or several string fields, or an empty one, is a
+        PayloadError."""
+        strings = [value for value in self._data.values() if isinstance(value, str)]
+        if len(strings) != 1 or not strings[0]:
+            raise PayloadError(f"{self._report}: {self._path or 'record'}: expected exactly one "
+                               f"non-empty string field (the name), got {_show(strings)}")
+        return strings[0]
+
+    def filled(self, prefix: str) -> bool:
+        """Whether any field whose name starts with `prefix` holds a non-empty list or object."""
+        return any(key.startswith(prefix) and isinstance(value, (list, dict)) and len(value) > 0
+                   for key, value in self._data.items())
+
     def child(self, key: str) -> Fields | None:
         value = self.get(key, "object")
         return None if value is None else Fields(value, self._report, self._where(key))

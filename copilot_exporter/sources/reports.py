@@ -77,6 +77,7 @@ class Downloaded:
     users: reports.UsersAccumulator | None = None
     problems: tuple[Problem, ...] = ()  # found while parsing; reported once, not on each reuse
     folded: tuple[tuple[str, int], ...] = ()
+    notes: tuple[str, ...] = ()  # lasting conditions (e.g. a configured team not listed), kept on reuse
 
 
 def aggregated_report(kind: str) -> Report:
@@ -118,7 +119,7 @@ class ReportsSource:
         result = self._collect(client, lambda report, parse: self._newest(client, report, today, parse))
         notes = () if result.days else (
             f"no report in the last {self.lookback_days} days yet (reports land within about two days)",)
-        return dataclasses.replace(result, notes=notes)
+        return dataclasses.replace(result, notes=result.notes + notes)
 
     def fetch_day(self, client: GitHubClient, day: str) -> Result:
         """Every enabled report of one day (YYYY-MM-DD), read and mapped exactly as `fetch` does.
@@ -189,7 +190,8 @@ class ReportsSource:
         for downloaded in downloads:
             problems.merge(downloaded.problems)
             folded.update(dict(downloaded.folded))
-        return Result(families, days, problems=problems.frozen(), folded=tuple(sorted(folded.items())))
+        notes = tuple(note for downloaded in downloads for note in downloaded.notes)
+        return Result(families, days, notes, problems.frozen(), tuple(sorted(folded.items())))
 
     # Day selection ---------------------------------------------------------------------------
     def _window(self, today: dt.date) -> list[str]:
@@ -296,7 +298,9 @@ class ReportsSource:
         return self._stamped(builder, aggregated_report(self.scope.kind), day)
 
     def _parse_users(self, records: Iterator[dict], day: str) -> Downloaded:
-        users = reports.UsersAccumulator(self.entry.per_user, self.salt)
+        users = reports.UsersAccumulator(self.entry.per_user, self.salt,
+                                         join_id=reports.JOIN_IDS[self.scope.kind],
+                                         keep_members=self.entry.reports.teams)
         for record in records:
             users.add(record)
         builder = self._builder()
@@ -307,8 +311,11 @@ class ReportsSource:
 
     def _parse_teams(self, records: Iterator[dict], day: str, users: Downloaded) -> Downloaded:
         builder = self._builder()
-        reports.add_teams(builder, records, users.users, self.entry.teams)
-        return self._stamped(builder, TEAMS, day)
+        missing = reports.add_teams(builder, records, users.users, self.entry.teams)
+        downloaded = self._stamped(builder, TEAMS, day)
+        downloaded.notes = tuple(f"team {slug!r} is configured but not in the {TEAMS.endpoint} report "
+                                 "(unknown slug, or fewer than five seated members)" for slug in missing)
+        return downloaded
 
     def _parse_repos(self, records: Iterator[dict], day: str) -> Downloaded:
         builder = self._builder()
