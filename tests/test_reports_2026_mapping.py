@@ -269,3 +269,30 @@ def test_per_user_series_use_the_per_user_prefix():
     per_user = {k: v for k, v in family_values(builder.build()).items() if ("user", "u1") in k[1]}
     assert per_user == {key("copilot_per_user_lines_added", user="u1"): 8,
                         key("copilot_per_user_user_initiated_interactions", user="u1"): 2}
+
+
+def test_a_refresh_with_dropped_entries_serves_the_rest_and_counts_them():
+    """Mapping -> Result -> refresher: the report's series are stored, the dropped entries counted
+    in copilot_exporter_dropped_values_total."""
+    from conftest import exporter_config
+    from copilot_exporter.model import Scope
+    from copilot_exporter.refresher import Refresher
+    from copilot_exporter.sources import Result
+    from copilot_exporter.store import Store
+    from copilot_exporter.telemetry import Telemetry
+
+    scope = Scope("enterprise", "initech")
+    builder = FamilyBuilder(scope.labels())
+    add_aggregated(builder, aggregated_2026(totals_by_mcp=[{"interaction_count": 4}, 7,
+                                                           {"mcp": "github", "interaction_count": 1}]))
+    store, telemetry = Store(), Telemetry()
+    refresher = Refresher(exporter_config("http://127.0.0.1:9", enterprises=[{"name": "initech"}]),
+                          store, telemetry)
+
+    assert refresher._refresh(scope, "reports", lambda: Result.built(builder, {"enterprise": "2026-10-20"}))
+    served = family_values(store.families())
+    assert served[key("copilot_daily_active_users")] == 30
+    assert served[key("copilot_cli_customization_interactions", kind="mcp", name="github")] == 1
+    dropped = family_values(telemetry.families())
+    assert dropped[("copilot_exporter_dropped_values_total",
+                    frozenset(SCOPE + (("source", "reports"), ("reason", "bad_value"))))] == 2

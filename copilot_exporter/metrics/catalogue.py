@@ -17,7 +17,7 @@ class MetricInfo:
     type: str
     help: str
     group: str  # the README section the metric is listed under
-    labels: tuple[str, ...] = ()  # label keys besides the scope (org/enterprise, team)
+    labels: tuple[str, ...] = ()  # label keys besides the scope (org/enterprise, team, team_id)
 
 
 CATALOGUE: dict[str, MetricInfo] = {}

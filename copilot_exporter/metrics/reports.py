@@ -1,11 +1,13 @@
 """Records of the Copilot usage metrics reports API -> metric samples.
 
-Pure functions over already-decoded JSON records: no I/O. A users report can hold 100,000
+Pure functions over already-decoded JSON records: no I/O. A users report can hold 300,000
 records and arrives as a stream, so accumulators keep per user at most a tuple of numbers.
 
 Tolerance rules shared by every function here: unknown fields are ignored, a field that is
 absent or null yields no sample (never a zero), and a value of the wrong type raises
-PayloadError naming the report and the field.
+PayloadError naming the report and the field. The arrays GitHub added in 2026 (third-party
+agents, CLI customizations, 28-day feature engagement) are read entry by entry: an entry with a
+wrong type or without its name is dropped and noted as a `bad_value` problem, the rest is kept.
 """
 
 from __future__ import annotations
