@@ -373,3 +373,29 @@ def test_adoption_dashboard_shows_the_trend_break_table():
     assert text["options"]["mode"] == "markdown"
     for row in trend_breaks():
         assert "| " + " | ".join(row) + " |" in lines, row[0]
+
+
+SHOWN_2026 = {
+    "copilot-adoption": {
+        "copilot_users_without_client_telemetry", "copilot_users_reported", "copilot_users_by_adoption_phase",
+        "copilot_adoption_phase_engaged_users", "copilot_adoption_phase_users_28d",
+        "copilot_adoption_phase_pull_requests_merged", "copilot_adoption_phase_review_time_seconds",
+        "copilot_adoption_phase_review_cycles",
+    },
+    "copilot-agents-pull-requests": {
+        "copilot_daily_active_app_users", "copilot_weekly_active_app_users", "copilot_monthly_active_app_users",
+        "copilot_app_sessions", "copilot_app_requests", "copilot_app_prompts", "copilot_app_prompt_tokens",
+        "copilot_app_output_tokens", "copilot_daily_active_vscode_agent_users", "copilot_weekly_active_vscode_agent_users",
+        "copilot_monthly_active_vscode_agent_users", "copilot_vscode_agent_sessions", "copilot_vscode_agent_user_messages",
+        "copilot_third_party_agent_interactions", "copilot_third_party_agent_sessions",
+        "copilot_cli_customization_interactions", "copilot_cli_customizations_distinct", "copilot_users_by_cli_version",
+        "copilot_weekly_active_cli_users", "copilot_monthly_active_cli_users", "copilot_daily_active_cloud_agent_users",
+    },
+    "copilot-teams": {"copilot_users_used", "copilot_ai_credits_used"},
+}
+
+
+@pytest.mark.parametrize("name", sorted(SHOWN_2026))
+def test_the_2026_report_families_have_panels(name):
+    read = {metric for _title, expr in dashboard_queries(DASHBOARD_DIR / f"{name}.json") for metric in metric_names(expr)}
+    assert not SHOWN_2026[name] - read, sorted(SHOWN_2026[name] - read)
