@@ -34,7 +34,9 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families 
 from prometheus_client.parser import text_string_to_metric_families
 
 from copilot_exporter.simulator import EnterpriseSpec, Fault, OrgSpec, World
+from copilot_exporter.simulator import reports
 from copilot_exporter.simulator.remote import RemoteSimulator
+from copilot_exporter.simulator.world import Scope
 from conftest import TOKEN, RunningExporter, exporter_config
 
 # The configuration every fault case runs with; the bounds below derive from it.
@@ -494,14 +496,23 @@ def summarize(body: bytes, headers: dict[str, str]) -> dict:
     return {"digests": digests, "values": values}
 
 
+def revisable_users(kind: str, name: str, team: str | None) -> int:
+    """Users of NEWEST's users report whose counters a revision raises: those with client
+    telemetry (users seen only server-side count as active but have no counters)."""
+    active = reports.active_users(WORLD, Scope(kind, name), NEWEST)
+    members = set(WORLD.members(Scope(kind, name, team))) if team else None
+    return sum(1 for index in active if (members is None or index in members)
+               and WORLD.activity(index, NEWEST).telemetry)
+
+
 def revisions_seen(summary: dict, base: dict) -> dict[tuple, set[float]]:
     """Per scope, the revision each revision-dependent value implies, given the values of
     revision 0 (`base`): a revision adds one code generation activity and three suggested lines
-    per active user, to the scope and to each of its teams."""
+    per active user with client telemetry, to the scope and to each of its teams."""
     values, seen = summary["values"], collections.defaultdict(set)
     targets = [(kind, name, None) for kind, name in SCOPES] + list(TEAMS)
     for kind, name, team in targets:
-        active = base[("copilot_daily_active_users", kind, name, team)]
+        active = revisable_users(kind, name, team)
         for metric, step in (("copilot_code_generation_activities", 1), ("copilot_lines_suggested_to_add", 3)):
             key = (metric, kind, name, team)
             seen[(kind, name)].add((values[key] - base[key]) / (step * active) if key in values else None)

@@ -458,6 +458,55 @@ def cli_customizations(d: Draws, cli_users: int) -> dict:
     return fields
 
 
+# -- 28-day aggregated report ------------------------------------------------------------
+
+_MEDIANS = ("median_minutes_to_merge", "median_minutes_to_merge_copilot_authored",
+            "median_minutes_to_merge_copilot_reviewed")
+
+
+def window_record(world: World, scope: Scope, days: Sequence[tuple[datetime.date, int]]) -> dict:
+    """The 28-day report's one wrapper record. As in GitHub's files, its `day_totals` come in no
+    particular order and lack the PR medians on days without merges; from 2026-09-17 it carries
+    the window's feature engagement."""
+    end = days[-1][0]
+    totals = []
+    for day, revision in days:
+        record = aggregate_record(world, scope, day, revision)
+        if not record["pull_requests"]["total_merged"]:
+            for name in _MEDIANS:
+                record["pull_requests"].pop(name, None)
+        totals.append(record)
+    order = Draws(world.seed, "window-order", scope.kind, scope.name, end.toordinal())
+    totals.sort(key=lambda _record: order.random())
+    wrapper = {"report_start_day": (end - datetime.timedelta(days=WINDOW_DAYS - 1)).isoformat(),
+               "report_end_day": end.isoformat(), **world.scope_ids(scope), "day_totals": totals}
+    if end >= SINCE["cli_customizations"]:
+        wrapper["copilot_feature_engagement"] = feature_engagement(
+            world, scope, tuple(day for day, _ in days))
+    wrapper.update(_housekeeping(world, scope, end))
+    return wrapper
+
+
+@lru_cache(maxsize=16)
+def feature_engagement(world: World, scope: Scope, days: tuple[datetime.date, ...]) -> dict:
+    """Users active on two or more days of the window, in total and per feature they use."""
+    active_days: Counter = Counter()
+    for day in days:
+        active_days.update(active_users(world, scope, day))
+    engaged = [index for index, count in active_days.items() if count >= 2]
+    features: Counter = Counter()
+    for index in engaged:
+        p = profile(world.seed, index)
+        if not p.server_side_only:
+            features.update(feature for feature, uses in (
+                ("code_completion", True), ("chat_panel_ask_mode", p.chat),
+                ("chat_panel_agent_mode", p.agent), ("copilot_cli", p.cli), ("copilot_app", p.app))
+                if uses)
+    return {"active_user_count": len(engaged),
+            "totals_by_feature": [{"feature": feature, "engaged_user_count": count}
+                                  for feature, count in features.most_common()]}
+
+
 # -- pull requests and repositories -------------------------------------------------------
 
 _PR_COUNTS = ("total_created", "total_reviewed", "total_merged", "total_suggestions",
@@ -480,11 +529,9 @@ def _pr_counts(d: Draws) -> dict[str, int]:
 
 
 def _medians(d: Draws, merged: int, null_chance: float) -> dict[str, float | None]:
-    names = ("median_minutes_to_merge", "median_minutes_to_merge_copilot_authored",
-             "median_minutes_to_merge_copilot_reviewed")
     if not merged or d.chance(null_chance):
-        return dict.fromkeys(names)
-    return {name: round(5 + 900 * d.random(), 1) for name in names}
+        return dict.fromkeys(_MEDIANS)
+    return {name: round(5 + 900 * d.random(), 1) for name in _MEDIANS}
 
 
 @lru_cache(maxsize=256)
@@ -598,9 +645,7 @@ class ReportFile:
                 yield user_record(w, s, index, combine(acts), self._window, day)
         elif self.report.endswith("-28-day"):
             if start == 0 < stop:
-                yield {**self._window, **w.scope_ids(s),
-                       "day_totals": [aggregate_record(w, s, d, rev) for d, rev in self.days],
-                       **_housekeeping(w, s, day)}
+                yield window_record(w, s, self.days)
         elif start == 0 < stop:
             yield aggregate_record(w, s, day, self.days[-1][1])
 

@@ -14,6 +14,15 @@ retried like any other first; when every day of the window still answers 5xx, th
 failing, not a report in production: the refresh fails as `server_error` and the last good data
 stays served.
 
+With the aggregated report, `fetch` also reads the 28-day aggregated report (`.../latest`, no
+day) for what only it holds, the feature engagement of the window: at most once per UTC day, and
+its files only when their paths changed. Any "no report" answer there means no such data.
+
+File shapes: a 1-day file holds one flat record on one line, a 28-day file one wrapper record
+whose `day_totals` are in no particular order. Either can arrive where the other is expected:
+`as_wrapper` gives every aggregated record the wrapper's shape, and a 1-day read takes the
+entry of its day.
+
 `fetch_day` reads every report of one given day through the same parsing and mapping; it is what
 `copilot-exporter backfill` writes history from. A day's values are served from when its report
 is fetched until a newer day's is, nominally from two days after the day for one day: the
@@ -89,6 +98,26 @@ TEAMS = Report("user_teams", "user-teams-1-day")
 REPOS = Report("repos", "repos-1-day")
 
 
+def window_report(kind: str) -> Report:
+    """The 28-day aggregated report, read for what only it holds (feature engagement)."""
+    return (Report("enterprise_28_day", "enterprise-28-day/latest") if kind == ENTERPRISE
+            else Report("organization_28_day", "organization-28-day/latest"))
+
+
+def as_wrapper(record: dict, where: str) -> dict:
+    """An aggregated record in the 28-day report's shape, `{report_start_day, report_end_day,
+    <scope ids>, day_totals: [daily record...]}`: a flat daily record becomes the wrapper of
+    its one day; a wrapper's `day_totals` must be a list of objects (in any order)."""
+    if "day_totals" not in record:
+        day = record.get("day")
+        ids = {key: record[key] for key in ("enterprise_id", "organization_id") if key in record}
+        return {"report_start_day": day, "report_end_day": day, **ids, "day_totals": [record]}
+    totals = record["day_totals"]
+    if not isinstance(totals, list) or not all(isinstance(entry, dict) for entry in totals):
+        raise PayloadError(f"{where}: day_totals: expected a list of objects")
+    return record
+
+
 def download_links(body: Any, route: str) -> list[str] | None:
     """The links of a decoded answer; None for the bodies that mean "no report": nothing,
     `null`, a bare string such as "No report available for this day", an empty list of links."""
@@ -109,6 +138,7 @@ class ReportsSource:
         self.lookback_days = config.lookback_days
         self.salt = config.user_hash_salt
         self._downloaded: dict[str, Downloaded] = {}
+        self._window_read_on: str | None = None  # the UTC day the 28-day report was last read
         base = "/enterprises/{enterprise}" if self.scope.kind == ENTERPRISE else "/orgs/{org}"
         self._route_base = base + "/copilot/metrics/reports/"
         self._path_base = base.format(enterprise=self.scope.name, org=self.scope.name) + "/copilot/metrics/reports/"
@@ -116,7 +146,8 @@ class ReportsSource:
     def fetch(self, client: GitHubClient, today: dt.date | None = None) -> Result:
         """Per report, the newest day found in the lookback window (what the exporter serves)."""
         today = today or dt.datetime.now(dt.timezone.utc).date()
-        result = self._collect(client, lambda report, parse: self._newest(client, report, today, parse))
+        result = self._collect(client, lambda report, parse: self._newest(client, report, today, parse),
+                               latest=lambda: self._latest(client, today))
         notes = () if result.days else (
             f"no report in the last {self.lookback_days} days yet (reports land within about two days)",)
         return dataclasses.replace(result, notes=result.notes + notes)
@@ -145,9 +176,10 @@ class ReportsSource:
         reports_ += [USERS] if selection.users or selection.teams else []
         return reports_ + ([REPOS] if selection.repositories else [])
 
-    def _collect(self, client: GitHubClient,
-                 find: Callable[[Report, Parse], Downloaded | None]) -> Result:
-        """The enabled reports, each on the day `find` picks for it; teams join the users report.
+    def _collect(self, client: GitHubClient, find: Callable[[Report, Parse], Downloaded | None],
+                 latest: Callable[[], Downloaded | None] | None = None) -> Result:
+        """The enabled reports, each on the day `find` picks for it; teams join the users report;
+        `latest` reads the 28-day report when a 1-day aggregated report was found.
 
         The three chains (aggregated; users then teams; repositories) are independent, so they
         run side by side: a scope's refresh takes the time of its longest chain, not their sum.
@@ -157,7 +189,10 @@ class ReportsSource:
 
         def aggregated() -> list[tuple[Report, Downloaded | None]]:
             report = aggregated_report(self.scope.kind)
-            return [(report, find(report, self._parse_aggregated))]
+            found = find(report, self._parse_aggregated)
+            # No recent 1-day report, no recent 28-day report either: it ends on the newest day.
+            window = [(window_report(self.scope.kind), latest())] if found and latest else []
+            return [(report, found), *window]
 
         def users_and_teams() -> list[tuple[Report, Downloaded | None]]:
             users = find(USERS, self._parse_users)
@@ -227,9 +262,26 @@ class ReportsSource:
                      self.scope, report.endpoint, len(unavailable))
         return None
 
-    def _on_day(self, client: GitHubClient, report: Report, day: str, parse: Parse,
+    def _latest(self, client: GitHubClient, today: dt.date) -> Downloaded | None:
+        """The 28-day aggregated report, read at most once per UTC day; None when there is none."""
+        report = window_report(self.scope.kind)
+        known = self._downloaded.get(report.key)
+        if known and self._window_read_on == today.isoformat():
+            return dataclasses.replace(known, problems=())  # counted when it was parsed
+        try:
+            found = self._on_day(client, report, None, self._parse_window)
+        except DayUnavailable:
+            found = None  # still being produced: asked again at the next refresh
+        if found is None:
+            self._downloaded.pop(report.key, None)
+        else:
+            self._window_read_on = today.isoformat()
+        return found
+
+    def _on_day(self, client: GitHubClient, report: Report, day: str | None, parse: Parse,
                 depends: tuple[str, ...] = ()) -> Downloaded | None:
-        """The report of one day, downloaded only when new or changed; None when there is none.
+        """The report of one day (None: of a `latest` report), downloaded only when new or
+        changed; None when there is none.
 
         `depends` is the identity of another report this one is joined with.
         """
@@ -238,7 +290,7 @@ class ReportsSource:
             return None
         identity = tuple(sorted(urlsplit(link).path for link in links)) + depends
         known = self._downloaded.get(report.key)
-        if known and known.day == day and known.identity == identity:
+        if known and day in (None, known.day) and known.identity == identity:
             return dataclasses.replace(known, problems=())  # counted when it was parsed
         try:
             downloaded = parse(self._records(client, report, links), day)
@@ -256,12 +308,13 @@ class ReportsSource:
         self._downloaded[report.key] = downloaded
         return downloaded
 
-    def _links(self, client: GitHubClient, report: Report, day: str) -> list[str] | None:
-        """The day's download links; None for every "no report" answer but 5xx, which raises
-        DayUnavailable (see the module docstring)."""
+    def _links(self, client: GitHubClient, report: Report, day: str | None) -> list[str] | None:
+        """The day's download links (a `latest` report's: day None); None for every "no report"
+        answer but 5xx, which raises DayUnavailable (see the module docstring)."""
         route = self._route_base + report.endpoint
+        params = {"day": day} if day else None
         try:
-            response = client.get(self._path_base + report.endpoint, route, {"day": day}, ok=(200, 204))
+            response = client.get(self._path_base + report.endpoint, route, params, ok=(200, 204))
         except GitHubError as err:
             if err.status == 404:
                 return None
@@ -293,9 +346,22 @@ class ReportsSource:
 
     def _parse_aggregated(self, records: Iterator[dict], day: str) -> Downloaded:
         builder = self._builder()
+        report = aggregated_report(self.scope.kind)
         for record in records:
-            reports.add_aggregated(builder, record)
-        return self._stamped(builder, aggregated_report(self.scope.kind), day)
+            for entry in as_wrapper(record, report.endpoint)["day_totals"]:
+                if entry.get("day", day) == day:  # a wrapper holds other days too
+                    reports.add_aggregated(builder, entry)
+        return self._stamped(builder, report, day)
+
+    def _parse_window(self, records: Iterator[dict], _day: None) -> Downloaded:
+        builder = self._builder()
+        report = window_report(self.scope.kind)
+        end_day = None
+        for record in records:
+            end_day = reports.add_28_day(builder, as_wrapper(record, report.endpoint)) or end_day
+        if end_day is None:
+            raise PayloadError(f"{report.endpoint}: report_end_day: missing")
+        return self._stamped(builder, report, end_day)
 
     def _parse_users(self, records: Iterator[dict], day: str) -> Downloaded:
         users = reports.UsersAccumulator(self.entry.per_user, self.salt,
