@@ -380,7 +380,7 @@ SHOWN_2026 = {
         "copilot_users_without_client_telemetry", "copilot_users_reported", "copilot_users_by_adoption_phase",
         "copilot_adoption_phase_engaged_users", "copilot_adoption_phase_users_28d",
         "copilot_adoption_phase_pull_requests_merged", "copilot_adoption_phase_review_time_seconds",
-        "copilot_adoption_phase_review_cycles",
+        "copilot_adoption_phase_review_cycles", "copilot_engaged_users_28d", "copilot_engaged_users_28d_by_feature",
     },
     "copilot-agents-pull-requests": {
         "copilot_daily_active_app_users", "copilot_weekly_active_app_users", "copilot_monthly_active_app_users",
