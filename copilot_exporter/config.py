@@ -10,6 +10,7 @@ own rules, so no configured value can change which endpoint is called.
 
 from __future__ import annotations
 
+import datetime as dt
 import ipaddress
 import json
 import os
@@ -24,6 +25,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from copilot_exporter.errors import ConfigError
+from copilot_exporter.github.client import API_VERSION
 from copilot_exporter.limits import Limits, parse_size
 from copilot_exporter.model import ENTERPRISE, MAX_SERIES_PER_FAMILY, ORG, Scope
 from copilot_exporter.secret_file import SecretFileError, read_secret_file
@@ -85,6 +87,7 @@ class GitHubConfig:
     max_retries: int
     retry_backoff: float
     max_rate_limit_wait: float
+    api_version: str = API_VERSION
 
 
 @dataclass(frozen=True)
@@ -578,7 +581,7 @@ _LIMIT_KEYS = ("refresh_timeout", "max_report_bytes", "max_record_bytes", "max_r
                "max_redirects", "max_pages", "max_etag_entries", "max_etag_bytes")
 _CREDENTIAL_KEYS = ("token", "token_file", "app")
 _GITHUB_KEYS = ("api_url", *_CREDENTIAL_KEYS, "ca_bundle", "connect_timeout", "read_timeout",
-                "max_retries", "retry_backoff", "max_rate_limit_wait")
+                "max_retries", "retry_backoff", "max_rate_limit_wait", "api_version")
 _APP_KEYS = ("app_id", "private_key_file", "installation_id")
 _ENTRY_KEYS = ("name", "teams", "reports", "repositories", "max_repositories", "per_user", "seats",
                "github", "billing", "billing_github")
@@ -680,7 +683,32 @@ def _github(root: Section) -> GitHubConfig:
         max_retries=github.integer("max_retries", 3, minimum=0),
         retry_backoff=github.duration("retry_backoff", "1s", minimum="0s"),
         max_rate_limit_wait=github.duration("max_rate_limit_wait", "15m", minimum="0s"),
+        api_version=_api_version(github),
     )
+
+
+def _api_version(github: Section) -> str:
+    # Unquoted in YAML, a date arrives as a date: both spellings are accepted.
+    value = github.typed("api_version", (str, dt.date), f"a date like {API_VERSION}")
+    if value is None:
+        return API_VERSION
+    text = value.isoformat() if isinstance(value, dt.date) else value.strip()
+    problem = _api_version_problem(text)
+    if problem:
+        github.problem("api_version", problem)
+        return API_VERSION
+    return text
+
+
+def _api_version_problem(text: str) -> str | None:
+    """Why a value is not a REST API version: GitHub names its versions by date."""
+    if re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", text):
+        try:
+            dt.date.fromisoformat(text)
+            return None
+        except ValueError:
+            pass
+    return f"{_quote(text)} is not a YYYY-MM-DD date (GitHub names its REST API versions by date, e.g. {API_VERSION})"
 
 
 def _api_url(github: Section) -> str:
@@ -830,7 +858,17 @@ def _entry(section: Section, kind: str, source: str) -> Entry:
     return entry
 
 
+# `teams: all` (what an unset `teams` means too): every team the user-teams report lists.
+ALL_TEAMS = "all"
+
+
 def _teams(entry: Section, kind: str) -> tuple[str, ...]:
+    """The team slugs an entry lists; () for every team of the reports (`all` or unset)."""
+    value = entry.data.get("teams")
+    if isinstance(value, str):  # a string may only say `all`; a slug goes in a list
+        if value != ALL_TEAMS:
+            entry.problem("teams", f'must be "{ALL_TEAMS}" or a list of team slugs, got {_quote(value)}')
+        return ()
     prefix = _ENTERPRISE_TEAM_PREFIX if kind == ENTERPRISE else ""
     teams: list[str] = []
     seen: set[str] = set()

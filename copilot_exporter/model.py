@@ -131,7 +131,7 @@ class FamilyBuilder:
         self.problems = Problems()
         self.folded: Counter[str] = Counter()
 
-    def add(self, name: str, value: float | None, **labels: str) -> None:
+    def add(self, name: str, value: float | None, /, **labels: str) -> None:
         if value is None or isinstance(value, bool):
             return
         if name not in CATALOGUE:
@@ -141,7 +141,7 @@ class FamilyBuilder:
         if key is not None:
             samples[key] = samples.get(key, 0) + value
 
-    def set(self, name: str, value: float | None, **labels: str) -> None:
+    def set(self, name: str, value: float | None, /, **labels: str) -> None:
         """Like add, but a repeated label set replaces instead of summing (info metrics)."""
         if value is None:
             return

@@ -240,7 +240,8 @@ class Refresher:
                             "%d folded into others", scope, source, family, count)
         self.telemetry.set_folded(scope, source, result.folded)
         self.store.replace(scope, source, result.families)
-        self.telemetry.refresh_succeeded(scope, source, time.monotonic() - started, result.days, api)
+        self.telemetry.refresh_succeeded(scope, source, time.monotonic() - started, result.days, api,
+                                         result.notes)
         return True
 
     def _connection(self, entry: Entry, for_billing: bool = False) -> Connection:
@@ -264,7 +265,7 @@ class Refresher:
                     ca_bundle=github.ca_bundle, connect_timeout=github.connect_timeout,
                     read_timeout=github.read_timeout, max_retries=github.max_retries,
                     retry_backoff=github.retry_backoff, max_rate_limit_wait=github.max_rate_limit_wait,
-                    stop=self.stop_event, limits=self.config.limits,
+                    api_version=github.api_version, stop=self.stop_event, limits=self.config.limits,
                 )
             return self._connections[key]
 

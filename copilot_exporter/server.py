@@ -136,8 +136,9 @@ class App:
             rows.append("<tr>" + "".join(f"<td>{html.escape(str(cell))}</td>" for cell in (
                 scope, source, status.api or "", state, _when(status.last_refresh),
                 _when(status.last_success), days or "none yet", status.last_error or "",
+                "; ".join(status.notes),
             )) + "</tr>")
-        table = "".join(rows) or '<tr><td colspan="8">no refresh yet</td></tr>'
+        table = "".join(rows) or '<tr><td colspan="9">no refresh yet</td></tr>'
         return (
             "<!doctype html><html><head><meta charset='utf-8'><title>Copilot exporter</title>"
             "<style>body{font-family:sans-serif;margin:2em}td,th{padding:4px 10px;text-align:left;"
@@ -145,7 +146,7 @@ class App:
             f"<h1>Copilot exporter</h1><p>Version {__version__}, up since {_when(self.started)}. "
             "<a href='/metrics'>Metrics</a> &middot; <a href='/healthz'>Health</a></p>"
             "<table><tr><th>scope</th><th>source</th><th>API</th><th>state</th><th>last refresh</th>"
-            "<th>last success</th><th>day exported</th><th>last error</th></tr>"
+            "<th>last success</th><th>day exported</th><th>last error</th><th>notes</th></tr>"
             f"{table}</table></body></html>\n"
         )
 

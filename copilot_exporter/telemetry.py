@@ -36,6 +36,7 @@ class SourceStatus:
     last_error: str | None = None
     days: dict[str, str] | None = None  # report -> YYYY-MM-DD exported
     api: str | None = None  # which GitHub API served it (source auto)
+    notes: tuple[str, ...] = ()  # lasting conditions the last success reported (Result.notes)
 
 
 class Telemetry:
@@ -83,12 +84,13 @@ class Telemetry:
             self.version += 1
 
     def refresh_succeeded(self, scope: Scope, source: str, duration: float,
-                          days: dict[str, str] | None = None, api: str | None = None) -> None:
+                          days: dict[str, str] | None = None, api: str | None = None,
+                          notes: tuple[str, ...] = ()) -> None:
         with self._lock:
             status = self._status.setdefault((scope, source), SourceStatus())
             status.up, status.duration, status.last_error = True, duration, None
             status.last_success = time.time()
-            status.days, status.api = days or {}, api
+            status.days, status.api, status.notes = days or {}, api, notes
             self.version += 1
 
     def refresh_failed(self, scope: Scope, source: str, duration: float, reason: str, message: str) -> None:

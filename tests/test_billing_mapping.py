@@ -167,12 +167,13 @@ def test_team_consumption_sums_the_credits_of_members_who_reported_any():
 
     users = UsersAccumulator()
     for user_id, credits in ((1, 12.5), (2, 0.25), (3, None), (4, 7.0)):
-        record = {"user_id": user_id, "user_login": f"u{user_id}", "day": "2026-05-04"}
+        record = {"user_id": user_id, "user_login": f"u{user_id}", "day": "2026-05-04", "organization_id": "7"}
         if credits is not None:
             record["ai_credits_used"] = credits
         users.add(record)
-    rows = [{"user_id": 1, "slug": "web"}, {"user_id": 2, "slug": "web"}, {"user_id": 4, "slug": "data"},
-            {"user_id": 3, "slug": "docs"}, {"user_id": 9, "slug": "data"}]
+    rows = [{"user_id": user_id, "team_id": team_id, "slug": slug, "day": "2026-05-04", "organization_id": "7"}
+            for user_id, team_id, slug in ((1, 10, "web"), (2, 10, "web"), (4, 20, "data"), (3, 30, "docs"),
+                                           (9, 20, "data"))]
     builder = FamilyBuilder((("org", "acme"),))
     add_teams(builder, rows, users)
     credits = {dict(labels)["team"]: value for (name, labels), value in family_values(builder.build()).items()

@@ -299,7 +299,8 @@ def test_unknown_keys(data, path):
     (minimal(github="t0ken"), "github: must be a mapping, got string"),
     (minimal(organizations={"name": "my-org"}), "organizations: must be a list, got mapping"),
     (minimal(organizations=["my-org"]), "organizations[0]: must be a mapping, got string"),
-    (with_org(teams="web"), "organizations[0].teams: must be a list, got string"),
+    (with_org(teams="web"), 'organizations[0].teams: must be "all" or a list of team slugs, got "web"'),
+    (with_org(teams=7), "organizations[0].teams: must be a list, got integer"),
     (with_org(teams=["web", 7]), "organizations[0].teams[1]: must be a string, got integer"),
     (with_org(name=123), "organizations[0].name: must be a string, got integer"),
     (with_org(reports=[True]), "organizations[0].reports: must be a mapping, got list"),
@@ -471,6 +472,13 @@ def test_enterprise_slug_accepted(slug):
 def test_enterprise_slug_refused(slug):
     data = {"github": {"token": "t"}, "enterprises": [{"name": slug}]}
     assert "is not a valid enterprise slug" in only_problem(data)
+
+
+def test_teams_all_selects_every_team_like_an_unset_teams():
+    config = parse_config(minimal(organizations=[{"name": "a", "teams": "all"}, {"name": "b"},
+                                                 {"name": "c", "teams": ["all", "web"]}],
+                                  enterprises=[{"name": "e", "teams": "${TEAMS}"}]), {"TEAMS": "all"})
+    assert [entry.teams for entry in config.entries] == [(), (), ("all", "web"), ()]
 
 
 def test_team_slug_messages():

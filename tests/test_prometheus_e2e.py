@@ -16,7 +16,8 @@ import yaml
 from copilot_exporter.simulator import Simulator, World
 from conftest import TOKEN, RunningExporter, exporter_config
 from dashboards_util import (
-    ALERTS, RULES, dashboard_paths, dashboard_queries, metric_names, recorded_names, variable_queries,
+    ALERTS, DASHBOARD_DIR, RULES, annotation_windows, dashboard_paths, dashboard_queries, load_dashboard,
+    metric_names, recorded_names, trend_annotation, variable_queries,
 )
 
 
@@ -130,6 +131,46 @@ def test_every_dashboard_query_answers_with_data(stack):
                 break
             time.sleep(0.5)
     assert not failures, "\n".join(failures)
+
+
+def test_team_variable_lists_the_teams_of_the_selected_organizations_and_enterprises(stack):
+    _exporter, prometheus = stack
+    teams_dashboard = DASHBOARD_DIR / "copilot-teams.json"
+
+    def offered(**values) -> set[str]:
+        (query,) = [expr for name, expr in variable_queries(teams_dashboard, values) if name == "team"]
+        answer = prometheus.query(query)
+        assert answer["status"] == "success", answer
+        return {row["metric"]["team"] for row in answer["data"]["result"]}
+
+    def teams_of(selector: str) -> set[str]:
+        rows = prometheus.wait_until(f'count by (team) (copilot_daily_active_users{{{selector},team!=""}})')
+        return {row["metric"]["team"] for row in rows}
+
+    acme, globex, initech = teams_of('org="acme"'), teams_of('org="globex"'), teams_of('enterprise="initech"')
+    assert acme and globex and initech and not acme & globex
+    assert offered(org="acme", enterprise="initech") == acme | initech
+    assert offered(org="globex", enterprise="no-such-enterprise") == globex
+    assert offered(org="(acme|globex)", enterprise="no-such-enterprise") == acme | globex
+    assert offered(job="no-such-job") == set()
+    assert offered() >= acme | globex | initech
+
+
+def test_trend_annotations_mark_each_change_as_one_region(stack):
+    """Grafana turns consecutive points of one series into one region: each change answers one
+    series, with points from the first to the last hour of its window and nowhere else."""
+    _exporter, prometheus = stack
+    expr = trend_annotation(load_dashboard(DASHBOARD_DIR / "copilot-adoption.json"))["target"]["expr"]
+    windows = annotation_windows(expr)
+    assert windows
+    for day, start, end in windows:
+        answer = requests.get(f"{prometheus.url}/api/v1/query_range", timeout=10, params={
+            "query": expr, "start": start - 6 * 3600, "end": end + 6 * 3600, "step": "3600"}).json()
+        assert answer["status"] == "success", answer
+        (series,) = answer["data"]["result"]
+        assert series["metric"]["day"] == day and series["metric"]["change"]
+        times = [int(t) for t, _value in series["values"]]
+        assert times == list(range(start, end, 3600)), day
 
 
 def test_every_metric_a_dashboard_reads_is_exposed_or_recorded(stack):

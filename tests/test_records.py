@@ -98,3 +98,20 @@ def test_malformed_or_truncated_bodies_are_payload_errors(serve, body):
 def test_body_shorter_than_announced_is_a_payload_error(serve):
     with pytest.raises(PayloadError, match="broke off|not JSON"):
         serve("/short", NDJSON[:1000], length=len(NDJSON))
+
+
+# A 1-day aggregated file is one flat record on one line, which can be hundreds of kB.
+BIG = {"day": "2026-11-20", "totals_by_language_model": [
+    {"language": f"lang{i}", "model": f"model-{i % 40}", "code_generation_activity_count": i} for i in range(7000)]}
+BIG_LINE = json.dumps(BIG, separators=(",", ":")).encode()
+
+
+@pytest.mark.parametrize("path,body,headers", [
+    ("/one-day.ndjson", BIG_LINE, {}),
+    ("/one-day-final-newline.ndjson", BIG_LINE + b"\n", {}),
+    ("/one-day.ndjson.gz", gzip.compress(BIG_LINE + b"\n"), {"Content-Type": "application/gzip"}),
+    ("/one-day-encoded.ndjson", gzip.compress(BIG_LINE + b"\n"), {"Content-Encoding": "gzip"}),
+])
+def test_a_single_line_of_about_500_kb_is_one_record(serve, path, body, headers):
+    assert 400_000 < len(BIG_LINE) < 600_000
+    assert serve(path, body, headers) == [BIG]

@@ -48,7 +48,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from copilot_exporter.config import parse_config
 from copilot_exporter.limits import MAX_REDIRECTS, MiB
 from copilot_exporter.simulator import EnterpriseSpec, Fault, OrgSpec, World
+from copilot_exporter.simulator import reports
 from copilot_exporter.simulator.remote import RemoteSimulator
+from copilot_exporter.simulator.world import Scope
 from conftest import TOKEN, RunningExporter, exporter_config
 
 # The configuration every fault case runs with; the bounds below derive from it.
@@ -284,8 +286,8 @@ INJECTIONS: dict[str, Injection | dict[str, Injection]] = {
     # 3 GB of valid records: the file is larger than max_report_bytes
     "past_max_report_bytes": download(Fault(kind="bomb", size=BOMB, fill=RECORD), prefix=DOWNLOAD_PREFIX + "users-1-day/",
                                       limits={"max_report_bytes": "32MiB"}),
-    # one line of 4 MiB, more than max_record_bytes
-    "oversized_line": download(Fault(kind="filler", size=4 * MiB, fill=b"x"), limits={"max_record_bytes": "1MiB"}),
+    # one line of 8 MiB, more than max_record_bytes
+    "oversized_line": download(Fault(kind="filler", size=8 * MiB, fill=b"x"), limits={"max_record_bytes": "4MiB"}),
     # 20 MB of answer, more than the default max_response_bytes (16 MiB)
     "oversized_answer": api(Fault(kind="filler", size=20_000_000)),
     # a body that never stalls for a read timeout and never ends: refresh_timeout ends it
@@ -304,6 +306,9 @@ CHAINS = {"legacy": 1, "seats": 1, "reports": 3}
 BUDGET = 2 * MAX_RETRIES  # retries one refresh of one scope may spend, its chains together
 # a 5xx, reset or timeout: each chain's request, and the retries (MAX_RETRIES per request)
 RETRIED = {source: min(chains * (1 + MAX_RETRIES), chains + BUDGET) for source, chains in CHAINS.items()}
+# a 5xx on every day: each report chain walks back its days (a day answering 5xx may still be in
+# production), then the refresh fails; retries come from the shared budget
+OUTAGE = {**RETRIED, "reports": CHAINS["reports"] * LOOKBACK_DAYS + BUDGET}
 # a rate limit spends the refresh's retry budget, waiting as told before each retry
 RATE_LIMITED = {source: chains + BUDGET for source, chains in CHAINS.items()}
 ONCE = {"legacy": 1, "seats": 1,  # an error that is not retried ends the refresh ...
@@ -316,7 +321,7 @@ REDIRECT_LOOP = {source: chains * (1 + MAX_REDIRECTS) for source, chains in CHAI
 LINK_LOOP = 2  # the first page, then the page it leads to, which leads to itself
 LOOPS = ("redirect_loop", "download_redirect_loop", "link_loop")  # requests beyond a normal refresh
 BOUNDS: dict[str, int | str | dict[str, int] | None] = {
-    "http_500": RETRIED, "http_502": RETRIED, "http_503": RETRIED, "connection_reset": RETRIED,
+    "http_500": OUTAGE, "http_502": OUTAGE, "http_503": OUTAGE, "connection_reset": RETRIED,
     "read_timeout": RETRIED,
     "slow_response": {**RETRIED, "reports": DOWNLOADS},
     "secondary_429_retry_after": RATE_LIMITED, "secondary_403_retry_after": RATE_LIMITED,
@@ -414,10 +419,18 @@ def errors_of(samples: dict, scope: dict[str, str], source: str) -> dict[str, fl
 
 
 def generation_values(samples: dict, scope: dict[str, str]) -> tuple[float, float]:
-    """(code generation activities, daily active users) of a scope, for a revision's effect:
-    every revision adds one generation activity per active user."""
+    """(code generation activities, daily active users) of a scope, for a revision's effect."""
     key = frozenset(scope.items())
     return samples[("copilot_code_generation_activities", key)], samples[("copilot_daily_active_users", key)]
+
+
+def assert_revised(before: dict, after: dict, revisions: int) -> None:
+    """Every revision adds one generation activity per active user with client telemetry (users
+    seen only server-side count as active but have no counters to revise)."""
+    activities, active = generation_values(before, TARGET)
+    now, active_now = generation_values(after, TARGET)
+    growth, rest = divmod(now - activities, revisions)
+    assert active_now == active and rest == 0 and 0 < growth <= active
 
 
 # -- every fault, every source -----------------------------------------------------------------
@@ -479,8 +492,7 @@ def test_fault(sim, fault: str, source: str, expected: str):
             asked = collections.Counter(r.path for r in log if r.path.startswith(API_PREFIX["reports"])
                                         and r.query.get("day") == NEWEST.isoformat())
             assert sorted(asked.values()) == [1] * (len(asked) - 1) + [2]  # whichever chain met it
-            activities, active = generation_values(good, TARGET)
-            assert generation_values(after, TARGET) == (activities + revisions * active, active)
+            assert_revised(good, after, revisions)
         if fault == "report_50mb":  # taken whole, and streamed: never held in memory
             assert after[("copilot_users_reported", frozenset(TARGET.items()))] > 10_000
             assert observed.growth < 25_000_000, f"memory grew by {observed.growth / 1e6:.0f} MB"
@@ -504,8 +516,7 @@ def test_fault(sim, fault: str, source: str, expected: str):
         assert errors_of(recovered, TARGET, source) == ({} if expected == "ok" else {expected: 1})
         if revisions:
             assert data_of(recovered, TARGET).keys() == data_of(good, TARGET).keys()
-            activities, active = generation_values(good, TARGET)
-            assert generation_values(recovered, TARGET) == (activities + revisions * active, active)
+            assert_revised(good, recovered, revisions)
         else:
             assert data_of(recovered, TARGET) == data_of(good, TARGET)
     finally:
@@ -555,7 +566,7 @@ def summarize(body: bytes, headers: dict[str, str]) -> dict:
             scope = ("org", labels["org"]) if "org" in labels else ("enterprise", labels["enterprise"])
             samples[scope].append((sample.name, tuple(sorted(labels.items())), sample.value))
             if sample.name in ("copilot_code_generation_activities", "copilot_lines_suggested_to_add",
-                               "copilot_daily_active_users") and set(labels) <= {"org", "enterprise", "team"}:
+                               "copilot_daily_active_users") and set(labels) <= {"org", "enterprise", "team", "team_id"}:
                 values[(sample.name, *scope, labels.get("team"))] = sample.value
     digests = {scope: hashlib.sha256(repr(sorted(rows)).encode()).hexdigest() for scope, rows in samples.items()}
     return {"digests": digests, "values": values}
@@ -570,14 +581,23 @@ def without_process(body: bytes, headers: dict[str, str]) -> bytes:
                       if not line.startswith((b"process_", b"# HELP process_", b"# TYPE process_")))
 
 
+def revisable_users(kind: str, name: str, team: str | None) -> int:
+    """Users of NEWEST's users report whose counters a revision raises: those with client
+    telemetry (users seen only server-side count as active but have no counters)."""
+    active = reports.active_users(WORLD, Scope(kind, name), NEWEST)
+    members = set(WORLD.members(Scope(kind, name, team))) if team else None
+    return sum(1 for index in active if (members is None or index in members)
+               and WORLD.activity(index, NEWEST).telemetry)
+
+
 def revisions_seen(summary: dict, base: dict) -> dict[tuple, set[float]]:
     """Per scope, the revision each revision-dependent value implies, given the values of
     revision 0 (`base`): a revision adds one code generation activity and three suggested lines
-    per active user, to the scope and to each of its teams."""
+    per active user with client telemetry, to the scope and to each of its teams."""
     values, seen = summary["values"], collections.defaultdict(set)
     targets = [(kind, name, None) for kind, name in SCOPES] + list(TEAMS)
     for kind, name, team in targets:
-        active = base[("copilot_daily_active_users", kind, name, team)]
+        active = revisable_users(kind, name, team)
         for metric, step in (("copilot_code_generation_activities", 1), ("copilot_lines_suggested_to_add", 3)):
             key = (metric, kind, name, team)
             seen[(kind, name)].add((values[key] - base[key]) / (step * active) if key in values else None)

@@ -38,7 +38,9 @@ from copilot_exporter.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
 
-API_VERSION = "2022-11-28"
+# The REST API version sent by default (`github.api_version`): GitHub's current one; 2022-11-28
+# is still served, but only 2026-03-10 drops `rate` from /rate_limit (nothing here reads it).
+API_VERSION = "2026-03-10"
 USER_AGENT = f"copilot-exporter/{__version__}"
 _LINK_NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
 _REDIRECTS = (301, 302, 303, 307, 308)
@@ -163,6 +165,7 @@ class Connection:
         max_retries: int = 3,
         retry_backoff: float = 1.0,
         max_rate_limit_wait: float = 900.0,
+        api_version: str = API_VERSION,
         stop: threading.Event | None = None,
         limits: Limits = Limits(),
     ):
@@ -181,7 +184,7 @@ class Connection:
         self.session.headers.update({
             "Accept": "application/vnd.github+json",
             "Accept-Encoding": ACCEPT_ENCODING,
-            "X-GitHub-Api-Version": API_VERSION,
+            "X-GitHub-Api-Version": api_version,
             "User-Agent": USER_AGENT,
         })
         # Report downloads: no credentials of any kind, not even from ~/.netrc (trust_env off);

@@ -236,6 +236,8 @@ class ApiHandler(Handler):
             days = sim._window()
             if not days:
                 return Reply(204)
+            if shape := sim._withheld(scope.name, report, days[-1]):
+                return self._no_report(shape, {})
             revisions = sim._revisions_of(scope.kind, scope.name)
             covered = tuple((day, revisions.get(day, 0)) for day in days)
             file = ReportFile(sim.world, scope, report, covered)
@@ -245,12 +247,26 @@ class ApiHandler(Handler):
         if "day" not in self._query:
             raise BadParameter("Missing required parameter 'day'")
         day = _date(self._query["day"], "day", date_only=True)
+        if shape := sim._withheld(scope.name, report, day):
+            return self._no_report(shape, {"report_day": day.isoformat()})
         if not sim._report_available(day):
             return Reply(204)
         revision = sim._revisions_of(scope.kind, scope.name).get(day, 0)
         file = ReportFile(sim.world, scope, report, ((day, revision),))
         return self._json({"download_links": signed_links(sim, file),
                            "report_day": day.isoformat()})
+
+    def _no_report(self, shape: str, fields: dict[str, str]) -> Reply:
+        """GitHub's answer, in the given NO_REPORT_SHAPES shape, when it has no report."""
+        if shape.isdigit():
+            status = int(shape)
+            return Reply(204) if status == 204 else github_error(
+                status, "Not Found" if status == 404 else "Server Error")
+        body = {"empty_string": b'""', "message": b'"No report available for this day"',
+                "null": b"null", "empty_body": b""}.get(shape)
+        if body is None:  # no_links
+            return self._json({"download_links": [], **fields})
+        return Reply(200, body, {"Content-Type": JSON})
 
     def _billing(self, org: str) -> Reply:
         sim = self.server.sim

@@ -19,6 +19,25 @@ KINDS = (None, "malformed", "truncated", "reset", "wrong_types", "huge", "filler
 MALFORMED = b'<html><body><h1>502 Bad Gateway</h1></body></html>\n{"day": "2026-01-01", "dail'
 
 
+# Every way github.com says "no report for this day" (COPILOT-APIS.md §2): status, then body.
+NO_REPORT_SHAPES = ("204", "empty_string", "message", "null", "empty_body", "no_links",
+                    "404", "502", "503")
+
+
+@dataclass(frozen=True)
+class NoReport:
+    """A rule of `Simulator.withhold_report`: None matches any day, scope name or report."""
+
+    shape: str
+    day: datetime.date | None
+    name: str | None  # lower case
+    report: str | None
+
+    def matches(self, name: str, report: str, day: datetime.date) -> bool:
+        return ((self.day is None or self.day == day) and (self.report in (None, report))
+                and (self.name is None or self.name == name.lower()))
+
+
 @dataclass(frozen=True, eq=False)
 class Fault:
     """What to do instead of the normal answer.

@@ -12,7 +12,7 @@ from typing import Any
 
 from copilot_exporter.simulator.api import ApiHandler, RateLimit
 from copilot_exporter.simulator.downloads import DownloadHandler
-from copilot_exporter.simulator.faults import Fault, FaultRules
+from copilot_exporter.simulator.faults import NO_REPORT_SHAPES, Fault, FaultRules, NoReport
 from copilot_exporter.simulator.reports import WINDOW_DAYS, ReportFile
 from copilot_exporter.simulator.transport import RecordedRequest, Server
 from copilot_exporter.simulator.world import World
@@ -57,6 +57,7 @@ class Simulator:
         self._log: deque[RecordedRequest] = deque(maxlen=log_limit)  # a long demo must not grow
         self._violations = 0
         self._faults = FaultRules()
+        self._no_reports: list[NoReport] = []
         self._rate = RateLimit()
         self._revisions: dict[tuple[str, str], dict[datetime.date, int]] = {}
         self._reports: dict[str, tuple[ReportFile, int]] = {}
@@ -140,6 +141,26 @@ class Simulator:
 
     def set_rate_limit(self, remaining: int, reset_in: float) -> None:
         self._rate.set(remaining, reset_in)
+
+    def withhold_report(self, shape: str, day: datetime.date | None = None,
+                        name: str | None = None, report: str | None = None) -> None:
+        """Answer "no report" in one of GitHub's shapes (NO_REPORT_SHAPES) for the matching
+        requests: a `day` (of a 1-day report, or the end day of a 28-day one), a scope `name`,
+        a `report` endpoint (e.g. "users-1-day", "enterprise-28-day"); None matches any."""
+        if shape not in NO_REPORT_SHAPES:
+            raise ValueError(f"unknown no-report shape {shape!r}; known: {NO_REPORT_SHAPES}")
+        with self._lock:
+            self._no_reports.append(NoReport(shape, day, name and name.lower(), report))
+
+    def clear_withheld_reports(self) -> None:
+        with self._lock:
+            self._no_reports.clear()
+
+    def _withheld(self, name: str, report: str, day: datetime.date) -> str | None:
+        """The no-report shape to answer with, or None for the report itself."""
+        with self._lock:
+            return next((rule.shape for rule in self._no_reports
+                         if rule.matches(name, report, day)), None)
 
     def revise(self, scope_kind: str, name: str, day: datetime.date) -> None:
         """GitHub revises a day's data: its content, and so its download paths, change."""
