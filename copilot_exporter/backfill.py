@@ -3,7 +3,10 @@ or sent to a remote-write receiver (Prometheus, Mimir, VictoriaMetrics...), or b
 
 Every configured scope is read day by day through the live exporter's own sources and mappings
 (`ReportsSource.fetch_day`, `legacy.fetch_days` + `legacy.day_result`), so a backfilled value is
-exactly what the exporter would have served for that day.
+exactly what the exporter would have served for that day. The aggregated records of the days the
+28-day report covers come from that one report (`ReportsSource.window_days`, its `day_totals`),
+read once per scope, instead of one 1-day report per day; users, teams and repositories have no
+such report and are read day by day.
 
 Timestamp convention, shared with the live exporter
 ---------------------------------------------------
@@ -81,6 +84,7 @@ DEFAULT_STEP = 3600
 LEGACY_WINDOW_DAYS = 28  # the legacy API answers for the last 28 days only
 RATE_LIMIT_WAIT = 3660.0  # a backfill waits out a whole primary rate-limit window
 MAX_OPEN = 128  # chunk files merged at once
+WINDOW_REACH = 35  # days back the 28-day report can cover: 28, plus the days it ends before today
 PROGRESS_NAME = "copilot-backfill"  # FILE.state and FILE.parts/ when there is no --output
 API_NAMES = {"reports": "reports API", "metrics": "legacy API"}
 
@@ -140,6 +144,7 @@ class Track:
     source: ReportsSource | None = None
     legacy_days: dict[str, dict] = field(default_factory=dict)
     days: list[str] = field(default_factory=list)
+    window: dict[str, dict] = field(default_factory=dict)  # aggregated records from the 28-day report
 
     @property
     def name(self) -> str:
@@ -405,6 +410,8 @@ class Backfill:
                    if not state.finished(tracks[index].key(day), fingerprints[id(tracks[index])],
                                          self._chunk(tracks[index], day))]
         total, done = len(units), len(units) - len(pending)
+        for track in tracks:
+            self._read_window(track, [day for other, day in pending if other is track], today)
         self.say(f"backfill: {total} days to write over {len(tracks)} scopes, one sample every "
                  f"{self.step}s per series" + (f"; resuming: {done} already done" if done else ""))
 
@@ -517,6 +524,23 @@ class Backfill:
         span = f"{track.days[0]}..{track.days[-1]} ({len(track.days)} days)" if track.days else "no day"
         self.say(f"backfill: {track.name}: {span}" + (f", live exporter serves {track.live}" if track.live else ""))
 
+    def _read_window(self, track: Track, days: list[str], today: dt.date) -> None:
+        """Reads the 28-day aggregated report once when it may cover some of `days`: their
+        aggregated values then come from it instead of one 1-day report each."""
+        oldest = (today - dt.timedelta(days=WINDOW_REACH)).isoformat()
+        if track.api != "reports" or not track.entry.reports.aggregated or not any(d >= oldest for d in days):
+            return
+        try:
+            window = track.source.window_days(self.client(track.entry))
+        except RefreshError as error:
+            self.say(f"backfill: {track.name}: the 28-day report could not be read ({error}); "
+                     "the aggregated report is read day by day")
+            return
+        track.window = {day: window[day] for day in days if day in window}
+        if track.window:
+            self.say(f"backfill: {track.name}: the aggregated values of {len(track.window)} days come from the "
+                     f"28-day report ({_ranges(sorted(track.window))}), one download instead of one per day")
+
     # Writing -------------------------------------------------------------------------------
     def _chunk(self, track: Track, day: str) -> str:
         return os.path.join(self.parts, hashlib.sha256(track.key(day).encode()).hexdigest()[:32] + ".tsv")
@@ -525,7 +549,7 @@ class Backfill:
         """Read and store one scope-day; "done", or "missing" when GitHub has no report for it."""
         if track.api == "reports":
             try:
-                result = track.source.fetch_day(self.client(track.entry), day)
+                result = track.source.fetch_day(self.client(track.entry), day, aggregated=track.window.get(day))
             except ReportsUnavailable:  # every endpoint answered 404 for this day
                 return "missing"
             if not result.days:
