@@ -41,7 +41,7 @@ try:
 except ImportError:  # pragma: no cover - exercised only without the extra
     cramjam = None
 
-EXTRA = "pip install 'copilot-exporter[remote-write]'"
+EXTRA = "install the remote-write extra (in the clone: pip install -c constraints.txt '.[remote-write]')"
 DEFAULT_BATCH_SIZE = 2000  # samples per request, Prometheus' own max_samples_per_send
 DEFAULT_TIMEOUT = 30.0  # seconds per request, Prometheus' remote_timeout
 DEFAULT_RETRIES = 5  # retries of one batch on 429, 5xx and connection errors
