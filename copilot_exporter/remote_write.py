@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import requests
+import urllib3
 
 from copilot_exporter import __version__
 from copilot_exporter.config import parse_duration
@@ -48,6 +49,7 @@ DEFAULT_RETRIES = 5  # retries of one batch on 429, 5xx and connection errors
 DEFAULT_BACKOFF = 1.0  # first retry delay in seconds, doubled each retry
 MAX_BACKOFF = 60.0  # longest wait between two tries, Retry-After included
 MESSAGE_LIMIT = 300  # characters of a receiver's answer quoted in an error
+MAX_ANSWER_BYTES = 64 * 1024  # read of a receiver's answer: more than any error message needs
 USER_AGENT = f"copilot-exporter/{__version__}"
 HEADERS = {
     "Content-Type": "application/x-protobuf",
@@ -236,7 +238,8 @@ class RemoteWriter:
         for attempt in range(self.options.max_retries + 1):
             last = attempt == self.options.max_retries
             try:
-                answer = self.session.post(self.options.url, data=body, timeout=self.options.timeout)
+                answer = self.session.post(self.options.url, data=body, timeout=self.options.timeout, stream=True)
+                message = _message(answer)
             except requests.exceptions.SSLError:
                 raise RemoteWriteError(f"batch starting with {series_name(first)}: TLS handshake failed (is the "
                                        "certificate signed by a CA in --remote-write.ca-file or the system's?)") from None
@@ -247,7 +250,6 @@ class RemoteWriter:
                 self.sleep(delay)
                 delay = min(delay * 2, MAX_BACKOFF)
                 continue
-            message = _quote(answer.text)
             outcome = classify(answer.status_code, message)
             if outcome in (OK, TOO_OLD):
                 return outcome, message
@@ -261,6 +263,16 @@ class RemoteWriter:
 
     def close(self) -> None:
         self.session.close()
+
+
+def _message(answer: requests.Response) -> str:
+    """The start of the receiver's answer, read up to MAX_ANSWER_BYTES, whatever it sends."""
+    try:
+        return _quote(answer.raw.read(MAX_ANSWER_BYTES, decode_content=True).decode("utf-8", "replace"))
+    except (OSError, urllib3.exceptions.HTTPError):
+        return ""  # the status says enough
+    finally:
+        answer.close()
 
 
 def _retry_after(answer: requests.Response) -> float:
