@@ -78,7 +78,8 @@ class MetricsBody:
         compressor = compressor.copy()
         return [prefix, compressor.compress(tail) + compressor.flush(zlib.Z_SYNC_FLUSH)], compressor
 
-    def _data_chunk(self, openmetrics: bool, compressed: bool, version: int, data: str) -> tuple[bytes, bytes | None, Any]:
+    def _data_chunk(self, openmetrics: bool, compressed: bool, version: int,
+                    data: str) -> tuple[bytes, bytes | None, Any]:
         with self._lock:
             known = self._data.get(openmetrics)
         if known is None or known[0] != version:

@@ -90,7 +90,9 @@ class Downloaded:
 
 
 def aggregated_report(kind: str) -> Report:
-    return Report("enterprise", "enterprise-1-day") if kind == ENTERPRISE else Report("organization", "organization-1-day")
+    if kind == ENTERPRISE:
+        return Report("enterprise", "enterprise-1-day")
+    return Report("organization", "organization-1-day")
 
 
 USERS = Report("users", "users-1-day")
