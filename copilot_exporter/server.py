@@ -367,4 +367,4 @@ def _bind_cause(err: OSError | OverflowError, host: str) -> str:
         errno.EADDRNOTAVAIL: f"this machine has no address {host} (use one of its addresses, "
                              "or none to listen on every interface)",
         errno.EACCES: "permission denied (ports below 1024 need privileges)",
-    }.get(err.errno, err.strerror or type(err).__name__)
+    }.get(err.errno or 0, err.strerror or type(err).__name__)
