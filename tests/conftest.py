@@ -5,6 +5,11 @@ from __future__ import annotations
 import pytest
 
 
+def pytest_addoption(parser):
+    parser.addoption("--update-golden", action="store_true",
+                     help="rewrite tests/golden/demo.prom from the demo's exposition instead of comparing with it")
+
+
 def family_values(families) -> dict[tuple[str, frozenset], float]:
     """{(metric name, frozenset of label pairs): value} for a sequence of model.Family."""
     return {
