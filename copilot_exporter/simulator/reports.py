@@ -481,8 +481,9 @@ def window_record(world: World, scope: Scope, days: Sequence[tuple[datetime.date
         totals.append(record)
     order = Draws(world.seed, "window-order", scope.kind, scope.name, end.toordinal())
     totals.sort(key=lambda _record: order.random())
-    wrapper: dict[str, Any] = {"report_start_day": (end - datetime.timedelta(days=WINDOW_DAYS - 1)).isoformat(),
-               "report_end_day": end.isoformat(), **world.scope_ids(scope), "day_totals": totals}
+    wrapper: dict[str, Any] = {
+        "report_start_day": (end - datetime.timedelta(days=WINDOW_DAYS - 1)).isoformat(),
+        "report_end_day": end.isoformat(), **world.scope_ids(scope), "day_totals": totals}
     if end >= SINCE["cli_customizations"]:
         wrapper["copilot_feature_engagement"] = feature_engagement(
             world, scope, tuple(day for day, _ in days))
