@@ -474,6 +474,7 @@ class Backfill:
     def _write_day(self, track: Track, day: str, fingerprint: str) -> str:
         """Read and store one scope-day; "done", or "missing" when GitHub has no report for it."""
         if track.api == "reports":
+            assert track.source is not None  # a track on the reports API has its source
             try:
                 result = track.source.fetch_day(self.client(track.entry), day)
             except ReportsUnavailable:  # every endpoint answered 404 for this day

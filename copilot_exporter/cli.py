@@ -65,7 +65,8 @@ def _parser() -> argparse.ArgumentParser:
     history.add_argument("--to", dest="to_day", type=backfill.parse_day, metavar="YYYY-MM-DD",
                          help="last day to write (default: per scope, the day before the live exporter's)")
     history.add_argument("--output", required=True, metavar="FILE",
-                         help="OpenMetrics file to write; FILE.state and FILE.parts/ keep progress for a rerun to resume")
+                         help="OpenMetrics file to write; FILE.state and FILE.parts/ keep progress for a rerun "
+                              "to resume")
     history.add_argument("--step", type=backfill.parse_step, default=backfill.DEFAULT_STEP, metavar="DURATION",
                          help="time between two samples of a day's value (default 1h)")
     history.add_argument("--label", dest="labels", action="append", default=[], type=backfill.parse_label,
