@@ -440,7 +440,8 @@ class Backfill:
         self._progress(done, total, started, done_here, force=True)
 
         if self.failures or aborted:
-            where = " or ".join(filter(None, [self.output, self.remote and "the remote-write endpoint"]))
+            where = " or ".join(([self.output] if self.output else [])
+                                + (["the remote-write endpoint"] if self.remote else []))
             self.say(f"backfill: {len(self.failures)} day(s) failed, {done} of {total} done; "
                      f"nothing written to {where} yet: rerun the same command to retry "
                      "them (finished days are kept)")
@@ -452,7 +453,7 @@ class Backfill:
             written = write_openmetrics(self.output, merged(sorted(c for _, c in chunks), self.parts), self.step,
                                         cutoff, self.labels)
             self._summary(written, tracks, state, cutoff, listing=not self.remote)
-        if self.remote and not self._send(chunks, tracks, state, cutoff):
+        if self.remote and not self._send(self.remote, chunks, tracks, state, cutoff):
             self.say(f"backfill: {self.state_path} and {self.parts}/ are kept: rerun the same command to send "
                      "again without asking GitHub (the same samples with the same timestamps)")
             return 1
@@ -528,7 +529,7 @@ class Backfill:
         """Reads the 28-day aggregated report once when it may cover some of `days`: their
         aggregated values then come from it instead of one 1-day report each."""
         oldest = (today - dt.timedelta(days=WINDOW_REACH)).isoformat()
-        if track.api != "reports" or not track.entry.reports.aggregated or not any(d >= oldest for d in days):
+        if track.source is None or not track.entry.reports.aggregated or not any(d >= oldest for d in days):
             return
         try:
             window = track.source.window_days(self.client(track.entry))
@@ -548,6 +549,7 @@ class Backfill:
     def _write_day(self, track: Track, day: str, fingerprint: str) -> str:
         """Read and store one scope-day; "done", or "missing" when GitHub has no report for it."""
         if track.api == "reports":
+            assert track.source is not None  # a track on the reports API has its source
             try:
                 result = track.source.fetch_day(self.client(track.entry), day, aggregated=track.window.get(day))
             except ReportsUnavailable:  # every endpoint answered 404 for this day
@@ -563,17 +565,19 @@ class Backfill:
         write_chunk(self._chunk(track, day), day, families)
         return "done"
 
-    def _send(self, chunks: list[tuple[str, str]], tracks: list[Track], state: State, cutoff: int) -> bool:
+    def _send(self, remote: remote_write.Options, chunks: list[tuple[str, str]], tracks: list[Track], state: State,
+              cutoff: int) -> bool:
         """Send the samples of the finished days to the remote-write endpoint, oldest first: at each
         timestamp every series of that day, so each series is in time order and the receiver's
         newest sample moves forward. True when every batch was accepted."""
         by_day: dict[str, list[str]] = {}
         for day, chunk in chunks:
             by_day.setdefault(day, []).append(chunk)
-        writer = remote_write.RemoteWriter(self.remote)
-        written, labels_of = Written(), {}
-        self.say(f"backfill: sending {len(by_day)} days to {_endpoint(self.remote.url)} in batches of "
-                 f"{self.remote.batch_size} samples")
+        writer = remote_write.RemoteWriter(remote)
+        written = Written()
+        labels_of: dict[str, remote_write.Labels] = {}
+        self.say(f"backfill: sending {len(by_day)} days to {_endpoint(remote.url)} in batches of "
+                 f"{remote.batch_size} samples")
         try:
             for number, day in enumerate(sorted(by_day), 1):
                 times = sample_times(day, self.step, cutoff, written)
@@ -608,7 +612,7 @@ class Backfill:
 
     def _too_old(self, refused: remote_write.Refused) -> None:
         days = sorted(refused.days)
-        window = math.ceil((time.time() - refused.oldest / 1000) / DAY) + 1
+        window = math.ceil((time.time() - (refused.oldest or 0) / 1000) / DAY) + 1
         self.say(f"backfill: the receiver refused {refused.samples} samples as older than it accepts "
                  f"({refused.message or 'no message'}), of the days {_ranges(days)}. To accept them, allow "
                  f"out-of-order samples at least {window}d old: Prometheus: storage.tsdb.out_of_order_time_window "
@@ -633,7 +637,8 @@ class Backfill:
         if sent is None:
             self.say(f"backfill: wrote {self.output}: {written.samples} samples of {written.series} series{span}")
         else:
-            self.say(f"backfill: sent {sent} of {written.samples} samples to {_endpoint(self.remote.url)}{span}")
+            endpoint = _endpoint(self.remote.url) if self.remote else ""
+            self.say(f"backfill: sent {sent} of {written.samples} samples to {endpoint}{span}")
         if written.clamped:
             self.say(f"backfill: {', '.join(sorted(written.clamped))}: no sample at or after {when(cutoff)} "
                      "(the last 3 hours belong to Prometheus's head block)")

@@ -65,8 +65,9 @@ def _parser() -> argparse.ArgumentParser:
     history.add_argument("--to", dest="to_day", type=backfill.parse_day, metavar="YYYY-MM-DD",
                          help="last day to write (default: per scope, the day before the live exporter's)")
     history.add_argument("--output", metavar="FILE",
-                         help="OpenMetrics file to write; FILE.state and FILE.parts/ keep progress for a rerun to resume "
-                         f"(without it, {backfill.PROGRESS_NAME}.state and .parts/); --output, --remote-write or both")
+                         help="OpenMetrics file to write; FILE.state and FILE.parts/ keep progress for a rerun "
+                              f"to resume (without it, {backfill.PROGRESS_NAME}.state and .parts/); --output, "
+                              "--remote-write or both")
     history.add_argument("--step", type=backfill.parse_step, default=backfill.DEFAULT_STEP, metavar="DURATION",
                          help="time between two samples of a day's value (default 1h)")
     history.add_argument("--label", dest="labels", action="append", default=[], type=backfill.parse_label,

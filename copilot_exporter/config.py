@@ -16,10 +16,10 @@ import json
 import os
 import re
 import ssl
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Container, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple, TypeVar, overload
 from urllib.parse import urlsplit
 
 import yaml
@@ -355,19 +355,22 @@ def error_reason(err: OSError) -> str:
     return err.strerror or str(err)
 
 
+_Default = TypeVar("_Default")  # a reader's default: what it returns without a valid value
+
+
 class Section:
     """One mapping of the configuration. Its readers return a value or the default, recording
     any problem under the mapping's key path; an unresolved `${VAR}` reads as the default
     without a second problem."""
 
-    def __init__(self, data: Mapping[Any, Any], path: str, problems: list[str], allowed: Collection[str]):
+    def __init__(self, data: Mapping[Any, Any], path: str, problems: list[str], allowed: Container[str]):
         self.data, self.path, self.problems = data, path, problems
         for key in data:
             if key not in allowed:
                 problems.append(f"{_join(path, str(key))}: unknown key")
 
     @classmethod
-    def of(cls, value: Any, path: str, problems: list[str], allowed: Collection[str]) -> Section | None:
+    def of(cls, value: Any, path: str, problems: list[str], allowed: Container[str]) -> Section | None:
         """The mapping as a section; None, recording the problem, when it is not a mapping."""
         if isinstance(value, dict):
             return cls(value, path, problems, allowed)
@@ -393,7 +396,7 @@ class Section:
         """An empty section at key, so defaults can be read where the mapping is missing."""
         return Section({}, self.at(key), self.problems, ())
 
-    def child(self, key: str, allowed: Collection[str]) -> Section | None:
+    def child(self, key: str, allowed: Container[str]) -> Section | None:
         """The mapping at key; None when unset or not a mapping (recorded)."""
         return Section.of(self.data[key], self.at(key), self.problems, allowed) if self.has(key) else None
 
@@ -407,6 +410,11 @@ class Section:
             self.problem(key, problem)
             return None
         return value
+
+    @overload
+    def text(self, key: str, default: str, *, required: Literal[False] = False) -> str: ...
+    @overload
+    def text(self, key: str, default: None = None, *, required: bool = False) -> str | None: ...
 
     def text(self, key: str, default: str | None = None, *, required: bool = False) -> str | None:
         if required and not self.has(key):
@@ -424,7 +432,7 @@ class Section:
         value = self.typed(key, bool, "true or false")
         return default if value is None else value
 
-    def integer(self, key: str, default: int | None, minimum: int, maximum: int | None = None) -> int | None:
+    def integer(self, key: str, default: _Default, minimum: int, maximum: int | None = None) -> int | _Default:
         value = self.typed(key, int, "an integer")
         if value is None:
             return default

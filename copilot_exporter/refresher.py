@@ -160,6 +160,7 @@ class Refresher:
 
         def fetch(client: GitHubClient) -> Result:
             try:
+                assert job.reports is not None  # a job on the reports API has its source
                 return job.reports.fetch(client, _today())
             except (Timeout, ConnectionFailed) as err:
                 unreachable.append(err)
@@ -187,7 +188,8 @@ class Refresher:
     def _legacy(self, job: Job, client: GitHubClient, after_reports_404: bool = False) -> bool:
         self._using(job, legacy.SOURCE)
         results = [
-            self._refresh(scope, legacy.SOURCE, client, lambda client, scope=scope: legacy.fetch(
+            # mypy cannot infer a lambda whose default argument binds the loop variable
+            self._refresh(scope, legacy.SOURCE, client, lambda client, scope=scope: legacy.fetch(  # type: ignore[misc]
                 client, scope, self.config.lookback_days, _today(), after_reports_404,
                 self.config.max_series_per_family), api=legacy.SOURCE)
             for scope in self._legacy_scopes(job.entry)

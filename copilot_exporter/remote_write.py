@@ -28,6 +28,7 @@ import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import requests
 import urllib3
@@ -38,9 +39,10 @@ from copilot_exporter.secret_file import SecretFileError, read_secret_file
 
 try:
     import cramjam
-    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory  # type: ignore[import-untyped]
+    INSTALLED = True
 except ImportError:  # pragma: no cover - exercised only without the extra
-    cramjam = None
+    INSTALLED = False
 
 EXTRA = "install the remote-write extra (in the clone: pip install -c constraints.txt '.[remote-write]')"
 DEFAULT_BATCH_SIZE = 2000  # samples per request, Prometheus' own max_samples_per_send
@@ -93,14 +95,14 @@ def _message_types():
     return message_factory.GetMessageClass(pool.FindMessageTypeByName("prometheus.WriteRequest"))
 
 
-WriteRequest = _message_types() if cramjam else None
+WriteRequest: Any = _message_types() if INSTALLED else None
 
 Labels = tuple[tuple[str, str], ...]
 
 
 def available() -> str | None:
     """None when the libraries are installed, else how to install them."""
-    return None if cramjam else f"remote-write needs protobuf and cramjam: {EXTRA}"
+    return None if INSTALLED else f"remote-write needs protobuf and cramjam: {EXTRA}"
 
 
 def encode(series: Iterable[tuple[Labels, list[tuple[int, float]]]]) -> bytes:
@@ -108,8 +110,8 @@ def encode(series: Iterable[tuple[Labels, list[tuple[int, float]]]]) -> bytes:
     request = WriteRequest()
     for labels, samples in series:
         timeseries = request.timeseries.add()
-        for name, value in labels:
-            timeseries.labels.add(name=name, value=value)
+        for name, text in labels:
+            timeseries.labels.add(name=name, value=text)
         for timestamp, value in samples:
             timeseries.samples.add(value=value, timestamp=timestamp)
     return bytes(cramjam.snappy.compress_raw(request.SerializeToString()))
@@ -242,7 +244,8 @@ class RemoteWriter:
                 message = _message(answer)
             except requests.exceptions.SSLError:
                 raise RemoteWriteError(f"batch starting with {series_name(first)}: TLS handshake failed (is the "
-                                       "certificate signed by a CA in --remote-write.ca-file or the system's?)") from None
+                                       "certificate signed by a CA in --remote-write.ca-file or the system's?)"
+                                       ) from None
             except requests.RequestException as error:
                 if last:
                     raise RemoteWriteError(f"batch starting with {series_name(first)}: {type(error).__name__} "
@@ -304,7 +307,8 @@ def add_flags(parser) -> None:
                         metavar="N", help=f"retries of a batch on 429, 5xx and connection errors "
                         f"(default {DEFAULT_RETRIES})")
     parser.add_argument("--remote-write.retry-backoff", dest="rw_backoff", type=_seconds, default=DEFAULT_BACKOFF,
-                        metavar="DURATION", help=f"first retry delay, doubled each retry (default {DEFAULT_BACKOFF:g}s)")
+                        metavar="DURATION",
+                        help=f"first retry delay, doubled each retry (default {DEFAULT_BACKOFF:g}s)")
     parser.add_argument("--remote-write.ca-file", dest="rw_ca_file", metavar="FILE",
                         help="PEM CA bundle to verify the endpoint's certificate (default: the system's)")
 

@@ -78,7 +78,8 @@ class MetricsBody:
         compressor = compressor.copy()
         return [prefix, compressor.compress(tail) + compressor.flush(zlib.Z_SYNC_FLUSH)], compressor
 
-    def _data_chunk(self, openmetrics: bool, compressed: bool, version: int, data: str) -> tuple[bytes, bytes | None, Any]:
+    def _data_chunk(self, openmetrics: bool, compressed: bool, version: int,
+                    data: str) -> tuple[bytes, bytes | None, Any]:
         with self._lock:
             known = self._data.get(openmetrics)
         if known is None or known[0] != version:
@@ -366,4 +367,4 @@ def _bind_cause(err: OSError | OverflowError, host: str) -> str:
         errno.EADDRNOTAVAIL: f"this machine has no address {host} (use one of its addresses, "
                              "or none to listen on every interface)",
         errno.EACCES: "permission denied (ports below 1024 need privileges)",
-    }.get(err.errno, err.strerror or type(err).__name__)
+    }.get(err.errno or 0, err.strerror or type(err).__name__)

@@ -5,6 +5,11 @@ from __future__ import annotations
 import pytest
 
 
+def pytest_addoption(parser):
+    parser.addoption("--update-golden", action="store_true",
+                     help="rewrite tests/golden/demo.prom from the demo's exposition instead of comparing with it")
+
+
 def family_values(families) -> dict[tuple[str, frozenset], float]:
     """{(metric name, frozenset of label pairs): value} for a sequence of model.Family."""
     return {
@@ -17,6 +22,50 @@ def family_values(families) -> dict[tuple[str, frozenset], float]:
 @pytest.fixture
 def values_of():
     return family_values
+
+
+# Test tiers (markers registered in pyproject.toml). A test marked neither `integration` nor `e2e`
+# is in the fast tier (`scripts/test -m "not integration and not e2e"`); this guard keeps that
+# honest: such a test fails when it asks for the simulator or an exporter, or when its thread
+# starts a process or opens a socket. Python's audit events see these however they are made.
+
+import sys  # noqa: E402
+
+_SLOW_FIXTURES = {"simulator", "make_exporter"}
+_SLOW_EVENTS = {"subprocess.Popen", "os.system", "os.posix_spawn", "os.exec", "os.fork",
+                "socket.bind", "socket.connect"}
+_fast_test: dict = {}  # while a fast-tier test runs: its thread and the events it caused
+
+
+def _audit(event: str, args: tuple) -> None:
+    if _fast_test and event in _SLOW_EVENTS and threading.current_thread() is _fast_test["thread"]:
+        _fast_test["events"].append(event)
+
+
+def is_fast(item: pytest.Item) -> bool:
+    return item.get_closest_marker("integration") is None and item.get_closest_marker("e2e") is None
+
+
+@pytest.fixture(autouse=True)
+def _fast_tier_guard(request):
+    if not is_fast(request.node):
+        yield
+        return
+    slow = _SLOW_FIXTURES.intersection(request.fixturenames)
+    if slow:
+        pytest.fail(f"uses {', '.join(sorted(slow))}: mark the test (or its module) integration", pytrace=False)
+    _fast_test.update(thread=threading.current_thread(), events=[])
+    try:
+        yield
+    finally:
+        events = _fast_test.pop("events")
+        _fast_test.clear()
+    if events:
+        pytest.fail(f"{', '.join(sorted(set(events)))} in a test marked neither integration nor e2e: "
+                    "mark it (or its module)", pytrace=False)
+
+
+sys.addaudithook(_audit)
 
 
 # Integration harness: the simulator on loopback and an exporter served over real HTTP. -------

@@ -10,6 +10,8 @@ from copilot_exporter.config import ConfigError, load_config, parse_config
 from copilot_exporter.github.client import API_VERSION
 from conftest import exporter_config
 
+pytestmark = pytest.mark.integration
+
 
 def github(**keys) -> dict:
     return {"github": {"token": "t0ken", **keys}, "organizations": [{"name": "my-org"}]}

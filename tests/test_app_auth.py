@@ -20,6 +20,9 @@ from copilot_exporter.github.app import AppTokens
 from copilot_exporter.simulator import AppSpec, Fault, Simulator, World
 from conftest import TOKEN, exporter_config
 
+pytestmark = pytest.mark.integration
+
+
 APP_ID = 424242
 METRICS = "/orgs/acme/copilot/metrics"
 

@@ -21,6 +21,9 @@ import yaml
 
 from conftest import TOKEN, read_report
 
+pytestmark = [pytest.mark.integration, pytest.mark.e2e]
+
+
 NOW = dt.datetime.now(dt.timezone.utc)
 TODAY = NOW.date()
 DAY = 86400

@@ -15,6 +15,9 @@ from copilot_exporter.sources import billing
 from copilot_exporter.telemetry import Telemetry
 from conftest import TOKEN, exporter_config
 
+pytestmark = pytest.mark.integration
+
+
 BILLING_TOKEN = "billing-token-77e1"
 USAGE = "/settings/billing/ai_credit/usage"
 

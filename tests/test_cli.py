@@ -15,6 +15,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import TOKEN
 
+pytestmark = [pytest.mark.integration, pytest.mark.e2e]
+
 
 def run_cli(*args: str, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
     environment = {**os.environ, **(env or {})}

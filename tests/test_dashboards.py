@@ -206,6 +206,7 @@ def test_queries_read_only_exported_or_recorded_metrics(dashboard):
             assert names and not names - known, variable["name"]
 
 
+@pytest.mark.e2e
 def test_queries_are_valid_promql(tmp_path):
     """Every query (variables substituted) as a recording rule: promtool parses it."""
     promtool = shutil.which("promtool")

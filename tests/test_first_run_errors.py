@@ -18,6 +18,9 @@ from copilot_exporter.simulator import Fault
 from conftest import TOKEN, exporter_config
 from forward_proxy import TlsFront, self_signed
 
+pytestmark = pytest.mark.integration
+
+
 NOT_ACCESSIBLE = {"message": "Resource not accessible by personal access token"}
 
 

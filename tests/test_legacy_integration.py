@@ -13,6 +13,9 @@ import requests
 from copilot_exporter.simulator import Fault, Simulator, World
 from conftest import TOKEN, exporter_config
 
+pytestmark = pytest.mark.integration
+
+
 ACME_TEAM = "platform"
 
 

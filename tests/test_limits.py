@@ -33,6 +33,9 @@ from copilot_exporter.secret_file import MAX_SECRET_BYTES, read_secret_file
 from copilot_exporter.simulator import Fault, Simulator, World
 from copilot_exporter.telemetry import Telemetry
 
+pytestmark = pytest.mark.integration
+
+
 LEGACY = "/orgs/acme/copilot/metrics"
 SEATS = "/orgs/acme/copilot/billing/seats"
 DOWNLOAD = "/reports/org/acme/attack"

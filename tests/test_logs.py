@@ -18,6 +18,9 @@ import yaml
 from copilot_exporter.logs import JsonFormatter, LogfmtFormatter
 from conftest import TOKEN
 
+pytestmark = pytest.mark.integration
+
+
 # An error message as a hostile or broken server could send it, after a warning about it.
 FORGED = 'Not Found\r\nts=2026-01-01T00:00:00.000Z level=error logger=x msg="token leaked"\x1b[2K\u2028\u202e\ud800'
 

@@ -6,6 +6,7 @@ import importlib.util
 import re
 from pathlib import Path
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from copilot_exporter.metrics.catalogue import ACTIVITY_COUNTERS, CATALOGUE, PROCESS, TEAM_FAMILIES, UNSCOPED
@@ -49,6 +50,7 @@ def full_exposition(simulator, make_exporter) -> str:
     return exporter.scrape_text()
 
 
+@pytest.mark.integration
 def test_every_exposed_series_follows_the_catalogue(simulator, make_exporter):
     seen, seen_team_ids = set(), set()
     for family in text_string_to_metric_families(full_exposition(simulator, make_exporter)):

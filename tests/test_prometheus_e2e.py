@@ -20,6 +20,8 @@ from dashboards_util import (
     metric_names, recorded_names, trend_annotation, variable_queries,
 )
 
+pytestmark = [pytest.mark.integration, pytest.mark.e2e]
+
 
 def free_port() -> int:
     with socket.socket() as sock:

@@ -12,6 +12,9 @@ import pytest
 from conftest import TOKEN, exporter_config
 from forward_proxy import ForwardProxy, TlsFront, self_signed
 
+pytestmark = pytest.mark.integration
+
+
 PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
 
 

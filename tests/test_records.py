@@ -16,6 +16,9 @@ from copilot_exporter.github.client import Connection
 from copilot_exporter.github.records import iter_records
 from copilot_exporter.telemetry import Telemetry
 
+pytestmark = pytest.mark.integration
+
+
 RECORDS = [{"user_id": i, "user_login": f"user{i}", "note": "é" * (i % 3)} for i in range(500)]
 NDJSON = "".join(json.dumps(r) + "\n" for r in RECORDS).encode()
 

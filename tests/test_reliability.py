@@ -53,6 +53,9 @@ from copilot_exporter.simulator.remote import RemoteSimulator
 from copilot_exporter.simulator.world import Scope
 from conftest import TOKEN, RunningExporter, exporter_config
 
+pytestmark = pytest.mark.integration
+
+
 # The configuration every fault case runs with; the bounds below derive from it.
 MAX_RETRIES = 1  # retries of one request; a refresh spends at most 2 * MAX_RETRIES
 READ_TIMEOUT = 1.0  # seconds

@@ -31,6 +31,8 @@ from copilot_exporter import remote_write
 from copilot_exporter.backfill import series_labels
 from copilot_exporter.cli import main
 
+pytestmark = pytest.mark.integration
+
 
 def run(config: str, cwd, *args: str) -> subprocess.CompletedProcess:
     result = subprocess.run([sys.executable, "-m", "copilot_exporter", "backfill", "--config", config, *args],
@@ -92,6 +94,7 @@ def week(tmp_path_factory):
             prometheus.close()
 
 
+@pytest.mark.e2e
 def test_each_day_read_back_from_prometheus_is_what_github_served(week):
     sim, prometheus = week.sim, week.prometheus
     dates = [day(n) for n in range(8, 2, -1)]  # acme's live day is day(2): history ends the day before
@@ -122,6 +125,7 @@ def test_each_day_read_back_from_prometheus_is_what_github_served(week):
     assert re.search(r"sent \d+ samples, \d+/\d+ days", week.stderr)  # progress
 
 
+@pytest.mark.e2e
 def test_a_rerun_sends_the_same_samples_again_and_changes_nothing(week):
     query = 'copilot_daily_active_users{org="acme",team=""}'
     start = midnight(day(5)) + 2 * DAY
@@ -133,6 +137,7 @@ def test_a_rerun_sends_the_same_samples_again_and_changes_nothing(week):
     assert week.prometheus.value(f"count_over_time({query}[1d])", start + DAY - 1) == 24  # no sample twice
 
 
+@pytest.mark.e2e
 def test_prometheus_refuses_days_older_than_its_window_and_the_error_names_them(simulator, tmp_path):
     prometheus = receiving_prometheus(tmp_path, "4d")
     try:

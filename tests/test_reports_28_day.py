@@ -18,6 +18,9 @@ from copilot_exporter.telemetry import Telemetry
 from conftest import TOKEN, read_report
 from test_reports_integration import NEWEST, TODAY, midnight, reports_config
 
+pytestmark = pytest.mark.integration
+
+
 LATEST = "/orgs/acme/copilot/metrics/reports/organization-28-day/latest"
 
 

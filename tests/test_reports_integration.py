@@ -13,6 +13,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from copilot_exporter.simulator import NO_REPORT_SHAPES, Fault, Simulator, World
 from conftest import TOKEN, exporter_config, read_report
 
+pytestmark = pytest.mark.integration
+
+
 TODAY = dt.datetime.now(dt.timezone.utc).date()
 NEWEST = TODAY - dt.timedelta(days=2)  # the simulator has no report for yesterday yet
 ACTIVITY = {

@@ -19,6 +19,9 @@ from dashboards_util import (
     ALERTS, PROMETHEUS_DIR, RULE_TESTS_DIR, RULES, load_rules, metric_names, recorded_names,
 )
 
+pytestmark = pytest.mark.e2e
+
+
 # Series the rules may read besides the exporter's: Prometheus' own scrape health.
 PROMETHEUS_SERIES = {"up"}
 

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from copilot_exporter.simulator import Fault
 from conftest import exporter_config
+
+pytestmark = pytest.mark.integration
 
 
 def wait_for(condition, timeout: float = 10.0) -> bool:

@@ -25,6 +25,9 @@ from copilot_exporter.simulator import Fault
 from copilot_exporter.store import Store
 from conftest import exporter_config, read_report
 
+pytestmark = [pytest.mark.integration, pytest.mark.e2e]
+
+
 ACME = Scope("org", "acme")
 TODAY = dt.datetime.now(dt.timezone.utc).date()
 NEWEST = TODAY - dt.timedelta(days=2)  # the simulator has no report for yesterday yet

@@ -5,9 +5,12 @@ from __future__ import annotations
 import datetime as dt
 
 import requests
+import pytest
 
 from copilot_exporter.simulator import Fault, OrgSpec, Simulator, World, EnterpriseSpec
 from conftest import TOKEN, RunningExporter, exporter_config
+
+pytestmark = pytest.mark.integration
 
 
 def all_seats(sim, path: str) -> list[dict]:

@@ -6,6 +6,7 @@ import gzip
 import os
 
 import requests
+import pytest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
@@ -14,6 +15,9 @@ from copilot_exporter.simulator import Fault
 from copilot_exporter.store import Store
 from copilot_exporter.telemetry import COMMON_REASONS, Telemetry
 from conftest import exporter_config
+
+pytestmark = pytest.mark.integration
+
 
 PROCESS = {"process_virtual_memory_bytes", "process_resident_memory_bytes", "process_start_time_seconds",
            "process_cpu_seconds_total", "process_open_fds", "process_max_fds"}

@@ -27,6 +27,9 @@ from copilot_exporter.telemetry import Telemetry
 from copilot_exporter.webconfig import WebConfig
 from test_webconfig import _tls, pki  # noqa: F401 - pki is a fixture
 
+pytestmark = pytest.mark.integration
+
+
 SHORT = ServerLimits(max_connections=50, idle_timeout=1.0, read_header_timeout=1.0)
 
 

@@ -13,6 +13,9 @@ import requests
 
 from copilot_exporter.simulator import AppSpec, EnterpriseSpec, Fault, OrgSpec, Simulator, World
 
+pytestmark = pytest.mark.integration
+
+
 TODAY = datetime.date(2026, 11, 24)
 DAY = datetime.date(2026, 11, 20)
 TOKEN = "sim-token"

@@ -7,8 +7,12 @@ import datetime as dt
 import logging
 
 import requests
+import pytest
 
 from conftest import exporter_config, read_report
+
+pytestmark = pytest.mark.integration
+
 
 NEWEST = dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=2)  # the simulator's newest day
 

@@ -28,6 +28,9 @@ from copilot_exporter.store import Store
 from copilot_exporter.telemetry import Telemetry
 from copilot_exporter.webconfig import TLSServerConfig, WebConfig, load_web_config
 
+pytestmark = pytest.mark.integration
+
+
 PASSWORD = "s3cret"
 HASH = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()
 

@@ -143,7 +143,7 @@ class _ApiSession(requests.Session):
     """A session whose own CA bundle (github.ca_bundle) wins: requests would let REQUESTS_CA_BUNDLE
     or CURL_CA_BUNDLE replace it on every request, while still reading proxies from the environment."""
 
-    def merge_environment_settings(self, url, proxies, stream, verify, cert):  # type: ignore[no-untyped-def]
+    def merge_environment_settings(self, url, proxies, stream, verify, cert):
         settings = super().merge_environment_settings(url, proxies, stream, verify, cert)
         if verify is None and self.verify is not True:
             settings["verify"] = self.verify
@@ -303,6 +303,7 @@ class GitHubClient:
             conditional: bool = False, ok: tuple[int, ...] = (200,)) -> Response:
         """GET api_url + path. `route` is the path template used as the metric label."""
         url = requests.Request("GET", self.connection.api_url + path, params=params).prepare().url
+        assert url is not None  # a prepared request always has its URL
         return self._get_url(url, route, conditional, ok)
 
     def get_pages(self, path: str, route: str, params: dict[str, Any] | None = None,

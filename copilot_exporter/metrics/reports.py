@@ -201,8 +201,8 @@ def _add_breakdowns(builder: FamilyBuilder, fields: Fields) -> None:
     for suffix, (array, label_fields) in ACTIVITY_BREAKDOWNS.items():
         names = [base + suffix for base in ACTIVITY_COUNTERS]
         for entry in fields.children(array):
-            labels = {name: entry.label(name) for name in label_fields}
-            if None not in labels.values():
+            labels = {name: label for name in label_fields if (label := entry.label(name)) is not None}
+            if len(labels) == len(label_fields):
                 _add_activity(builder, names, _activity(entry), **labels)
 
 
@@ -350,7 +350,7 @@ def _used_bits(features: Iterable[str]) -> int:
 def _merge(first: Member, second: Member) -> Member:
     """Two records of one user (the API should not send this): summed, features combined."""
     return _sum_fields(first[:_USED_BITS], second[:_USED_BITS]) + (
-        int(first[_USED_BITS]) | int(second[_USED_BITS]),)
+        int(first[_USED_BITS] or 0) | int(second[_USED_BITS] or 0),)
 
 
 class UsersAccumulator:
@@ -497,7 +497,7 @@ class _Team:
             return
         self.members.add(user_id)
         self.totals = _sum_fields(self.totals, member[:_USED_BITS])
-        bits = int(member[_USED_BITS])
+        bits = int(member[_USED_BITS] or 0)
         self.used.update(feature for index, feature in enumerate(_FEATURES) if bits >> index & 1)
 
     def add_to(self, builder: FamilyBuilder, team_id: str) -> None:

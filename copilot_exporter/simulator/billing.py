@@ -26,7 +26,11 @@ _SKUS: dict[str, tuple[tuple[str | None, ...], float]] = {
 
 
 def _orgs(world: World, kind: str, name: str) -> tuple[OrgSpec, ...]:
-    return (world.org(name),) if kind == "org" else world.enterprise_orgs(name)
+    if kind != "org":
+        return world.enterprise_orgs(name)
+    org = world.org(name)
+    assert org is not None, name
+    return (org,)
 
 
 def _days(world: World, year: int, month: int) -> int:

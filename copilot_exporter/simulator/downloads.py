@@ -84,7 +84,7 @@ class DownloadHandler(Handler):
             return _s3_error(405, "MethodNotAllowed", "The specified method is not allowed")
         match = _PATH.fullmatch(path)
         entry = match and sim._report(match["content"])
-        if not entry:
+        if not entry or match is None:
             return _s3_error(404, "NoSuchKey", "The specified key does not exist.")
         expires, nonce = query.get("expires", ""), query.get("nonce", "")
         expected = _signature(sim._secret, path, expires, nonce)

@@ -21,6 +21,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from itertools import islice
+from typing import Any
 
 from copilot_exporter.simulator.world import (
     CHAT_MODELS, COUNTERS, MODEL_WEIGHTS, PHASES, SINCE, Activity, Draws, Scope, World, is_active,
@@ -135,7 +136,7 @@ def _housekeeping(world: World, scope: Scope, day: datetime.date) -> dict:
 # -- users --------------------------------------------------------------------------------
 
 def _user_features(a: Activity) -> list[tuple[str, float]]:
-    features = [("chat_panel_ask_mode", 3)] if a.chat else []
+    features: list[tuple[str, float]] = [("chat_panel_ask_mode", 3)] if a.chat else []
     if a.agent:
         features += [("chat_panel_agent_mode", 3), ("agent_edit", 2)]
     if a.cli:
@@ -301,7 +302,9 @@ def _fold(world: World, scope: Scope, day: datetime.date, revision: int) -> _Fol
     fold = _Fold(0, [0] * len(COUNTERS), Counter(), [0] * 5, [0] * 5, [0] * 2, {}, Counter(),
                  Counter())
     for index in active_users(world, scope, day):
-        a = world.activity(index, day).bumped(revision)
+        active = world.activity(index, day)
+        assert active is not None  # active_users lists active users only
+        a = active.bumped(revision)
         fold.users += 1
         if not a.telemetry:
             continue  # counted as active, and nothing else
@@ -478,8 +481,9 @@ def window_record(world: World, scope: Scope, days: Sequence[tuple[datetime.date
         totals.append(record)
     order = Draws(world.seed, "window-order", scope.kind, scope.name, end.toordinal())
     totals.sort(key=lambda _record: order.random())
-    wrapper = {"report_start_day": (end - datetime.timedelta(days=WINDOW_DAYS - 1)).isoformat(),
-               "report_end_day": end.isoformat(), **world.scope_ids(scope), "day_totals": totals}
+    wrapper: dict[str, Any] = {
+        "report_start_day": (end - datetime.timedelta(days=WINDOW_DAYS - 1)).isoformat(),
+        "report_end_day": end.isoformat(), **world.scope_ids(scope), "day_totals": totals}
     if end >= SINCE["cli_customizations"]:
         wrapper["copilot_feature_engagement"] = feature_engagement(
             world, scope, tuple(day for day, _ in days))
@@ -573,6 +577,7 @@ def _day_pull_requests(world: World, scope: Scope, day: datetime.date) -> dict:
 def _teams(world: World, scope: Scope) -> list[tuple[Scope, list[int] | range]]:
     """Teams with five or more members: smaller ones are left out of the report."""
     spec = world.org(scope.name) if scope.kind == "org" else world.enterprise(scope.name)
+    assert spec is not None, scope
     teams = [Scope(scope.kind, scope.name, slug) for slug in spec.teams]
     teams += [Scope(scope.kind, scope.name, slug, business=True)
               for slug in getattr(spec, "business_teams", ())]
@@ -633,7 +638,9 @@ class ReportFile:
         if self.report == "users-1-day":
             revision = self.days[-1][1]
             for index in active_users(w, s, day)[start:stop]:
-                activity = w.activity(index, day).bumped(revision)
+                active = w.activity(index, day)
+                assert active is not None  # active_users lists active users only
+                activity = active.bumped(revision)
                 yield user_record(w, s, index, activity, {"day": day.isoformat()}, day)
         elif self.report == "user-teams-1-day":
             yield from islice(team_rows(w, s, day), start, stop)

@@ -27,7 +27,9 @@ _MOUNTAIN = datetime.timezone(datetime.timedelta(hours=-6))  # GitHub's own exam
 
 
 class _Seat(NamedTuple):
-    index: int | None  # pool index of the assignee; None for a seat holder outside the pool
+    # pool index of the assignee; None for a seat holder outside the pool. The field shadows
+    # tuple.index, which nothing calls on a seat.
+    index: int | None  # type: ignore[assignment]
     user_id: int
     login: str
     created: datetime.datetime
@@ -114,6 +116,7 @@ def _user(api_url: str, user_id: int, login: str) -> dict:
 
 def _team(world: World, api_url: str, team: Scope) -> dict:
     team_id = world.team_id(team)
+    assert team.team is not None, team
     return {"id": team_id, "node_id": f"T_{team_id:x}", "name": team.team.title(),
             "slug": team.team,
             "description": f"The {team.team} team", "privacy": "closed",
@@ -134,6 +137,7 @@ def _organization(world: World, api_url: str, org: str) -> dict:
 def billing(world: World, org_name: str, now: datetime.datetime) -> dict:
     """`/orgs/{org}/copilot/billing`, its breakdown counted from the seat list itself."""
     org = world.org(org_name)
+    assert org is not None, org_name
     cycle_start = datetime.datetime.combine(now.date().replace(day=1), datetime.time(),
                                             tzinfo=datetime.timezone.utc)
     active = added = pending = 0

@@ -88,7 +88,7 @@ class Simulator:
 
     def _url(self, name: str) -> str:
         host, port = self._servers[name].server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     @property
     def api_url(self) -> str:
@@ -229,6 +229,7 @@ class Simulator:
 
     def _issue_app_token(self) -> tuple[str, float]:
         token = "ghs_" + secrets.token_hex(18)
+        assert self.world.app is not None, "the world has no GitHub App"
         expires_at = time.time() + self.world.app.token_ttl
         with self._lock:
             self._app_tokens[token] = expires_at

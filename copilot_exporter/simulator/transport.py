@@ -89,6 +89,7 @@ class Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True  # else small replies wait for delayed ACKs
     timeout = 120  # idle keep-alive connections are closed eventually
     kind = ""  # "api" | "download"
+    server: Server
 
     def respond(self, method: str, path: str, query: dict[str, str],
                 transform: Callable[[Any], Any]) -> Reply:
@@ -237,12 +238,12 @@ class Server(ThreadingHTTPServer):
         self._connections_lock = threading.Lock()
         super().__init__(address, handler)
 
-    def process_request(self, request: socket.socket, client_address: Any) -> None:
+    def process_request(self, request: Any, client_address: Any) -> None:
         with self._connections_lock:
             self._connections.add(request)
         super().process_request(request, client_address)
 
-    def shutdown_request(self, request: socket.socket) -> None:
+    def shutdown_request(self, request: Any) -> None:
         with self._connections_lock:
             self._connections.discard(request)
         super().shutdown_request(request)
@@ -266,4 +267,5 @@ class Server(ThreadingHTTPServer):
     def server_bind(self) -> None:
         # HTTPServer.server_bind resolves the host name, which can stall on a resolver.
         socketserver.TCPServer.server_bind(self)
-        self.server_name, self.server_port = self.server_address[:2]
+        host, self.server_port = self.server_address[:2]
+        self.server_name = str(host)

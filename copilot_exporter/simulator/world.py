@@ -360,7 +360,9 @@ class World:
         return self._enterprises.get(name.lower())
 
     def enterprise_orgs(self, name: str) -> tuple[OrgSpec, ...]:
-        return tuple(self.org(o) for o in self.enterprise(name).organizations)
+        enterprise = self.enterprise(name)
+        assert enterprise is not None, name
+        return tuple(org for o in enterprise.organizations if (org := self.org(o)) is not None)
 
     def enterprise_of(self, org: str) -> EnterpriseSpec | None:
         return next((e for e in self.enterprises
@@ -419,7 +421,9 @@ class World:
     def member_ranges(self, kind: str, name: str) -> tuple[range, ...]:
         """The pool indices of a scope's users, as sorted disjoint ranges."""
         if kind == "org":
-            return (self._org_ranges[self.org(name).name],)
+            org = self.org(name)
+            assert org is not None, name
+            return (self._org_ranges[org.name],)
         merged: list[range] = []
         for r in sorted((self._org_ranges[org.name] for org in self.enterprise_orgs(name)),
                         key=lambda r: r.start):
@@ -445,7 +449,9 @@ class World:
     def licensed_count(self, scope: Scope) -> int:
         """Members holding a licence: what the legacy API's five-licence threshold looks at."""
         if scope.kind == "org" and scope.team is None:
-            return self.org(scope.name).seat_count
+            org = self.org(scope.name)
+            assert org is not None, scope.name
+            return org.seat_count
         return len(self.members(scope))
 
     def activity(self, index: int, day: datetime.date) -> Activity | None:
@@ -453,7 +459,9 @@ class World:
 
     def repositories(self, org: str) -> list[tuple[int, str, str]]:
         """(repo_id, name, visibility) of an organization's repositories: 5 to 80 of them."""
-        count = min(80, max(5, self.org(org).users // 3))
+        spec = self.org(org)
+        assert spec is not None, org
+        count = min(80, max(5, spec.users // 3))
         repos = []
         for i in range(count):
             name = _REPO_WORDS[i % len(_REPO_WORDS)] + _REPO_SUFFIXES[i // len(_REPO_WORDS)]

@@ -52,7 +52,7 @@ from copilot_exporter.sources import Result, explain_forbidden
 log = logging.getLogger(__name__)
 
 SOURCE = "reports"
-Parse = Callable[[Iterator[dict], str], "Downloaded"]
+Parse = Callable[[Iterator[dict], Any], "Downloaded"]  # records, the day (None: a `latest` report)
 T = TypeVar("T")
 
 
@@ -91,7 +91,9 @@ class Downloaded:
 
 
 def aggregated_report(kind: str) -> Report:
-    return Report("enterprise", "enterprise-1-day") if kind == ENTERPRISE else Report("organization", "organization-1-day")
+    if kind == ENTERPRISE:
+        return Report("enterprise", "enterprise-1-day")
+    return Report("organization", "organization-1-day")
 
 
 USERS = Report("users", "users-1-day")
@@ -403,6 +405,7 @@ class ReportsSource:
 
     def _parse_teams(self, records: Iterator[dict], day: str, users: Downloaded) -> Downloaded:
         builder = self._builder()
+        assert users.users is not None  # _parse_users sets it
         missing = reports.add_teams(builder, records, users.users, self.entry.teams)
         downloaded = self._stamped(builder, TEAMS, day)
         downloaded.notes = tuple(f"team {slug!r} is configured but not in the {TEAMS.endpoint} report "
