@@ -1,8 +1,12 @@
-"""`copilot-exporter backfill`: past days of Copilot metrics as an OpenMetrics file for promtool.
+"""`copilot-exporter backfill`: past days of Copilot metrics as an OpenMetrics file for promtool,
+or sent to a remote-write receiver (Prometheus, Mimir, VictoriaMetrics...), or both.
 
 Every configured scope is read day by day through the live exporter's own sources and mappings
 (`ReportsSource.fetch_day`, `legacy.fetch_days` + `legacy.day_result`), so a backfilled value is
-exactly what the exporter would have served for that day.
+exactly what the exporter would have served for that day. The aggregated records of the days the
+28-day report covers come from that one report (`ReportsSource.window_days`, its `day_totals`),
+read once per scope, instead of one 1-day report per day; users, teams and repositories have no
+such report and are read day by day.
 
 Timestamp convention, shared with the live exporter
 ---------------------------------------------------
@@ -28,11 +32,19 @@ history as short dots. Dashboards read the daily gauges as `last_over_time(metri
 is the plain gauge on live data (until a series has been gone for a day), continuous on history,
 and bridges the time between the last backfilled sample and the first scrape.
 
+Two sinks, one path: the finished days' chunks become samples through `unique`, `sample_times`
+and the `--label`s, whatever the sink. The file holds each series with all its samples in time
+order (what promtool wants); `remote_write` gets the samples oldest day first, every series at
+each timestamp, so each series is in time order and a receiver's newest sample only moves
+forward (an empty Prometheus takes them in order; one with newer data needs its out-of-order
+window to reach back to the oldest day).
+
 Resuming: each finished scope-day is written to `OUTPUT.parts/` and listed in `OUTPUT.state`
 (after its chunk is complete), so an interrupted run, rerun with the same arguments, only asks
 GitHub for the days not finished. The chunks hold one value per series and day; the final file
 is a merge of them (each family once, each series in time order), written atomically, after
-which the parts and the state are removed.
+which the parts and the state are removed; with remote-write, only once every batch has been
+accepted, so a rerun sends the same samples again without asking GitHub.
 """
 
 from __future__ import annotations
@@ -48,11 +60,12 @@ import re
 import shutil
 import sys
 import time
+import urllib.parse
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from copilot_exporter import exposition
+from copilot_exporter import exposition, remote_write
 from copilot_exporter.config import Config, Entry, parse_duration
 from copilot_exporter.errors import RefreshError
 from copilot_exporter.github.client import RateLimited
@@ -71,6 +84,8 @@ DEFAULT_STEP = 3600
 LEGACY_WINDOW_DAYS = 28  # the legacy API answers for the last 28 days only
 RATE_LIMIT_WAIT = 3660.0  # a backfill waits out a whole primary rate-limit window
 MAX_OPEN = 128  # chunk files merged at once
+WINDOW_REACH = 35  # days back the 28-day report can cover: 28, plus the days it ends before today
+PROGRESS_NAME = "copilot-backfill"  # FILE.state and FILE.parts/ when there is no --output
 API_NAMES = {"reports": "reports API", "metrics": "legacy API"}
 
 
@@ -129,6 +144,7 @@ class Track:
     source: ReportsSource | None = None
     legacy_days: dict[str, dict] = field(default_factory=dict)
     days: list[str] = field(default_factory=list)
+    window: dict[str, dict] = field(default_factory=dict)  # aggregated records from the 28-day report
 
     @property
     def name(self) -> str:
@@ -249,57 +265,90 @@ def write_openmetrics(path: str, records: Iterable[Record], step: int, cutoff: i
     temporary = path + ".tmp"
     family = previous = None
     with open(temporary, "w", encoding="utf-8") as out:
-        for name, series, day, value in records:
-            if (series, day) == previous:
-                continue  # the same series twice on one day: keep the first
-            start = int(day_timestamp(day)) + LAG
-            end = min(start + DAY, cutoff)
-            if start >= end:
+        for name, series, day, value in unique(records):
+            times = sample_times(day, step, cutoff, written)
+            if not times:
                 continue
-            if end < start + DAY:
-                written.clamped.add(day)
             if name != family:
                 out.write(exposition.header(name, openmetrics=True))
                 family = name
-            if previous is None or previous[0] != series:
+            if previous != series:
                 written.series += 1
-            previous = (series, day)
+            previous = series
             labelled = with_labels(series, labels)
-            out.writelines(f"{labelled} {value} {t}\n" for t in range(start, end, step))
-            written.samples += len(range(start, end, step))
-            written.first = start if written.first is None else min(written.first, start)
-            written.last = max(written.last or 0, start + (len(range(start, end, step)) - 1) * step)
+            out.writelines(f"{labelled} {value} {t}\n" for t in times)
+            written.samples += len(times)
         out.write("# EOF\n")
     os.replace(temporary, path)
     return written
 
 
+def unique(records: Iterable[Record]) -> Iterator[Record]:
+    """The records of a merge without a series' second value on one day (the first is kept)."""
+    previous = None
+    for record in records:
+        if (record[1], record[2]) != previous:
+            previous = (record[1], record[2])
+            yield record
+
+
+def sample_times(day: str, step: int, cutoff: int, written: Written) -> range:
+    """When day D's value is written: D + LAG + k * step, before D + LAG + DAY and before `cutoff`
+    (both sinks use this); `written` notes the span and days cut at the cutoff."""
+    start = int(day_timestamp(day)) + LAG
+    times = range(start, min(start + DAY, cutoff), step)
+    if times:
+        if times.stop < start + DAY:
+            written.clamped.add(day)
+        written.first = start if written.first is None else min(written.first, start)
+        written.last = max(written.last or 0, times[-1])
+    return times
+
+
+_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+_UNESCAPE = {"\\\\": "\\", "\\n": "\n", '\\"': '"'}
+
+
+def series_labels(series: str, labels: tuple[tuple[str, str], ...] = ()) -> tuple[tuple[str, str], ...]:
+    """The label pairs of an exposition series `name{a="b"}` plus `labels`, `__name__` included,
+    sorted by name, without empty values (an empty label is no label)."""
+    name, _, inner = series.partition("{")
+    pairs = [(key, re.sub(r"\\.", lambda m: _UNESCAPE.get(m.group(), m.group()[1]), value))
+             for key, value in _LABEL.findall(inner)]
+    return tuple(sorted(pair for pair in [("__name__", name), *pairs, *labels] if pair[1]))
+
+
 # The command --------------------------------------------------------------------------------
-def run_backfill(config: Config, first: dt.date, last: dt.date | None, output: str,
+def run_backfill(config: Config, first: dt.date, last: dt.date | None, output: str | None,
                  step: int = DEFAULT_STEP, labels: Iterable[tuple[str, str]] = (),
-                 err: TextIO | None = None) -> int:
+                 err: TextIO | None = None, remote: remote_write.Options | None = None) -> int:
     """Write the history of every configured scope from `first` to `last` (or the default end)
-    into `output`; 0 when complete, 1 when some days failed (rerun to resume them), 2 when
-    the arguments cannot work."""
+    into `output` and/or send it to `remote`; 0 when complete, 1 when some days failed or were
+    not accepted (rerun to resume), 2 when the arguments cannot work."""
     err = err or sys.stderr
     labels = tuple(labels)
     names = [name for name, _ in labels]
     if len(set(names)) != len(names):
         print(f"backfill: a --label name is given twice: {', '.join(names)}", file=err)
         return 2
-    return Backfill(config, output, step, err, labels).run(first, last)
+    if remote and remote_write.available():
+        print(f"backfill: {remote_write.available()}", file=err)
+        return 2
+    return Backfill(config, output, step, err, labels, remote).run(first, last)
 
 
 class Backfill:
-    def __init__(self, config: Config, output: str, step: int, err: TextIO,
-                 labels: tuple[tuple[str, str], ...] = ()):
+    def __init__(self, config: Config, output: str | None, step: int, err: TextIO,
+                 labels: tuple[tuple[str, str], ...] = (), remote: remote_write.Options | None = None):
         self.config = config
         self.output = output
         self.step = step
         self.labels = labels
         self.err = err
-        self.parts = output + ".parts"
-        self.state_path = output + ".state"
+        self.remote = remote
+        progress = output or PROGRESS_NAME
+        self.parts = progress + ".parts"
+        self.state_path = progress + ".state"
         self.telemetry = Telemetry()
         # The exporter's own connections: same credentials handling, retries and rate limits.
         self.refresher = Refresher(config, Store(), self.telemetry)
@@ -361,6 +410,8 @@ class Backfill:
                    if not state.finished(tracks[index].key(day), fingerprints[id(tracks[index])],
                                          self._chunk(tracks[index], day))]
         total, done = len(units), len(units) - len(pending)
+        for track in tracks:
+            self._read_window(track, [day for other, day in pending if other is track], today)
         self.say(f"backfill: {total} days to write over {len(tracks)} scopes, one sample every "
                  f"{self.step}s per series" + (f"; resuming: {done} already done" if done else ""))
 
@@ -389,16 +440,23 @@ class Backfill:
         self._progress(done, total, started, done_here, force=True)
 
         if self.failures or aborted:
+            where = " or ".join(([self.output] if self.output else [])
+                                + (["the remote-write endpoint"] if self.remote else []))
             self.say(f"backfill: {len(self.failures)} day(s) failed, {done} of {total} done; "
-                     f"nothing written to {self.output} yet: rerun the same command to retry "
+                     f"nothing written to {where} yet: rerun the same command to retry "
                      "them (finished days are kept)")
             return 1
-        chunks = [self._chunk(track, day) for track in tracks for day in track.days
+        chunks = [(day, self._chunk(track, day)) for track in tracks for day in track.days
                   if state.units[track.key(day)]["status"] == "done"]
         cutoff = int(time.time()) - RECENT
-        written = write_openmetrics(self.output, merged(sorted(chunks), self.parts), self.step, cutoff,
-                                    self.labels)
-        self._summary(written, tracks, state, cutoff)
+        if self.output:
+            written = write_openmetrics(self.output, merged(sorted(c for _, c in chunks), self.parts), self.step,
+                                        cutoff, self.labels)
+            self._summary(written, tracks, state, cutoff, listing=not self.remote)
+        if self.remote and not self._send(self.remote, chunks, tracks, state, cutoff):
+            self.say(f"backfill: {self.state_path} and {self.parts}/ are kept: rerun the same command to send "
+                     "again without asking GitHub (the same samples with the same timestamps)")
+            return 1
         shutil.rmtree(self.parts, ignore_errors=True)
         if os.path.exists(self.state_path):
             os.remove(self.state_path)
@@ -467,6 +525,23 @@ class Backfill:
         span = f"{track.days[0]}..{track.days[-1]} ({len(track.days)} days)" if track.days else "no day"
         self.say(f"backfill: {track.name}: {span}" + (f", live exporter serves {track.live}" if track.live else ""))
 
+    def _read_window(self, track: Track, days: list[str], today: dt.date) -> None:
+        """Reads the 28-day aggregated report once when it may cover some of `days`: their
+        aggregated values then come from it instead of one 1-day report each."""
+        oldest = (today - dt.timedelta(days=WINDOW_REACH)).isoformat()
+        if track.source is None or not track.entry.reports.aggregated or not any(d >= oldest for d in days):
+            return
+        try:
+            window = track.source.window_days(self.client(track.entry))
+        except RefreshError as error:
+            self.say(f"backfill: {track.name}: the 28-day report could not be read ({error}); "
+                     "the aggregated report is read day by day")
+            return
+        track.window = {day: window[day] for day in days if day in window}
+        if track.window:
+            self.say(f"backfill: {track.name}: the aggregated values of {len(track.window)} days come from the "
+                     f"28-day report ({_ranges(sorted(track.window))}), one download instead of one per day")
+
     # Writing -------------------------------------------------------------------------------
     def _chunk(self, track: Track, day: str) -> str:
         return os.path.join(self.parts, hashlib.sha256(track.key(day).encode()).hexdigest()[:32] + ".tsv")
@@ -476,7 +551,7 @@ class Backfill:
         if track.api == "reports":
             assert track.source is not None  # a track on the reports API has its source
             try:
-                result = track.source.fetch_day(self.client(track.entry), day)
+                result = track.source.fetch_day(self.client(track.entry), day, aggregated=track.window.get(day))
             except ReportsUnavailable:  # every endpoint answered 404 for this day
                 return "missing"
             if not result.days:
@@ -490,6 +565,59 @@ class Backfill:
         write_chunk(self._chunk(track, day), day, families)
         return "done"
 
+    def _send(self, remote: remote_write.Options, chunks: list[tuple[str, str]], tracks: list[Track], state: State,
+              cutoff: int) -> bool:
+        """Send the samples of the finished days to the remote-write endpoint, oldest first: at each
+        timestamp every series of that day, so each series is in time order and the receiver's
+        newest sample moves forward. True when every batch was accepted."""
+        by_day: dict[str, list[str]] = {}
+        for day, chunk in chunks:
+            by_day.setdefault(day, []).append(chunk)
+        writer = remote_write.RemoteWriter(remote)
+        written = Written()
+        labels_of: dict[str, remote_write.Labels] = {}
+        self.say(f"backfill: sending {len(by_day)} days to {_endpoint(remote.url)} in batches of "
+                 f"{remote.batch_size} samples")
+        try:
+            for number, day in enumerate(sorted(by_day), 1):
+                times = sample_times(day, self.step, cutoff, written)
+                rows = [(labels_of.setdefault(series, series_labels(series, self.labels)), float(value))
+                        for _, series, _, value in unique(merged(sorted(by_day[day]), self.parts))]
+                for t in times:
+                    for labels, value in rows:
+                        writer.add(labels, t * 1000, value, day)
+                written.samples += len(times) * len(rows)
+                if number == len(by_day):
+                    writer.flush()
+                self._send_progress(writer, number, len(by_day), force=number == len(by_day))
+        except remote_write.RemoteWriteError as error:
+            self.say(f"backfill: the remote-write endpoint refused a batch: {error}; "
+                     f"{writer.sent} samples were accepted before it")
+            return False
+        finally:
+            writer.close()
+        self._summary(written, tracks, state, cutoff, sent=writer.sent)
+        if writer.refused.samples:
+            self._too_old(writer.refused)
+            return False
+        return True
+
+    def _send_progress(self, writer: remote_write.RemoteWriter, days: int, total: int, force: bool) -> None:
+        now = time.monotonic()
+        if not force and now - self._last_progress < 1.0:
+            return
+        self._last_progress = now
+        refused = f", {writer.refused.samples} refused" if writer.refused.samples else ""
+        self.say(f"backfill: sent {writer.sent} samples{refused}, {days}/{total} days")
+
+    def _too_old(self, refused: remote_write.Refused) -> None:
+        days = sorted(refused.days)
+        window = math.ceil((time.time() - (refused.oldest or 0) / 1000) / DAY) + 1
+        self.say(f"backfill: the receiver refused {refused.samples} samples as older than it accepts "
+                 f"({refused.message or 'no message'}), of the days {_ranges(days)}. To accept them, allow "
+                 f"out-of-order samples at least {window}d old: Prometheus: storage.tsdb.out_of_order_time_window "
+                 f"in prometheus.yml (storage: tsdb:); Mimir: out_of_order_time_window (limits); then rerun")
+
     def _progress(self, done: int, total: int, started: float, done_here: int, force: bool = False) -> None:
         now = time.monotonic()
         if not force and now - self._last_progress < 1.0:
@@ -500,15 +628,22 @@ class Backfill:
             left = f", about {_duration((now - started) / done_here * (total - done))} left"
         self.say(f"backfill: {done}/{total} days, {self.requests()} requests{left}")
 
-    def _summary(self, written: Written, tracks: list[Track], state: State, cutoff: int) -> None:
+    def _summary(self, written: Written, tracks: list[Track], state: State, cutoff: int,
+                 sent: int | None = None, listing: bool = True) -> None:
         def when(seconds: int | None) -> str:
             return dt.datetime.fromtimestamp(seconds or 0, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
-        self.say(f"backfill: wrote {self.output}: {written.samples} samples of {written.series} series"
-                 + (f", {when(written.first)} to {when(written.last)}" if written.samples else ""))
+        span = f", {when(written.first)} to {when(written.last)}" if written.samples else ""
+        if sent is None:
+            self.say(f"backfill: wrote {self.output}: {written.samples} samples of {written.series} series{span}")
+        else:
+            endpoint = _endpoint(self.remote.url) if self.remote else ""
+            self.say(f"backfill: sent {sent} of {written.samples} samples to {endpoint}{span}")
         if written.clamped:
             self.say(f"backfill: {', '.join(sorted(written.clamped))}: no sample at or after {when(cutoff)} "
                      "(the last 3 hours belong to Prometheus's head block)")
+        if not listing:
+            return
         missing = [(track.name, [day for day in track.days if state.units[track.key(day)]["status"] == "missing"])
                    for track in tracks]
         missing = [(name, days) for name, days in missing if days]
@@ -516,6 +651,12 @@ class Backfill:
             self.say("backfill: days without a report (skipped):")
             for name, days in missing:
                 self.say(f"  {name}: {_ranges(days)}")
+
+
+def _endpoint(url: str) -> str:
+    """The URL without user info or query, which may hold credentials."""
+    parts = urllib.parse.urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname or ''}{':' + str(parts.port) if parts.port else ''}{parts.path}"
 
 
 def _ranges(days: list[str]) -> str:

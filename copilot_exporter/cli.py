@@ -11,7 +11,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from copilot_exporter import __version__, backfill, logs
+from copilot_exporter import __version__, backfill, logs, remote_write
 from copilot_exporter.errors import ConfigError
 from copilot_exporter.service import check, collect, run
 
@@ -64,14 +64,16 @@ def _parser() -> argparse.ArgumentParser:
                          help="first day to write")
     history.add_argument("--to", dest="to_day", type=backfill.parse_day, metavar="YYYY-MM-DD",
                          help="last day to write (default: per scope, the day before the live exporter's)")
-    history.add_argument("--output", required=True, metavar="FILE",
+    history.add_argument("--output", metavar="FILE",
                          help="OpenMetrics file to write; FILE.state and FILE.parts/ keep progress for a rerun "
-                              "to resume")
+                              f"to resume (without it, {backfill.PROGRESS_NAME}.state and .parts/); --output, "
+                              "--remote-write or both")
     history.add_argument("--step", type=backfill.parse_step, default=backfill.DEFAULT_STEP, metavar="DURATION",
                          help="time between two samples of a day's value (default 1h)")
     history.add_argument("--label", dest="labels", action="append", default=[], type=backfill.parse_label,
                          metavar="NAME=VALUE", help="label added to every series, repeatable: give the job and "
                          "instance Prometheus scrapes the exporter as, so history and live data are the same series")
+    remote_write.add_flags(history)
     commands.add_parser("demo", parents=[common], help="serve against the built-in simulated GitHub, no token needed")
     return parser
 
@@ -97,5 +99,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "collect":
         return collect(config)
     if args.command == "backfill":
-        return backfill.run_backfill(config, args.from_day, args.to_day, args.output, args.step, args.labels)
+        try:
+            remote = remote_write.options_from(args)
+        except ValueError as err:
+            print(f"backfill: {err}", file=sys.stderr)
+            return 2
+        if not (args.output or remote):
+            print("backfill: give --output FILE, --remote-write URL or both", file=sys.stderr)
+            return 2
+        return backfill.run_backfill(config, args.from_day, args.to_day, args.output, args.step, args.labels,
+                                     remote=remote)
     return run(config, startup.listen_address, web=startup.web)

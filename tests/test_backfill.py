@@ -93,18 +93,21 @@ def free_port() -> int:
 
 
 class Prometheus:
-    """A real Prometheus on loopback over a storage directory, optionally scraping one target."""
+    """A real Prometheus on loopback over a storage directory, optionally scraping one target
+    (`target="self"`: itself), with optional extra settings (`extra`) and flags."""
 
-    def __init__(self, storage, workdir, target: str | None = None):
+    def __init__(self, storage, workdir, target: str | None = None, extra: dict | None = None, flags=()):
+        self.url = f"http://127.0.0.1:{free_port()}"
+        target = self.url[7:] if target == "self" else target
         scrape = [{"job_name": "copilot-exporter", "scrape_interval": "1s", "scrape_timeout": "1s",
                    "static_configs": [{"targets": [target]}]}] if target else []
         config = workdir / "prometheus.yml"
-        config.write_text(yaml.safe_dump({"global": {"scrape_interval": "1s"}, "scrape_configs": scrape}))
-        self.url = f"http://127.0.0.1:{free_port()}"
+        config.write_text(yaml.safe_dump({"global": {"scrape_interval": "1s"}, "scrape_configs": scrape,
+                                          **(extra or {})}))
         self.log = open(workdir / "prometheus.log", "w")
         self.process = subprocess.Popen(
             [binary("prometheus"), f"--config.file={config}", f"--storage.tsdb.path={storage}",
-             "--storage.tsdb.retention.time=3650d", f"--web.listen-address={self.url[7:]}"],
+             "--storage.tsdb.retention.time=3650d", f"--web.listen-address={self.url[7:]}", *flags],
             stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 30
         while True:
@@ -414,3 +417,51 @@ def test_history_and_live_scrapes_join_into_one_series_without_gap_or_repeat(sim
             assert len(sequence) == round((end - start) / step) + 1  # no gap
     finally:
         prometheus.close()
+
+
+def test_the_28_day_report_stands_in_for_the_1_day_aggregated_reports_of_its_window(simulator, tmp_path):
+    from copilot_exporter.simulator import Fault
+
+    config = write_config(tmp_path, simulator.api_url, [
+        {"name": "acme", "seats": False, "reports": {"users": False, "teams": False}}], source="reports")
+    window = requests.get(f"{simulator.api_url}/orgs/acme/copilot/metrics/reports/organization-28-day/latest",
+                          headers={"Authorization": f"Bearer {TOKEN}"}, timeout=5).json()
+    written = {day(n).isoformat() for n in range(3, 41)}  # --from day(40); the live day is day(2)
+    covered = {d for d in written if window["report_start_day"] <= d <= window["report_end_day"]}
+    assert len(covered) >= 20 and written - covered
+
+    def asked(endpoint: str) -> list[str | None]:
+        return [r.query.get("day") for r in simulator.requests if r.path.endswith(endpoint)]
+
+    simulator.reset_log()
+    result = backfill(config, tmp_path / "window.om", "--from", day(40).isoformat())
+    assert result.returncode == 0, result.stderr
+    assert len(asked("organization-28-day/latest")) == 1
+    assert not covered & set(asked("organization-1-day"))  # not one 1-day request for a day it holds
+    assert written - covered <= set(asked("organization-1-day"))  # older days: day by day
+    assert f"the aggregated values of {len(covered)} days come from the 28-day report" in result.stderr
+
+    # The same samples as a run that cannot read it and reads every day's 1-day report.
+    simulator.add_fault("/orgs/acme/copilot/metrics/reports/organization-28-day", Fault(status=500))
+    simulator.reset_log()
+    daily = backfill(config, tmp_path / "daily.om", "--from", day(40).isoformat())
+    assert daily.returncode == 0, daily.stderr
+    assert "come from the 28-day report" not in daily.stderr
+    assert covered <= set(asked("organization-1-day"))
+    limit = time.time() - 4 * 3600  # the 3-hour cut moves with the clock
+    from_window = [row for row in samples(tmp_path / "window.om") if row[2] < limit]
+    assert from_window and from_window == [row for row in samples(tmp_path / "daily.om") if row[2] < limit]
+
+
+def test_a_broken_28_day_report_is_said_and_the_days_are_read_one_by_one(simulator, tmp_path):
+    from copilot_exporter.simulator import Fault
+
+    config = write_config(tmp_path, simulator.api_url, [
+        {"name": "acme", "seats": False, "reports": {"users": False, "teams": False}}], source="reports")
+    simulator.add_fault("/orgs/acme/copilot/metrics/reports/organization-28-day", Fault(kind="malformed"))
+    simulator.reset_log()
+    result = backfill(config, tmp_path / "broken.om", "--from", day(6).isoformat())
+    assert result.returncode == 0, result.stderr
+    assert "the 28-day report could not be read" in result.stderr
+    asked = {r.query.get("day") for r in simulator.requests if r.path.endswith("organization-1-day")}
+    assert {day(n).isoformat() for n in range(3, 7)} <= asked

@@ -24,7 +24,8 @@ whose `day_totals` are in no particular order. Either can arrive where the other
 entry of its day.
 
 `fetch_day` reads every report of one given day through the same parsing and mapping; it is what
-`copilot-exporter backfill` writes history from. A day's values are served from when its report
+`copilot-exporter backfill` writes history from, taking the aggregated records of the days the
+28-day report covers from that one report (`window_days`). A day's values are served from when its report
 is fetched until a newer day's is, nominally from two days after the day for one day: the
 interval `backfill` places that day's history in (see its module).
 """
@@ -155,12 +156,35 @@ class ReportsSource:
             f"no report in the last {self.lookback_days} days yet (reports land within about two days)",)
         return dataclasses.replace(result, notes=result.notes + notes)
 
-    def fetch_day(self, client: GitHubClient, day: str) -> Result:
+    def fetch_day(self, client: GitHubClient, day: str, aggregated: dict | None = None) -> Result:
         """Every enabled report of one day (YYYY-MM-DD), read and mapped exactly as `fetch` does.
 
         `days` names the reports found; it is empty when GitHub has no report for that day.
+        `aggregated`, the day's record from `window_days`, stands in for the 1-day aggregated
+        report: the same mapping, no request.
         """
-        return self._collect(client, lambda report, parse: self._on_day(client, report, day, parse))
+        def find(report: Report, parse: Parse) -> Downloaded | None:
+            if aggregated is not None and report == aggregated_report(self.scope.kind):
+                self._answered = True
+                return parse(iter([aggregated]), day)
+            return self._on_day(client, report, day, parse)
+
+        return self._collect(client, find)
+
+    def window_days(self, client: GitHubClient) -> dict[str, dict]:
+        """The daily records of the 28-day aggregated report by day ({} when there is none): one
+        download where `fetch_day` would read one 1-day aggregated report per day of its window."""
+        report = window_report(self.scope.kind)
+        try:
+            links = self._links(client, report, None)
+        except DayUnavailable:
+            return {}
+        days: dict[str, dict] = {}
+        for record in self._records(client, report, links or []):
+            for entry in as_wrapper(record, report.endpoint)["day_totals"]:
+                if isinstance(entry.get("day"), str):
+                    days.setdefault(entry["day"], entry)
+        return days
 
     def newest_day(self, client: GitHubClient, today: dt.date) -> str | None:
         """The newest day `fetch` would export now, over every enabled report, found from the
