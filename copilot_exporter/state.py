@@ -4,7 +4,8 @@ What it keeps, per scope (an organization or enterprise) and day, for the last `
 - the users of the day's users report, by `user_id` (the login only when the operator opted in to
   per-user series), each with the activity the team sums are computed from;
 - the team memberships of the day's user-teams report (`team_id`, slug, `user_id`);
-- the identity of each report downloaded (its links' paths), so a restart downloads nothing it holds.
+- the identity of each report downloaded (its links' paths), so a restart downloads nothing it holds;
+- the families last served per scope and report, so a restart serves them before its first refresh.
 
 Rules:
 - one process per directory: an exclusive lock on `state_dir/lock`; a second process is refused;
@@ -28,6 +29,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from copilot_exporter.model import Family
+
 log = logging.getLogger(__name__)
 
 WINDOW_DAYS = 28  # the longest window GitHub defines (monthly actives): older days are pruned
@@ -48,6 +51,10 @@ MIGRATIONS: tuple[str, ...] = (
         scope TEXT NOT NULL, day TEXT NOT NULL, team_id INTEGER NOT NULL, slug TEXT NOT NULL,
         user_id INTEGER NOT NULL,
         PRIMARY KEY (scope, day, team_id, user_id)) WITHOUT ROWID;
+    CREATE TABLE served (
+        scope TEXT NOT NULL, report TEXT NOT NULL, day TEXT NOT NULL, identity TEXT NOT NULL,
+        families TEXT NOT NULL,
+        PRIMARY KEY (scope, report)) WITHOUT ROWID;
     """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -71,6 +78,15 @@ class Membership:
     team_id: int
     slug: str
     user_id: int
+
+
+@dataclass(frozen=True)
+class Served:
+    """What was last served for one scope and report: the day, its identity and its families."""
+
+    day: str
+    identity: str
+    families: tuple[Family, ...]
 
 
 @dataclass(frozen=True)
@@ -187,6 +203,25 @@ class StateStore:
         oldest = (dt.date.fromisoformat(newest) - dt.timedelta(days=WINDOW_DAYS - 1)).isoformat()
         for table in ("users", "memberships", "reports"):
             db.execute(f"DELETE FROM {table} WHERE scope = ? AND day < ?", (scope, oldest))  # noqa: S608
+
+    def remember_served(self, scope: str, report: str, served: Served) -> None:
+        families = json.dumps([[family.name, [[list(map(list, labels)), value] for labels, value in family.samples]]
+                               for family in served.families])
+        with self._transaction() as db:
+            db.execute("INSERT OR REPLACE INTO served VALUES (?, ?, ?, ?, ?)",
+                       (scope, report, served.day, served.identity, families))
+
+    def forget_served(self, scope: str, report: str) -> None:
+        with self._transaction() as db:
+            db.execute("DELETE FROM served WHERE scope = ? AND report = ?", (scope, report))
+
+    def served(self, scope: str) -> dict[str, Served]:
+        """Per report, what was last served for a scope (before a restart, too)."""
+        return {report: Served(day, identity, tuple(
+            Family(name, tuple((tuple(map(tuple, labels)), value) for labels, value in samples))
+            for name, samples in json.loads(families)))
+            for report, day, identity, families in self._query(
+                "SELECT report, day, identity, families FROM served WHERE scope = ? ORDER BY report", (scope,))}
 
     # Reading ---------------------------------------------------------------------------------
     def identity(self, scope: str, report: str, day: str) -> str | None:

@@ -146,3 +146,18 @@ def test_an_unusable_directory_is_a_clear_error(tmp_path):
     blocker.write_text("")
     with pytest.raises(StateError, match="cannot be used"):
         StateStore(blocker / "state")
+
+
+def test_served_families_come_back_after_a_restart_exactly(tmp_path):
+    from copilot_exporter.model import Family
+    from copilot_exporter.state import Served
+    families = (Family("copilot_lines_added", (((("org", "acme"),), 12.0),)),
+                Family("copilot_lines_added_by_ide", (((("org", "acme"), ("ide", "vscode")), 5),
+                                                      ((("org", "acme"), ("ide", "zed")), 7.5))))
+    store = StateStore(tmp_path)
+    store.remember_served("org=acme", "organization", Served("2026-10-05", "/a/b", families))
+    store.close()
+    again = StateStore(tmp_path)
+    assert again.served("org=acme") == {"organization": Served("2026-10-05", "/a/b", families)}
+    again.forget_served("org=acme", "organization")
+    assert again.served("org=acme") == {}
