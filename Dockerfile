@@ -10,9 +10,10 @@
 # Two stages: the builder makes wheels for the exporter and its extras (app: GitHub App
 # authentication, web: bcrypt for the web configuration's basic auth) and installs them into a
 # virtual environment without pip; the final stage holds only that environment on top of the
-# slim Python image. Nothing is written at run time, so the container runs with a read-only
-# root filesystem, as an unprivileged numeric user. No credential is baked in: the GitHub token
-# comes from the environment (GITHUB_TOKEN, read by ${GITHUB_TOKEN} in the config) or a file.
+# slim Python image. Nothing but the state volume is written at run time, so the container runs
+# with a read-only root filesystem, as an unprivileged numeric user. No credential is baked in:
+# the GitHub token comes from the environment (GITHUB_TOKEN, read by ${GITHUB_TOKEN} in the
+# config) or a file.
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
@@ -23,13 +24,14 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_ROOT_USER_ACTION=ignore
 
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md constraints.txt ./
 COPY copilot_exporter ./copilot_exporter
 
-# Wheels for the exporter and every dependency, then a pip-less virtual environment with them
-# (pip, setuptools and the sources stay in this stage). pip compiles the .pyc files here, so the
+# Wheels for the exporter and every dependency, at the versions of constraints.txt (those the
+# tests passed with), then a pip-less virtual environment with them (pip, setuptools and the
+# sources stay in this stage). pip compiles the .pyc files here, so the
 # read-only final image never needs to write bytecode.
-RUN pip wheel --wheel-dir /wheels ".[app,web]" \
+RUN pip wheel --constraint constraints.txt --wheel-dir /wheels ".[app,web]" \
  && python -m venv --without-pip /opt/venv \
  && pip --python /opt/venv/bin/python install --no-index --find-links /wheels "copilot-exporter[app,web]" \
  && /opt/venv/bin/copilot-exporter --version
@@ -51,11 +53,14 @@ LABEL org.opencontainers.image.title="copilot-exporter" \
       org.opencontainers.image.base.name="${PYTHON_IMAGE}"
 
 # An unprivileged user with a fixed numeric ID (Kubernetes' runAsNonRoot checks the number),
-# no home directory and no shell. The config directory exists so a file can be mounted into it.
+# no home directory and no shell. The config directory exists so a file can be mounted into it;
+# the state directory is the one place the exporter may write, a volume of its own so that it
+# stays writable under --read-only (and survives the container when a named volume is given).
 RUN groupadd --system --gid 10001 copilot \
  && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
             --shell /usr/sbin/nologin copilot \
- && mkdir -p /etc/copilot-exporter
+ && mkdir -p /etc/copilot-exporter /var/lib/copilot-exporter \
+ && chown 10001:10001 /var/lib/copilot-exporter
 
 COPY --from=builder /opt/venv /opt/venv
 
@@ -65,6 +70,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     HOME=/nonexistent \
     COPILOT_EXPORTER_CONFIG=/etc/copilot-exporter/config.yaml \
     COPILOT_EXPORTER_LISTEN_ADDRESS=:9452
+
+VOLUME ["/var/lib/copilot-exporter"]
 
 USER 10001:10001
 WORKDIR /

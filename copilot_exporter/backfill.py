@@ -312,7 +312,8 @@ class Backfill:
     def client(self, entry: Entry):
         connection = self.refresher._connection(entry)
         connection.max_rate_limit_wait = max(connection.max_rate_limit_wait, RATE_LIMIT_WAIT)
-        return connection.client()
+        # Its deadline leaves room to wait out a whole rate-limit window, as a backfill does.
+        return connection.client(timeout=RATE_LIMIT_WAIT + connection.limits.refresh_timeout)
 
     def requests(self) -> int:
         return int(sum(value for family in self.telemetry.families()

@@ -12,34 +12,42 @@ import sys
 from collections.abc import Sequence
 
 from copilot_exporter import __version__, backfill, logs
-from copilot_exporter.config import load_config
 from copilot_exporter.errors import ConfigError
-from copilot_exporter.service import collect, run
+from copilot_exporter.service import check, collect, run
 
 COMMANDS = ("serve", "collect", "check-config", "backfill", "demo")
 DEFAULT_LISTEN = ":9452"
 
 
-def _flag(parser: argparse.ArgumentParser, *names: str, env: str, **kwargs: object) -> None:
+def _flag(parser: argparse.ArgumentParser, *names: str, env: str, suppress: bool, **kwargs: object) -> None:
     default = os.environ.get(env, kwargs.pop("default", None))
     help_text = f"{kwargs.pop('help')} (env {env})"
-    parser.add_argument(*names, default=default, help=help_text, **kwargs)  # type: ignore[arg-type]
+    # After the sub-command a flag not given must not replace the value given before it.
+    parser.add_argument(*names, default=argparse.SUPPRESS if suppress else default, help=help_text,
+                        **kwargs)  # type: ignore[arg-type]
+
+
+def _global_flags(suppress: bool) -> argparse.ArgumentParser:
+    """The flags every sub-command takes, before or after its name."""
+    common = argparse.ArgumentParser(add_help=False)
+    _flag(common, "--config", "--config.file", dest="config", env="COPILOT_EXPORTER_CONFIG", suppress=suppress,
+          default="config.yaml", help="configuration file")
+    _flag(common, "--web.listen-address", dest="listen_address", env="COPILOT_EXPORTER_LISTEN_ADDRESS",
+          suppress=suppress,
+          help=f"address to serve /metrics on, [host]:port (default: the config's, else {DEFAULT_LISTEN})")
+    _flag(common, "--web.config.file", dest="web_config_file", env="COPILOT_EXPORTER_WEB_CONFIG_FILE",
+          suppress=suppress, help="exporter-toolkit web config file enabling TLS and/or basic auth")
+    _flag(common, "--log.level", dest="log_level", env="COPILOT_EXPORTER_LOG_LEVEL", suppress=suppress,
+          default="info", choices=["debug", "info", "warn", "warning", "error"], help="log level")
+    _flag(common, "--log.format", dest="log_format", env="COPILOT_EXPORTER_LOG_FORMAT", suppress=suppress,
+          default="logfmt", choices=["logfmt", "json"], help="log format")
+    return common
 
 
 def _parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    _flag(common, "--config", "--config.file", dest="config", env="COPILOT_EXPORTER_CONFIG",
-          default="config.yaml", help="configuration file")
-    _flag(common, "--web.listen-address", dest="listen_address", env="COPILOT_EXPORTER_LISTEN_ADDRESS",
-          help=f"address to serve /metrics on, [host]:port (default: the config's, else {DEFAULT_LISTEN})")
-    _flag(common, "--web.config.file", dest="web_config_file", env="COPILOT_EXPORTER_WEB_CONFIG_FILE",
-          help="exporter-toolkit web config file enabling TLS and/or basic auth")
-    _flag(common, "--log.level", dest="log_level", env="COPILOT_EXPORTER_LOG_LEVEL", default="info",
-          choices=["debug", "info", "warn", "warning", "error"], help="log level")
-    _flag(common, "--log.format", dest="log_format", env="COPILOT_EXPORTER_LOG_FORMAT", default="logfmt",
-          choices=["logfmt", "json"], help="log format")
+    common = _global_flags(suppress=True)
     parser = argparse.ArgumentParser(
-        prog="copilot-exporter", parents=[common],
+        prog="copilot-exporter", parents=[_global_flags(suppress=False)],
         description="Prometheus exporter for GitHub Copilot usage metrics.",
     )
     parser.add_argument("--version", action="version", version=f"copilot-exporter {__version__}")
@@ -77,10 +85,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         from copilot_exporter.demo import run_demo  # the simulator is only loaded when asked for
         return run_demo(args.listen_address or DEFAULT_LISTEN)
     try:
-        config = load_config(args.config)
+        startup = check(args.config, args.listen_address, args.web_config_file)
     except ConfigError as err:
-        print(f"{args.config}: {err}", file=sys.stderr)
+        print(err, file=sys.stderr)
         return 2
+    config = startup.config
     if args.command == "check-config":
         print(f"{args.config}: configuration is valid ({len(config.entries)} scopes)")
         return 0
@@ -88,4 +97,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         return collect(config)
     if args.command == "backfill":
         return backfill.run_backfill(config, args.from_day, args.to_day, args.output, args.step, args.labels)
-    return run(config, args.listen_address or config.listen_address, web_config_file=args.web_config_file)
+    return run(config, startup.listen_address, web=startup.web)

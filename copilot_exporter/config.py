@@ -10,25 +10,53 @@ own rules, so no configured value can change which endpoint is called.
 
 from __future__ import annotations
 
+import datetime as dt
 import ipaddress
 import json
 import os
 import re
+import ssl
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 import yaml
 
 from copilot_exporter.errors import ConfigError
-from copilot_exporter.model import ENTERPRISE, ORG, Scope
+from copilot_exporter.github.client import API_VERSION
+from copilot_exporter.limits import Limits, parse_size
+from copilot_exporter.model import ENTERPRISE, MAX_SERIES_PER_FAMILY, ORG, Scope
+from copilot_exporter.secret_file import SecretFileError, read_secret_file
 
 DEFAULT_API_URL = "https://api.github.com"
 DEFAULT_LISTEN_ADDRESS = ":9452"
 SOURCES = ("legacy", "reports", "auto")
 PER_USER_MODES = ("off", "login", "hashed")
+SEAT_PLANS = ("business", "enterprise")
+# AI credits included per licence and month (GitHub's standard pools, COPILOT-APIS.md §7).
+DEFAULT_INCLUDED_AI_CREDITS = {"business": 1900.0, "enterprise": 3900.0}
+_CURRENCY = re.compile(r"[A-Z]{3}")  # an ISO 4217 code
+
+# HTTP server limits (`server:`). A scrape is one short request on a fresh connection, sent at
+# once; these bound what clients that never finish one can hold.
+# Threads, one per open connection: a few Prometheus servers need a handful, so 512 leaves room
+# for many while keeping a flood of connections from exhausting memory and thread limits.
+MAX_CONNECTIONS = 512
+# A connection that neither sends nor takes a byte for this long is closed (TLS ones too); it is
+# also the longest one answer may take to send.
+IDLE_TIMEOUT = 30.0  # seconds
+# From accepting a connection to the end of its request headers, TLS handshake included: a client
+# trickling a byte at a time cannot keep its connection beyond this.
+READ_HEADER_TIMEOUT = 10.0  # seconds
+
+
+@dataclass(frozen=True)
+class ServerLimits:
+    max_connections: int = MAX_CONNECTIONS
+    idle_timeout: float = IDLE_TIMEOUT
+    read_header_timeout: float = READ_HEADER_TIMEOUT
 
 
 @dataclass(frozen=True)
@@ -59,6 +87,7 @@ class GitHubConfig:
     max_retries: int
     retry_backoff: float
     max_rate_limit_wait: float
+    api_version: str = API_VERSION
 
 
 @dataclass(frozen=True)
@@ -78,6 +107,15 @@ class Entry:
     per_user: str  # one of PER_USER_MODES
     seats: bool
     credentials: Credentials | None  # None: use the global github credentials
+    billing: bool = False
+    billing_credentials: Credentials | None = None  # None: the entry's credentials
+
+
+class SeatPrice(NamedTuple):
+    """The operator's monthly price of one seat: exported as configured, never converted."""
+
+    amount: float
+    currency: str
 
 
 @dataclass(frozen=True)
@@ -91,6 +129,13 @@ class Config:
     user_hash_salt: str | None = field(repr=False)  # protects hashed logins: keep it out of logs
     entries: tuple[Entry, ...]
     listen_address: str
+    billing_refresh_interval: float = 6 * 3600.0
+    seat_prices: Mapping[str, SeatPrice] = field(default_factory=dict)  # plan -> price
+    included_ai_credits: Mapping[str, float] = field(
+        default_factory=lambda: dict(DEFAULT_INCLUDED_AI_CREDITS))  # plan -> credits per licence
+    max_series_per_family: int = MAX_SERIES_PER_FAMILY
+    server_limits: ServerLimits = ServerLimits()
+    limits: Limits = Limits()  # what GitHub and the network can make a refresh cost
 
 
 # --- public entry points ----------------------------------------------------------------------
@@ -113,6 +158,8 @@ def read_yaml(path: str | os.PathLike) -> Any:
         data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as err:
         raise ConfigError([_yaml_problem(path, err)]) from None
+    except RecursionError:
+        raise ConfigError([f"{path}: not valid YAML: nested too deeply"]) from None
     return data
 
 
@@ -143,8 +190,21 @@ def parse_duration(text: str) -> float:
 # --- YAML -------------------------------------------------------------------------------------
 
 
+# Values a YAML document may stand for once its aliases are expanded. A configuration with a
+# thousand organizations is some ten thousand; an alias bomb ("billion laughs") is billions, in
+# a few hundred bytes.
+MAX_YAML_VALUES = 100_000
+
+
 class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that refuses a key repeated in one mapping: YAML would silently keep the last."""
+    """SafeLoader that refuses a key repeated in one mapping (YAML would silently keep the last),
+    aliases that expand to more than MAX_YAML_VALUES values, and an alias inside its own anchor."""
+
+    def get_single_node(self) -> yaml.Node | None:
+        node = super().get_single_node()
+        if node is not None:
+            _expanded_size(node, {}, set())
+        return node
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
         seen: set[tuple[str, str]] = set()
@@ -158,6 +218,29 @@ class _StrictLoader(yaml.SafeLoader):
                 )
             seen.add(key)
         return super().construct_mapping(node, deep)
+
+
+def _expanded_size(node: yaml.Node, sizes: dict[int, int], open_nodes: set[int]) -> int:
+    """How many values the node stands for with every alias expanded; counted once per node."""
+    key = id(node)
+    if key in sizes:
+        return sizes[key]
+    if key in open_nodes:
+        raise yaml.composer.ComposerError(None, None, "an alias refers to a value that contains it",
+                                          node.start_mark)
+    size = 1
+    if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)):
+        open_nodes.add(key)
+        children = (n for pair in node.value for n in pair) if isinstance(node, yaml.MappingNode) else node.value
+        for child in children:
+            size += _expanded_size(child, sizes, open_nodes)
+            if size > MAX_YAML_VALUES:
+                raise yaml.composer.ComposerError(
+                    None, None, f"its anchors and aliases expand to more than {MAX_YAML_VALUES:,} values",
+                    node.start_mark)
+        open_nodes.discard(key)
+    sizes[key] = size
+    return size
 
 
 def _yaml_problem(path: str | os.PathLike, err: yaml.YAMLError) -> str:
@@ -407,20 +490,49 @@ def _slug_problem(name: str, what: str, prefix: str = "") -> str | None:
             "and ending with a letter or digit, at most 100 characters)")
 
 
+
+
 def _api_url_problem(url: str) -> str | None:
     parts = urlsplit(url)
+    if parts.username is not None or parts.password is not None:
+        # Never echoed: the user part may hold a password or a token.
+        return ("must not contain a user name or password (give the token with token, token_file "
+                "or app)")
     try:
         parts.port  # raises on a port that is not a number in range
     except ValueError:
         parts = parts._replace(netloc="")
-    if (parts.scheme in ("http", "https") and parts.hostname and not parts.query
-            and not parts.fragment and not any(c.isspace() for c in url)):
+    if (parts.scheme not in ("http", "https") or not parts.hostname or parts.query
+            or parts.fragment or any(c.isspace() for c in url)):
+        return f"{_quote(url)} must be an http(s) URL with a host, e.g. {DEFAULT_API_URL}"
+    path = parts.path.rstrip("/")
+    web_host = _web_host_problem(url, parts.hostname.lower(), path)
+    if web_host:
+        return web_host
+    if path and not path.endswith("/api/v3"):
+        return (f"{_quote(url)} cannot be a GitHub API: its path must be empty (api.github.com, "
+                "GHE.com) or end in /api/v3 (GitHub Enterprise Server)")
+    return None
+
+
+def _web_host_problem(url: str, host: str, path: str) -> str | None:
+    """GitHub's web hosts answer API paths with HTML: name the API URL meant."""
+    if host in ("github.com", "www.github.com"):
+        meant = DEFAULT_API_URL
+    elif host.endswith(".ghe.com") and not host.startswith("api."):
+        meant = f"https://api.{host}"
+    elif host == "api.github.com" and path:
+        meant = DEFAULT_API_URL
+    else:
         return None
-    return f"{_quote(url)} must be an http(s) URL with a host, e.g. {DEFAULT_API_URL}"
+    return (f"{_quote(url)} is not GitHub's API: use {meant} "
+            "(GitHub Enterprise Server: https://HOST/api/v3)")
 
 
 def _listen_address_problem(address: str) -> str | None:
     usage = f"{_quote(address)} must be [host]:port, e.g. \":9452\", \"127.0.0.1:9452\" or \"[::1]:9452\""
+    if address.isdigit():  # a bare port would listen on every interface: say what was meant
+        return f"{_quote(address)} has no colon: write \":{address}\" for every interface, or \"127.0.0.1:{address}\""
     match = _LISTEN.fullmatch(address)
     if match is None:
         return usage
@@ -437,35 +549,51 @@ def _listen_address_problem(address: str) -> str | None:
     return None
 
 
-def _file_problem(path: str) -> str | None:
-    """Why the file cannot serve as a secret: unreadable or empty."""
+def _ca_bundle_problem(path: str) -> str | None:
+    """Why the file cannot serve as the CA bundle: not a file, or no PEM certificate in it."""
+    if not os.path.isfile(path):
+        return f"{path} is not a file"
     try:
-        if not Path(path).read_bytes().strip():
-            return f"{path} is empty"
-    except OSError as err:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cafile=path)
+    except OSError as err:  # ssl.SSLError included
+        if isinstance(err, ssl.SSLError):
+            return f"{path} holds no PEM certificate (expected -----BEGIN CERTIFICATE----- blocks)"
         return f"cannot read {path}: {error_reason(err)}"
+    return None
+
+
+def _file_problem(path: str) -> str | None:
+    """Why the file cannot serve as a secret: unreadable, not a regular file, too large or empty."""
+    try:
+        if not read_secret_file(path).strip():
+            return f"{path} is empty"
+    except SecretFileError as err:
+        return str(err)
     return None
 
 
 # --- sections ---------------------------------------------------------------------------------
 
 _TOP_KEYS = ("github", "source", "refresh_interval", "seats_refresh_interval", "workers",
-             "lookback_days", "user_hash_salt", "organizations", "enterprises", "server")
+             "lookback_days", "user_hash_salt", "organizations", "enterprises", "server",
+             "billing_refresh_interval", "seat_prices", "included_ai_credits", "max_series_per_family")
+_LIMIT_KEYS = ("refresh_timeout", "max_report_bytes", "max_record_bytes", "max_response_bytes",
+               "max_redirects", "max_pages", "max_etag_entries", "max_etag_bytes")
 _CREDENTIAL_KEYS = ("token", "token_file", "app")
 _GITHUB_KEYS = ("api_url", *_CREDENTIAL_KEYS, "ca_bundle", "connect_timeout", "read_timeout",
-                "max_retries", "retry_backoff", "max_rate_limit_wait")
+                "max_retries", "retry_backoff", "max_rate_limit_wait", "api_version")
 _APP_KEYS = ("app_id", "private_key_file", "installation_id")
 _ENTRY_KEYS = ("name", "teams", "reports", "repositories", "max_repositories", "per_user", "seats",
-               "github")
+               "github", "billing", "billing_github")
 _REPORT_KEYS = ("aggregated", "users", "teams")
-_SERVER_KEYS = ("listen_address",)
+_SERVER_KEYS = ("listen_address", "max_connections", "idle_timeout", "read_header_timeout")
 
 
 def _config(data: Any, problems: list[str]) -> Config | None:
     if data is None:
         problems.append("top level: the configuration is empty")
         return None
-    root = Section.of(data, "", problems, _TOP_KEYS)
+    root = Section.of(data, "", problems, _TOP_KEYS + _LIMIT_KEYS)
     if root is None:
         return None
     # Read in the order of the example file, so problems come out in a familiar order.
@@ -473,14 +601,16 @@ def _config(data: Any, problems: list[str]) -> Config | None:
     source = root.choice("source", "auto", SOURCES)
     refresh_interval = root.duration("refresh_interval", "1h", minimum="1s")
     seats_refresh_interval = root.duration("seats_refresh_interval", "6h", minimum="1s")
+    billing_refresh_interval = root.duration("billing_refresh_interval", "6h", minimum="1s")
     workers = root.integer("workers", 4, minimum=1, maximum=64)
     lookback_days = root.integer("lookback_days", 3, minimum=1, maximum=30)
     salt = root.text("user_hash_salt")
-    entries = _all_entries(root)
+    entries = _all_entries(root, source)
     if not root.has("user_hash_salt") and any(e.per_user == "hashed" for e in entries):
         root.problem("user_hash_salt", "required when an entry sets per_user: hashed")
     if any(e.scope.kind == ENTERPRISE and e.credentials is None for e in entries):
         _require_installation_id(root.data.get("github"), "github", github.credentials, root.problems)
+    _require_classic_billing_tokens(root, github.credentials)
     server = root.child("server", _SERVER_KEYS) or root.blank("server")
     return Config(
         github=github,
@@ -492,7 +622,44 @@ def _config(data: Any, problems: list[str]) -> Config | None:
         user_hash_salt=salt,
         entries=entries,
         listen_address=_listen_address(server),
+        billing_refresh_interval=billing_refresh_interval,
+        seat_prices=_seat_prices(root),
+        included_ai_credits=_included_ai_credits(root),
+        max_series_per_family=root.integer("max_series_per_family", MAX_SERIES_PER_FAMILY, minimum=1),
+        server_limits=_server_limits(server),
+        limits=_limits(root),
     )
+
+
+def _limits(root: Section) -> Limits:
+    """The limits on what GitHub and the network can make a refresh cost (see limits.py)."""
+    default = Limits()
+    return Limits(
+        refresh_timeout=root.duration("refresh_timeout", f"{default.refresh_timeout:g}s", minimum="1s"),
+        max_report_bytes=_size(root, "max_report_bytes", default.max_report_bytes),
+        max_record_bytes=_size(root, "max_record_bytes", default.max_record_bytes),
+        max_response_bytes=_size(root, "max_response_bytes", default.max_response_bytes),
+        max_redirects=root.integer("max_redirects", default.max_redirects, minimum=0, maximum=100),
+        max_pages=root.integer("max_pages", default.max_pages, minimum=1),
+        max_etag_entries=root.integer("max_etag_entries", default.max_etag_entries, minimum=0),
+        max_etag_bytes=_size(root, "max_etag_bytes", default.max_etag_bytes, minimum=0),
+    )
+
+
+def _size(section: Section, key: str, default: int, minimum: int = 1024) -> int:
+    """A number of bytes: an integer, or a string with a unit (16MiB, 8GiB, 100MB)."""
+    value = section.typed(key, (int, str), "a size like 16MiB or a number of bytes")
+    if value is None:
+        return default
+    try:
+        size = parse_size(value)
+    except ValueError as err:
+        section.problem(key, str(err))
+        return default
+    if size < minimum:
+        section.problem(key, f"must be at least {minimum} bytes, got {_quote(value)}")
+        return default
+    return size
 
 
 def _github(root: Section) -> GitHubConfig:
@@ -504,8 +671,9 @@ def _github(root: Section) -> GitHubConfig:
     else:
         credentials = _credentials(github)
     ca_bundle = github.text("ca_bundle")
-    if ca_bundle is not None and not os.path.isfile(ca_bundle):
-        github.problem("ca_bundle", f"{ca_bundle} is not a file")
+    problem = _ca_bundle_problem(ca_bundle) if ca_bundle is not None else None
+    if problem:
+        github.problem("ca_bundle", problem)
     return GitHubConfig(
         api_url=_api_url(github),
         credentials=credentials,
@@ -515,7 +683,32 @@ def _github(root: Section) -> GitHubConfig:
         max_retries=github.integer("max_retries", 3, minimum=0),
         retry_backoff=github.duration("retry_backoff", "1s", minimum="0s"),
         max_rate_limit_wait=github.duration("max_rate_limit_wait", "15m", minimum="0s"),
+        api_version=_api_version(github),
     )
+
+
+def _api_version(github: Section) -> str:
+    # Unquoted in YAML, a date arrives as a date: both spellings are accepted.
+    value = github.typed("api_version", (str, dt.date), f"a date like {API_VERSION}")
+    if value is None:
+        return API_VERSION
+    text = value.isoformat() if isinstance(value, dt.date) else value.strip()
+    problem = _api_version_problem(text)
+    if problem:
+        github.problem("api_version", problem)
+        return API_VERSION
+    return text
+
+
+def _api_version_problem(text: str) -> str | None:
+    """Why a value is not a REST API version: GitHub names its versions by date."""
+    if re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", text):
+        try:
+            dt.date.fromisoformat(text)
+            return None
+        except ValueError:
+            pass
+    return f"{_quote(text)} is not a YYYY-MM-DD date (GitHub names its REST API versions by date, e.g. {API_VERSION})"
 
 
 def _api_url(github: Section) -> str:
@@ -552,9 +745,9 @@ def _token(section: Section) -> str | None:
 
 def _token_from_file(section: Section, path: str) -> str | None:
     try:
-        token = Path(path).read_text(encoding="utf-8").strip()
-    except OSError as err:
-        section.problem("token_file", f"cannot read {path}: {error_reason(err)}")
+        token = read_secret_file(path).decode("utf-8").strip()
+    except SecretFileError as err:
+        section.problem("token_file", str(err))
         return None
     except UnicodeDecodeError:
         section.problem("token_file", f"cannot read {path}: not UTF-8 text")
@@ -597,6 +790,14 @@ def _require_installation_id(github: Any, path: str, credentials: Credentials | 
         problems.append(f"{path}.app.installation_id: required for an enterprise")
 
 
+def _server_limits(server: Section) -> ServerLimits:
+    return ServerLimits(
+        max_connections=server.integer("max_connections", MAX_CONNECTIONS, minimum=1, maximum=100_000),
+        idle_timeout=server.duration("idle_timeout", f"{IDLE_TIMEOUT:g}s", minimum="100ms"),
+        read_header_timeout=server.duration("read_header_timeout", f"{READ_HEADER_TIMEOUT:g}s", minimum="100ms"),
+    )
+
+
 def _listen_address(server: Section) -> str:
     address = server.text("listen_address", DEFAULT_LISTEN_ADDRESS)
     problem = _listen_address_problem(address)
@@ -608,15 +809,15 @@ def _listen_address(server: Section) -> str:
 # --- organizations and enterprises ------------------------------------------------------------
 
 
-def _all_entries(root: Section) -> tuple[Entry, ...]:
+def _all_entries(root: Section, source: str) -> tuple[Entry, ...]:
     # Only when neither is set at all: a wrong type is reported on its own, without a second problem.
     if all(root.data.get(key) in (None, []) for key in ("organizations", "enterprises")):
         root.problem("organizations", "at least one organization or enterprise is required")
-    return (_entries(root.items("organizations"), ORG, root.problems)
-            + _entries(root.items("enterprises"), ENTERPRISE, root.problems))
+    return (_entries(root.items("organizations"), ORG, root.problems, source)
+            + _entries(root.items("enterprises"), ENTERPRISE, root.problems, source))
 
 
-def _entries(items: list[tuple[str, Any]], kind: str, problems: list[str]) -> tuple[Entry, ...]:
+def _entries(items: list[tuple[str, Any]], kind: str, problems: list[str], source: str) -> tuple[Entry, ...]:
     what = "organization" if kind == ORG else "enterprise"
     entries: list[Entry] = []
     seen: dict[str, str] = {}  # lower-cased name -> path of its first entry; GitHub ignores case
@@ -624,7 +825,7 @@ def _entries(items: list[tuple[str, Any]], kind: str, problems: list[str]) -> tu
         section = Section.of(value, path, problems, _ENTRY_KEYS)
         if section is None:
             continue
-        entry = _entry(section, kind)
+        entry = _entry(section, kind, source)
         name = entry.scope.name.lower()
         if name in seen:
             section.problem("name", f"duplicate {what} {_quote(entry.scope.name)} (also at {seen[name]})")
@@ -634,7 +835,7 @@ def _entries(items: list[tuple[str, Any]], kind: str, problems: list[str]) -> tu
     return tuple(entries)
 
 
-def _entry(section: Section, kind: str) -> Entry:
+def _entry(section: Section, kind: str, source: str) -> Entry:
     name = section.text("name", required=True)
     if name is not None:
         problem = _org_login_problem(name) if kind == ORG else _slug_problem(name, "enterprise slug")
@@ -644,18 +845,30 @@ def _entry(section: Section, kind: str) -> Entry:
     entry = Entry(
         scope=Scope(kind, name or ""),
         teams=_teams(section, kind),
-        reports=_reports(section),
+        reports=_reports(section, source),
         max_repositories=section.integer("max_repositories", 50, minimum=1),
         per_user=_per_user(section),
         seats=section.flag("seats", True),
         credentials=_credentials(github) if github is not None else None,
+        billing=section.flag("billing", False),
+        billing_credentials=_billing_credentials(section),
     )
     if kind == ENTERPRISE and github is not None:
         _require_installation_id(github.data, github.path, entry.credentials, section.problems)
     return entry
 
 
+# `teams: all` (what an unset `teams` means too): every team the user-teams report lists.
+ALL_TEAMS = "all"
+
+
 def _teams(entry: Section, kind: str) -> tuple[str, ...]:
+    """The team slugs an entry lists; () for every team of the reports (`all` or unset)."""
+    value = entry.data.get("teams")
+    if isinstance(value, str):  # a string may only say `all`; a slug goes in a list
+        if value != ALL_TEAMS:
+            entry.problem("teams", f'must be "{ALL_TEAMS}" or a list of team slugs, got {_quote(value)}')
+        return ()
     prefix = _ENTERPRISE_TEAM_PREFIX if kind == ENTERPRISE else ""
     teams: list[str] = []
     seen: set[str] = set()
@@ -673,14 +886,19 @@ def _teams(entry: Section, kind: str) -> tuple[str, ...]:
     return tuple(teams)
 
 
-def _reports(entry: Section) -> Reports:
+def _reports(entry: Section, source: str) -> Reports:
     reports = entry.child("reports", _REPORT_KEYS) or entry.blank("reports")
-    return Reports(
+    selection = Reports(
         aggregated=reports.flag("aggregated", True),
         users=reports.flag("users", True),
         teams=reports.flag("teams", True),
         repositories=entry.flag("repositories", False),
     )
+    if source != "legacy" and not any(vars(selection).values()):
+        entry.problem("reports", "every report is off (aggregated, users, teams and repositories), so the "
+                                 "reports API has nothing to export for this entry; turn one on, or use "
+                                 "source: legacy")
+    return selection
 
 
 def _per_user(entry: Section) -> str:
@@ -694,3 +912,66 @@ def _per_user(entry: Section) -> str:
     got = _quote(value) if isinstance(value, str) else _type_name(value)
     entry.problem("per_user", f"must be false, true or \"hashed\", got {got}")
     return "off"
+
+
+# --- cost -------------------------------------------------------------------------------------
+
+
+def _billing_credentials(entry: Section) -> Credentials | None:
+    billing = entry.child("billing_github", _CREDENTIAL_KEYS)
+    return _credentials(billing) if billing is not None else None
+
+
+def _require_classic_billing_tokens(root: Section, global_credentials: Credentials) -> None:
+    """GitHub's enterprise billing endpoints take classic personal access tokens only: an
+    enterprise with billing on must not reach them with GitHub App credentials."""
+    listed = root.data.get("enterprises")
+    for index, value in enumerate(listed if isinstance(listed, list) else ()):  # a wrong type is reported elsewhere
+        path = f"enterprises[{index}]"
+        if not isinstance(value, dict) or _from_env(value.get("billing"), bool) is not True:
+            continue
+        billing, own = value.get("billing_github"), value.get("github")
+        if isinstance(billing, dict):
+            if billing.get("app") is not None:
+                root.problems.append(f"{path}.billing_github.app: enterprise billing endpoints "
+                                     "accept classic personal access tokens only")
+        elif (isinstance(own, dict) and own.get("app") is not None) or (
+                not isinstance(own, dict) and global_credentials.app is not None):
+            root.problems.append(f"{path}.billing_github: required: enterprise billing endpoints "
+                                 "accept classic personal access tokens only, not GitHub App tokens")
+
+
+def _seat_prices(root: Section) -> dict[str, SeatPrice]:
+    prices = root.child("seat_prices", SEAT_PLANS)
+    if prices is None:
+        return {}
+    result = {}
+    for plan in SEAT_PLANS:
+        price = prices.child(plan, ("amount", "currency"))
+        if price is None:
+            continue
+        amount = price.typed("amount", (int, float), "a number")
+        if not price.has("amount"):
+            price.problem("amount", "required")
+        elif amount is not None and amount < 0:
+            price.problem("amount", f"must not be negative, got {amount}")
+            amount = None
+        currency = price.text("currency", required=True)
+        if currency is not None and not _CURRENCY.fullmatch(currency):
+            price.problem("currency", f"{_quote(currency)} is not a three-letter currency code like USD or EUR")
+            currency = None
+        if amount is not None and currency is not None:
+            result[plan] = SeatPrice(float(amount), currency)
+    return result
+
+
+def _included_ai_credits(root: Section) -> dict[str, float]:
+    credits = root.child("included_ai_credits", SEAT_PLANS) or root.blank("included_ai_credits")
+    result = {}
+    for plan in SEAT_PLANS:
+        value = credits.typed(plan, (int, float), "a number")
+        if value is not None and value < 0:
+            credits.problem(plan, f"must not be negative, got {value}")
+            value = None
+        result[plan] = float(DEFAULT_INCLUDED_AI_CREDITS[plan] if value is None else value)
+    return result

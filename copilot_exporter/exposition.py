@@ -20,12 +20,19 @@ def _escape(value: str) -> str:
     return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
 
 
+# Integers up to 2**53 are exact as floats, the precision Prometheus stores; a larger one is
+# printed as the float it becomes, never as hundreds of digits Prometheus refuses.
+EXACT_INTEGER = 2 ** 53
+
+
 def _number(value: float) -> str:
-    if isinstance(value, int):
+    """A sample value as Prometheus reads it; an integer beyond float range is an OverflowError."""
+    if isinstance(value, int) and abs(value) <= EXACT_INTEGER:
         return str(value)
+    value = float(value)
     if math.isfinite(value) and value.is_integer() and abs(value) < 1e15:
         return str(int(value))
-    return repr(float(value)).replace("inf", "Inf").replace("nan", "NaN")
+    return repr(value).replace("inf", "Inf").replace("nan", "NaN")
 
 
 def _labels(labels: Labels) -> str:

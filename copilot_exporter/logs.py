@@ -20,10 +20,24 @@ class LogfmtFormatter(logging.Formatter):
         return " ".join(f"{key}={_logfmt_value(value)}" for key, value in fields.items())
 
 
+_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape_char(c: str) -> str:
+    if c in _ESCAPES:
+        return _ESCAPES[c]
+    if c == " " or c.isprintable():
+        return c
+    # Control and format characters (CR, ESC, U+2028, bidi overrides) and lone surrogates:
+    # shown as their code, so no message can start a forged log line or hide text.
+    return f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}"
+
+
 def _logfmt_value(value: str) -> str:
-    if value and not any(c in value for c in ' ="\n\\'):
+    """One logfmt value: bare when it can be, else quoted with every special character escaped."""
+    if value and value.isprintable() and not any(c in value for c in ' ="\\'):
         return value
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+    return '"' + "".join(_escape_char(c) for c in value) + '"'
 
 
 class JsonFormatter(logging.Formatter):

@@ -7,6 +7,7 @@ thread that makes it and the HTTP threads that serve it without locks.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections import Counter
 from dataclasses import dataclass
 
@@ -89,36 +90,89 @@ class Problems:
                      for reason, count in sorted(self._counts.items()))
 
 
+# Far above any real report (a large enterprise has a few hundred language/model pairs a day),
+# yet it keeps one malformed or hostile record from turning into millions of series and a
+# /metrics answer Prometheus gives up on.
+MAX_SERIES_PER_FAMILY = 5_000
+OTHERS = "others"  # the label value series beyond the cap are folded into
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _encodable(value: str) -> str | None:
+    """The value with what UTF-8 cannot encode (lone surrogates, which JSON allows) replaced by
+    U+FFFD; None when it already encodes."""
+    try:
+        value.encode("utf-8")
+        return None
+    except UnicodeEncodeError:
+        return _SURROGATE.sub("\ufffd", value)
+
+
 class FamilyBuilder:
     """Collects samples for many families, summing repeated label sets.
 
     `scope_labels` go first on every sample. A value of None (a field absent or null in the API)
     adds nothing: absent in the API means absent in /metrics, never zero. `problems` collects
-    what the mapping dropped or repaired on the way; `folded` counts, per family, series folded
-    into others by a cardinality cap.
+    what the mapping dropped or repaired on the way (a label value UTF-8 cannot encode is
+    repaired and noted as `label_replaced`); `folded` counts, per family, series folded into
+    others by a cardinality cap.
+
+    The cap: a family keeps at most `max_series` label sets. Past it, a family whose values may
+    be summed (the catalogue's `additive`) adds the excess to one more series whose labels all
+    read `others`; any other family (distinct user counts, info metrics, times) drops it.
+    Per-user families (the catalogue's `per_user`) are bounded by the users report instead.
     """
 
-    def __init__(self, scope_labels: Labels = ()):
+    def __init__(self, scope_labels: Labels = (), max_series: int = MAX_SERIES_PER_FAMILY):
         self._scope_labels = scope_labels
+        self._max_series = max_series
         self._values: dict[str, dict[Labels, float]] = {}
+        self._folded_keys: dict[str, set[int]] = {}  # hashes: counting folded series, not adds
         self.problems = Problems()
         self.folded: Counter[str] = Counter()
 
-    def add(self, name: str, value: float | None, **labels: str) -> None:
+    def add(self, name: str, value: float | None, /, **labels: str) -> None:
         if value is None or isinstance(value, bool):
             return
         if name not in CATALOGUE:
             raise KeyError(f"metric {name} is not in the catalogue")
-        key = self._scope_labels + tuple(labels.items())
         samples = self._values.setdefault(name, {})
-        samples[key] = samples.get(key, 0) + value
+        key = self._key(name, samples, labels)
+        if key is not None:
+            samples[key] = samples.get(key, 0) + value
 
-    def set(self, name: str, value: float | None, **labels: str) -> None:
+    def set(self, name: str, value: float | None, /, **labels: str) -> None:
         """Like add, but a repeated label set replaces instead of summing (info metrics)."""
         if value is None:
             return
-        key = self._scope_labels + tuple(labels.items())
-        self._values.setdefault(name, {})[key] = value
+        samples = self._values.setdefault(name, {})
+        key = self._key(name, samples, labels)
+        if key is not None:
+            samples[key] = value
+
+    def _key(self, name: str, samples: dict[Labels, float], labels: dict[str, str]) -> Labels | None:
+        """The label set a value goes to: its own, `others` past the cap, or None (dropped)."""
+        key = self._scope_labels + tuple((k, self._label(name, k, v)) for k, v in labels.items())
+        if key in samples or len(samples) < self._max_series or not labels:
+            return key
+        info = CATALOGUE.get(name)
+        if info is not None and info.per_user:
+            return key
+        folded = self._folded_keys.setdefault(name, set())
+        if hash(key) not in folded:
+            folded.add(hash(key))
+            self.folded[name] += 1
+        if info is not None and not info.additive:
+            return None
+        return self._scope_labels + tuple((k, OTHERS) for k in labels)
+
+    def _label(self, name: str, key: str, value: str) -> str:
+        repaired = _encodable(value)
+        if repaired is None:
+            return value
+        self.problems.note("label_replaced", f"{name}: label {key} is not valid Unicode; "
+                                             f"unencodable characters replaced: {repaired!r}")
+        return repaired
 
     def build(self) -> tuple[Family, ...]:
         return tuple(Family(name, tuple(samples.items())) for name, samples in self._values.items())

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from copilot_exporter.config import Config, Credentials, Entry
 from copilot_exporter.errors import RefreshError
 from copilot_exporter.github.auth import token_provider
-from copilot_exporter.github.client import Connection, GitHubClient
+from copilot_exporter.github.client import ConnectionFailed, Connection, GitHubClient, Timeout
 from copilot_exporter.model import Scope
-from copilot_exporter.sources import Result, legacy, seats
+from copilot_exporter.sources import Result, billing, legacy, seats
 from copilot_exporter.sources.reports import ReportsSource, ReportsUnavailable
 from copilot_exporter.store import Store
 from copilot_exporter.telemetry import Telemetry
@@ -32,13 +32,32 @@ FIRST_RETRY = 30.0  # seconds before the first retry of a failed job; doubles up
 @dataclass
 class Job:
     entry: Entry
-    kind: str  # "data" or "seats"
+    kind: str  # a key of JOB_KINDS
     interval: float
     next_run: float = 0.0
     failures: int = 0
     running: bool = False
-    api: str | None = None  # the API the last data refresh used: "reports" or "metrics"
+    api: str | None = None  # the API the last data refresh used: "reports" or "legacy"
     reports: ReportsSource | None = None
+
+
+@dataclass(frozen=True)
+class JobKind:
+    """How often a kind of job runs, for which entries, and what one run does."""
+
+    interval: Callable[[Config], float]
+    enabled: Callable[[Entry], bool]
+    run: Callable[[Refresher, Job], bool]
+
+
+JOB_KINDS: dict[str, JobKind] = {
+    "data": JobKind(lambda config: config.refresh_interval, lambda entry: True,
+                    lambda refresher, job: refresher._data(job)),
+    "seats": JobKind(lambda config: config.seats_refresh_interval, lambda entry: entry.seats,
+                     lambda refresher, job: refresher._seats(job)),
+    "billing": JobKind(lambda config: config.billing_refresh_interval, lambda entry: entry.billing,
+                       lambda refresher, job: refresher._billing(job)),
+}
 
 
 class Refresher:
@@ -52,9 +71,15 @@ class Refresher:
         self._lock = threading.Lock()
         self._connections: dict[tuple[Credentials, Scope | None], Connection] = {}
         self._noted: set[tuple[Scope, str]] = set()
-        self.jobs = [Job(entry, "data", config.refresh_interval, reports=ReportsSource(entry, config))
-                     for entry in config.entries]
-        self.jobs += [Job(entry, "seats", config.seats_refresh_interval) for entry in config.entries if entry.seats]
+        self.jobs = [Job(entry, name, kind.interval(config),
+                         reports=ReportsSource(entry, config) if name == "data" else None)
+                     for name, kind in JOB_KINDS.items() for entry in config.entries if kind.enabled(entry)]
+        for job in self.jobs:  # error counters exist from start-up (the legacy API's after a switch)
+            first = {"seats": seats.SOURCE, "billing": billing.SOURCE,
+                     "data": legacy.SOURCE if config.source == "legacy" else "reports"}
+            scopes = self._legacy_scopes(job.entry) if first[job.kind] == legacy.SOURCE else [job.entry.scope]
+            for scope in scopes:
+                telemetry.expect(scope, first[job.kind])
         self._pool = ThreadPoolExecutor(config.workers, thread_name_prefix="refresh")
         self._thread: threading.Thread | None = None
 
@@ -104,9 +129,21 @@ class Refresher:
 
     # One job ---------------------------------------------------------------------------------
     def _run(self, job: Job) -> bool:
+        return JOB_KINDS[job.kind].run(self, job)
+
+    def _seats(self, job: Job) -> bool:
+        client, config = self._connection(job.entry).client(), self.config
+        return self._refresh(job.entry.scope, seats.SOURCE, client, lambda client: seats.fetch(
+            client, job.entry.scope, included_credits=config.included_ai_credits, prices=config.seat_prices,
+            max_series=config.max_series_per_family))
+
+    def _billing(self, job: Job) -> bool:
+        client = self._connection(job.entry, for_billing=True).client()
+        return self._refresh(job.entry.scope, billing.SOURCE, client, lambda client: billing.fetch(
+            client, job.entry.scope, max_series=self.config.max_series_per_family))
+
+    def _data(self, job: Job) -> bool:
         client = self._connection(job.entry).client()
-        if job.kind == "seats":
-            return self._refresh(job.entry.scope, seats.SOURCE, lambda: seats.fetch(client, job.entry.scope))
         if self.config.source == "legacy":
             return self._legacy(job, client)
         if self.config.source == "reports":
@@ -119,10 +156,19 @@ class Refresher:
             return self._legacy(job, client, after_reports_404=True)
 
     def _reports(self, job: Job, client: GitHubClient, fall_back: bool = False) -> bool:
-        fetch = lambda: job.reports.fetch(client, _today())  # noqa: E731
-        ok = self._refresh(job.entry.scope, "reports", fetch, "reports",
+        unreachable: list[RefreshError] = []
+
+        def fetch(client: GitHubClient) -> Result:
+            try:
+                return job.reports.fetch(client, _today())
+            except (Timeout, ConnectionFailed) as err:
+                unreachable.append(err)
+                raise
+
+        ok = self._refresh(job.entry.scope, "reports", client, fetch, "reports",
                            passthrough=ReportsUnavailable if fall_back else ())
-        self._using(job, "reports")
+        if not unreachable:  # no answer says nothing about which API serves the scope
+            self._using(job, "reports")
         return ok
 
     def _using(self, job: Job, api: str) -> None:
@@ -130,19 +176,20 @@ class Refresher:
         if job.api == api:
             return
         if job.api is not None or self.config.source == "auto":
-            log.info("%s: using the %s API", job.entry.scope, "reports" if api == "reports" else "legacy metrics")
-        previous = {"reports": [job.entry.scope], "metrics": self._legacy_scopes(job.entry)}.get(job.api or "", [])
-        source = "reports" if job.api == "reports" else "metrics"
+            log.info("%s: using the %s API", job.entry.scope, api)
+        previous = {"reports": [job.entry.scope], legacy.SOURCE: self._legacy_scopes(job.entry)}.get(job.api or "", [])
+        source = "reports" if job.api == "reports" else legacy.SOURCE
         for scope in previous:
             self.store.drop(scope, source)
             self.telemetry.forget(scope, source)
         job.api = api
 
     def _legacy(self, job: Job, client: GitHubClient, after_reports_404: bool = False) -> bool:
-        self._using(job, "metrics")
+        self._using(job, legacy.SOURCE)
         results = [
-            self._refresh(scope, legacy.SOURCE, lambda scope=scope: legacy.fetch(
-                client, scope, self.config.lookback_days, _today(), after_reports_404), api="metrics")
+            self._refresh(scope, legacy.SOURCE, client, lambda client, scope=scope: legacy.fetch(
+                client, scope, self.config.lookback_days, _today(), after_reports_404,
+                self.config.max_series_per_family), api=legacy.SOURCE)
             for scope in self._legacy_scopes(job.entry)
         ]
         return all(results)
@@ -151,16 +198,19 @@ class Refresher:
     def _legacy_scopes(entry: Entry) -> list[Scope]:
         return [entry.scope] + [entry.scope.with_team(team) for team in entry.teams]
 
-    def _refresh(self, scope: Scope, source: str, fetch: Callable[[], Result], api: str | None = None,
-                 passthrough: type[Exception] | tuple = ()) -> bool:
+    def _refresh(self, scope: Scope, source: str, client: GitHubClient, fetch: Callable[[GitHubClient], Result],
+                 api: str | None = None, passthrough: type[Exception] | tuple = ()) -> bool:
         """Run one fetch; store its families on success, keep the last good ones on failure.
 
+        The fetch gets `client` with this refresh's deadline (refresh_timeout from now): every
+        request, download and wait of the refresh ends by then, else it fails as `timeout`.
         Exceptions of type `passthrough` are the caller's to handle (e.g. falling back to another API).
         """
         started = time.monotonic()
+        self.telemetry.expect(scope, source)
         self.telemetry.refresh_started(scope, source)
         try:
-            result = fetch()
+            result = fetch(client.until(started + self.config.limits.refresh_timeout))
         except passthrough:
             raise
         except RefreshError as err:
@@ -168,7 +218,7 @@ class Refresher:
             hint = getattr(err, "hint", "")
             log.warning("%s source=%s failed (%s): %s%s", scope, source, err.reason, err,
                         f"; {hint}" if hint else "")
-            self.telemetry.refresh_failed(scope, source, duration, err.reason, str(err))
+            self.telemetry.refresh_failed(scope, source, duration, err.reason, f"{err}; {hint}" if hint else str(err))
             return False
         except Exception as err:
             duration = time.monotonic() - started
@@ -190,13 +240,16 @@ class Refresher:
                             "%d folded into others", scope, source, family, count)
         self.telemetry.set_folded(scope, source, result.folded)
         self.store.replace(scope, source, result.families)
-        self.telemetry.refresh_succeeded(scope, source, time.monotonic() - started, result.days, api)
+        self.telemetry.refresh_succeeded(scope, source, time.monotonic() - started, result.days, api,
+                                         result.notes)
         return True
 
-    def _connection(self, entry: Entry) -> Connection:
+    def _connection(self, entry: Entry, for_billing: bool = False) -> Connection:
         """One connection per set of credentials; per organization too for a GitHub App whose
-        installation is looked up, since each organization has its own installation token."""
-        credentials = entry.credentials or self.config.github.credentials
+        installation is looked up, since each organization has its own installation token.
+        `for_billing`: the entry's billing credentials when it has its own."""
+        credentials = ((entry.billing_credentials if for_billing else None)
+                       or entry.credentials or self.config.github.credentials)
         per_org = credentials.app is not None and credentials.app.installation_id is None
         key = (credentials, entry.scope if per_org else None)
         with self._lock:
@@ -212,7 +265,7 @@ class Refresher:
                     ca_bundle=github.ca_bundle, connect_timeout=github.connect_timeout,
                     read_timeout=github.read_timeout, max_retries=github.max_retries,
                     retry_backoff=github.retry_backoff, max_rate_limit_wait=github.max_rate_limit_wait,
-                    stop=self.stop_event,
+                    api_version=github.api_version, stop=self.stop_event, limits=self.config.limits,
                 )
             return self._connections[key]
 

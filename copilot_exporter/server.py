@@ -6,7 +6,9 @@ and reuse the finished body (gzip included) until either changes.
 
 from __future__ import annotations
 
+import errno
 import html
+import logging
 import socket
 import socketserver
 import threading
@@ -17,8 +19,11 @@ from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from copilot_exporter import __version__, exposition, webconfig
+from copilot_exporter.config import ServerLimits
 from copilot_exporter.store import Store
 from copilot_exporter.telemetry import Telemetry
+
+log = logging.getLogger(__name__)
 
 StartResponse = Callable[..., object]
 
@@ -26,18 +31,20 @@ StartResponse = Callable[..., object]
 class MetricsBody:
     """Renders /metrics bodies and keeps the last one per format until the data changes.
 
-    A body is two chunks: the data (every snapshot, large, changing when a scope is refreshed)
-    and the self-metrics (small, changing with every GitHub request). The data chunk is encoded,
-    and compressed, once per data change, so a scrape while a refresh runs only renders and
-    compresses the small chunk. Compressed, the second chunk continues the gzip stream from a
-    copy of the compressor's state after the data: the body stays one ordinary gzip member.
+    A body is three chunks: the data (every snapshot, large, changing when a scope is refreshed),
+    the self-metrics (small, changing with every GitHub request) and the process metrics (tiny,
+    changing always). The data chunk is encoded, and compressed, once per data change, the
+    self-metrics once per change of theirs, so a scrape only renders and compresses the process
+    metrics. Compressed, each chunk continues the gzip stream from a copy of the compressor's
+    state after the one before: the body stays one ordinary gzip member.
     """
 
     def __init__(self, store: Store, telemetry: Telemetry):
         self._store = store
         self._telemetry = telemetry
         self._lock = threading.Lock()
-        self._cache: dict[tuple[bool, bool], tuple[tuple[int, int], list[bytes]]] = {}
+        # (openmetrics, compressed) -> (versions, chunks up to the process metrics, compressor state)
+        self._cache: dict[tuple[bool, bool], tuple[tuple[int, int], list[bytes], Any]] = {}
         # openmetrics -> (data version, encoded data, gzip of it so far, its compressor's state)
         self._data: dict[bool, tuple[int, bytes, bytes | None, Any]] = {}
 
@@ -49,18 +56,27 @@ class MetricsBody:
         versions = (data_version, telemetry_version)
         with self._lock:
             cached = self._cache.get(key)
-        if cached and cached[0] == versions:
-            return cached[1]
-        encoded, prefix, compressor = self._data_chunk(openmetrics, compressed, data_version, data)
-        tail = exposition.render_families(self._telemetry.families(), openmetrics) + ("# EOF\n" if openmetrics else "")
+        if cached is None or cached[0] != versions:
+            cached = (versions, *self._head(openmetrics, compressed, data_version, data))
+            with self._lock:
+                self._cache[key] = cached
+        _versions, chunks, compressor = cached
+        # The process metrics (CPU, memory, file descriptors) change between any two scrapes.
+        last = (self._telemetry.process(openmetrics) + ("# EOF\n" if openmetrics else "")).encode("utf-8")
         if compressed:
             finish = compressor.copy()
-            body = [prefix, finish.compress(tail.encode("utf-8")) + finish.flush()]
-        else:
-            body = [encoded, tail.encode("utf-8")]
-        with self._lock:
-            self._cache[key] = (versions, body)
-        return body
+            return [*chunks, finish.compress(last) + finish.flush()]
+        return [*chunks, last]
+
+    def _head(self, openmetrics: bool, compressed: bool, data_version: int, data: str) -> tuple[list[bytes], Any]:
+        """The data and self-metrics chunks, and the compressor's state after them (compressed only)."""
+        encoded, prefix, compressor = self._data_chunk(openmetrics, compressed, data_version, data)
+        own = [*self._telemetry.families(), self._store.render_failures()]
+        tail = exposition.render_families(own, openmetrics).encode("utf-8")
+        if not compressed:
+            return [encoded, tail], None
+        compressor = compressor.copy()
+        return [prefix, compressor.compress(tail) + compressor.flush(zlib.Z_SYNC_FLUSH)], compressor
 
     def _data_chunk(self, openmetrics: bool, compressed: bool, version: int, data: str) -> tuple[bytes, bytes | None, Any]:
         with self._lock:
@@ -120,8 +136,9 @@ class App:
             rows.append("<tr>" + "".join(f"<td>{html.escape(str(cell))}</td>" for cell in (
                 scope, source, status.api or "", state, _when(status.last_refresh),
                 _when(status.last_success), days or "none yet", status.last_error or "",
+                "; ".join(status.notes),
             )) + "</tr>")
-        table = "".join(rows) or '<tr><td colspan="8">no refresh yet</td></tr>'
+        table = "".join(rows) or '<tr><td colspan="9">no refresh yet</td></tr>'
         return (
             "<!doctype html><html><head><meta charset='utf-8'><title>Copilot exporter</title>"
             "<style>body{font-family:sans-serif;margin:2em}td,th{padding:4px 10px;text-align:left;"
@@ -129,7 +146,7 @@ class App:
             f"<h1>Copilot exporter</h1><p>Version {__version__}, up since {_when(self.started)}. "
             "<a href='/metrics'>Metrics</a> &middot; <a href='/healthz'>Health</a></p>"
             "<table><tr><th>scope</th><th>source</th><th>API</th><th>state</th><th>last refresh</th>"
-            "<th>last success</th><th>day exported</th><th>last error</th></tr>"
+            "<th>last success</th><th>day exported</th><th>last error</th><th>notes</th></tr>"
             f"{table}</table></body></html>\n"
         )
 
@@ -146,21 +163,170 @@ def _reply(start_response: StartResponse, status: str, body: bytes | list[bytes]
     return chunks
 
 
+class Connections:
+    """The open connections of a server: how many, and how long each may take to send its request.
+
+    A connection is *waiting* from accept until its request headers are read (TLS handshake
+    included), then *busy* while the request is answered. A waiting connection past its
+    deadline is shut down, however slowly it trickles bytes; at the limit, a new connection
+    makes the longest-waiting one give way (scrapers send their request at once, so the
+    connections that give way are those that never do), and it is refused only when every
+    connection is busy. Shutting a socket down wakes its thread, which then ends.
+    """
+
+    def __init__(self, limits: ServerLimits):
+        self.limits = limits
+        self._lock = threading.Lock()
+        self._open: dict[int, list] = {}  # id of the accepted socket -> [socket, deadline or None]
+        self._aliases: dict[int, int] = {}  # id of a wrapping (TLS) socket -> id of the accepted one
+        self._next_reap = 0.0
+
+    def opened(self, request: socket.socket) -> bool:
+        """Register an accepted connection; False when it must be refused (every one busy)."""
+        now = time.monotonic()
+        with self._lock:
+            if len(self._open) >= self.limits.max_connections:
+                waiting = [(entry[1], key) for key, entry in self._open.items() if entry[1] is not None]
+                if not waiting:
+                    return False
+                _deadline, oldest = min(waiting)
+                _shut(self._open[oldest][0])  # its thread ends and calls closed()
+                self._open[oldest][1] = None
+            self._open[id(request)] = [request, now + self.limits.read_header_timeout]
+        return True
+
+    def replaced(self, request: socket.socket, connection: socket.socket) -> None:
+        """The accepted socket now lives on as `connection` (wrapped for TLS)."""
+        with self._lock:
+            entry = self._open.get(id(request))
+            if entry is not None:
+                entry[0] = connection
+                self._aliases[id(connection)] = id(request)
+
+    def busy(self, sock: socket.socket) -> None:
+        """The connection's request headers are read: no deadline while it is answered."""
+        with self._lock:
+            entry = self._open.get(self._aliases.get(id(sock), id(sock)))
+            if entry is not None:
+                entry[1] = None
+
+    def closed(self, request: socket.socket) -> None:
+        with self._lock:
+            entry = self._open.pop(id(request), None)
+            if entry is not None:
+                self._aliases.pop(id(entry[0]), None)
+
+    def reap(self) -> None:
+        """Shut down the connections past their deadline (at most a few times a second)."""
+        now = time.monotonic()
+        if now < self._next_reap:
+            return
+        self._next_reap = now + 0.25
+        with self._lock:
+            for entry in self._open.values():
+                if entry[1] is not None and entry[1] < now:
+                    _shut(entry[0])  # its thread ends and calls closed()
+                    entry[1] = None
+
+    def count(self) -> int:
+        with self._lock:
+            return len(self._open)
+
+
+def _shut(sock: socket.socket) -> None:
+    # The plain socket's shutdown, also for an SSLSocket: it wakes a thread blocked reading the
+    # connection without touching TLS state that thread is using.
+    try:
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+    except OSError:  # already closed or reset
+        pass
+
+
 class _ThreadingServer(socketserver.ThreadingMixIn, WSGIServer):
+    """One thread per connection, at most `limits.max_connections` of them (see Connections).
+
+    Each connection's socket times out after `limits.idle_timeout` without a byte read or
+    written, so a client that stops reading an answer cannot hold its thread either.
+    """
+
     daemon_threads = True
     allow_reuse_address = True
     # socketserver's default backlog of 5 drops connections when many scrapers connect at once:
     # their retried SYNs then take seconds.
     request_queue_size = 128
+    limits: ServerLimits = ServerLimits()
+
+    def server_activate(self) -> None:
+        self.connections = Connections(self.limits)
+        super().server_activate()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self.connections.opened(request):
+            self.shutdown_request(request)
+            return
+        request.settimeout(self.limits.idle_timeout)
+        try:
+            super().process_request(request, client_address)
+        except Exception:  # e.g. no thread could be started: the connection is dropped, not the server
+            self.connections.closed(request)
+            self.shutdown_request(request)
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.connections.closed(request)
+
+    def service_actions(self) -> None:
+        super().service_actions()
+        self.connections.reap()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client hanging up, timing out or being shut down is routine, not a traceback on stderr.
+        log.debug("connection from %s ended with an error", client_address[0], exc_info=True)
 
 
 class _ThreadingServer6(_ThreadingServer):
     address_family = socket.AF_INET6
 
 
+class _ErrorLog:
+    """Where wsgiref writes a failed request's traceback: the log, as one record. A client that
+    times out or goes away while answered is routine (debug); anything else is an error."""
+
+    _CLIENT_GONE = ("TimeoutError", "socket.timeout", "ConnectionResetError", "BrokenPipeError",
+                    "ConnectionAbortedError", "ssl.")
+
+    def __init__(self) -> None:
+        self._parts: list[str] = []
+
+    def write(self, text: str) -> None:
+        self._parts.append(text)
+
+    def flush(self) -> None:
+        text, self._parts = "".join(self._parts).rstrip(), []
+        if text:
+            gone = text.rsplit("\n", 1)[-1].startswith(self._CLIENT_GONE)
+            log.log(logging.DEBUG if gone else logging.ERROR, "error answering a request: %s", text)
+
+
 class _QuietHandler(WSGIRequestHandler):
+    def get_stderr(self) -> _ErrorLog:  # type: ignore[override]
+        return _ErrorLog()
+
+    def parse_request(self) -> bool:
+        parsed = super().parse_request()
+        if parsed:
+            self.server.connections.busy(self.request)  # type: ignore[attr-defined]
+        return parsed
+
     def log_message(self, format: str, *args: object) -> None:  # access logs would drown the useful ones
         pass
+
+
+class ListenError(Exception):
+    """The server cannot listen on the address; the message names it and the cause, in one line."""
 
 
 def parse_listen_address(address: str) -> tuple[str, int]:
@@ -168,16 +334,36 @@ def parse_listen_address(address: str) -> tuple[str, int]:
     return host.strip("[]") or "0.0.0.0", int(port)
 
 
-def serve(app: Callable, listen_address: str, web: webconfig.WebConfig | None = None) -> WSGIServer:
+def serve(app: Callable, listen_address: str, web: webconfig.WebConfig | None = None,
+          limits: ServerLimits = ServerLimits()) -> WSGIServer:
     """Bind and return the server (call serve_forever on it); port 0 picks a free port.
 
     With a web config, requests need its basic auth users and connections its TLS settings.
+    Raises ListenError when the address cannot be listened on.
     """
     host, port = parse_listen_address(listen_address)
-    server_class = _ThreadingServer6 if ":" in host else _ThreadingServer
+    base = _ThreadingServer6 if ":" in host else _ThreadingServer
+    server_class = type(base.__name__, (base,), {"limits": limits})
     if web is not None:
         app = webconfig.protect(app, web)
         context = webconfig.ssl_context(web)
         if context is not None:
             server_class = webconfig.with_tls(server_class, context)
-    return make_server(host, port, app, server_class=server_class, handler_class=_QuietHandler)
+    try:
+        return make_server(host, port, app, server_class=server_class, handler_class=_QuietHandler)
+    except (OSError, OverflowError) as err:
+        raise ListenError(f"cannot listen on {listen_address}: {_bind_cause(err, host)}") from None
+
+
+def _bind_cause(err: OSError | OverflowError, host: str) -> str:
+    if isinstance(err, OverflowError):
+        return "the port must be between 0 and 65535"
+    if isinstance(err, socket.gaierror):
+        return f"cannot resolve {host} ({err.strerror})"
+    return {
+        errno.EADDRINUSE: "the address is already in use (another process listens there: stop it, "
+                          "or choose another port)",
+        errno.EADDRNOTAVAIL: f"this machine has no address {host} (use one of its addresses, "
+                             "or none to listen on every interface)",
+        errno.EACCES: "permission denied (ports below 1024 need privileges)",
+    }.get(err.errno, err.strerror or type(err).__name__)

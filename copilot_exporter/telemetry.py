@@ -10,8 +10,19 @@ import threading
 import time
 from dataclasses import dataclass
 
+from prometheus_client import CollectorRegistry, ProcessCollector
+from prometheus_client import exposition as text_format
+from prometheus_client.openmetrics import exposition as openmetrics_format
+
 from copilot_exporter import __version__
 from copilot_exporter.model import Family, Scope
+
+
+# Failure reasons whose counter starts at 0 for each configured scope and source, so that
+# `increase()` sees their first failure; rarer reasons (disabled, billing_problem, client_error,
+# missing_dependency, internal_error) appear when they first happen.
+COMMON_REASONS = ("unauthorized", "forbidden", "not_found", "rate_limited", "server_error",
+                  "timeout", "connection_error", "bad_payload")
 
 
 @dataclass
@@ -25,6 +36,7 @@ class SourceStatus:
     last_error: str | None = None
     days: dict[str, str] | None = None  # report -> YYYY-MM-DD exported
     api: str | None = None  # which GitHub API served it (source auto)
+    notes: tuple[str, ...] = ()  # lasting conditions the last success reported (Result.notes)
 
 
 class Telemetry:
@@ -36,7 +48,16 @@ class Telemetry:
         self._folded: dict[tuple[Scope, str], tuple[tuple[str, int], ...]] = {}
         self._rate_limits: dict[int, tuple[int, float]] = {}
         self._status: dict[tuple[Scope, str], SourceStatus] = {}
+        self._process = CollectorRegistry()
+        ProcessCollector(registry=self._process)
         self.version = 0
+
+    def process(self, openmetrics: bool) -> str:
+        """This process's CPU, memory, file descriptor and start time metrics, read now
+        (rendered by prometheus-client's ProcessCollector; nothing on systems without /proc)."""
+        if openmetrics:
+            return openmetrics_format.generate_latest(self._process).decode("utf-8").removesuffix("# EOF\n")
+        return text_format.generate_latest(self._process).decode("utf-8")
 
     def count_request(self, route: str, code: str) -> None:
         with self._lock:
@@ -49,18 +70,27 @@ class Telemetry:
             self._rate_limits[connection] = (remaining, reset)
             self.version += 1
 
+    def expect(self, scope: Scope, source: str) -> None:
+        """Create the error counters of a scope and source at 0 for the common reasons."""
+        with self._lock:
+            for reason in COMMON_REASONS:
+                if (scope, source, reason) not in self._errors:
+                    self._errors[(scope, source, reason)] = 0
+                    self.version += 1
+
     def refresh_started(self, scope: Scope, source: str) -> None:
         with self._lock:
             self._status.setdefault((scope, source), SourceStatus()).last_refresh = time.time()
             self.version += 1
 
     def refresh_succeeded(self, scope: Scope, source: str, duration: float,
-                          days: dict[str, str] | None = None, api: str | None = None) -> None:
+                          days: dict[str, str] | None = None, api: str | None = None,
+                          notes: tuple[str, ...] = ()) -> None:
         with self._lock:
             status = self._status.setdefault((scope, source), SourceStatus())
             status.up, status.duration, status.last_error = True, duration, None
             status.last_success = time.time()
-            status.days, status.api = days or {}, api
+            status.days, status.api, status.notes = days or {}, api, notes
             self.version += 1
 
     def refresh_failed(self, scope: Scope, source: str, duration: float, reason: str, message: str) -> None:

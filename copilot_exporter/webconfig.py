@@ -66,7 +66,13 @@ _BCRYPT_HASH = re.compile(r"\$2[abxy]\$(?P<cost>[0-9]{2})\$[./A-Za-z0-9]{53}")
 _INSTALL_HINT = "needs the bcrypt package: pip install copilot-exporter[web]"
 
 HANDSHAKE_TIMEOUT = 10.0  # seconds a client gets to finish the TLS handshake
-AUTH_CACHE_SECONDS = 60.0  # how long a verified user and password skip bcrypt
+AUTH_CACHE_SECONDS = 60.0  # how long a verified user and password skip bcrypt after their last use
+# bcrypt checks running at once: each takes a core for tens of milliseconds; half the cores
+# leaves the rest to answer scrapes while a flood of wrong passwords queues here.
+BCRYPT_CONCURRENCY = max(1, min(4, (os.cpu_count() or 2) // 2))
+# How long a request waits for a bcrypt check before it is refused unchecked (401): a flood of
+# wrong passwords then costs its own requests their answers, not the server its threads.
+BCRYPT_QUEUE_WAIT = 5.0
 REALM = "copilot-exporter"
 
 
@@ -272,9 +278,13 @@ class TLSServerMixin:
         connection = None
         try:
             connection = self.ssl_context.wrap_socket(request, server_side=True, do_handshake_on_connect=False)
+            connections = getattr(self, "connections", None)
+            if connections is not None:  # the server's deadline for the request covers the handshake
+                connections.replaced(request, connection)
             connection.settimeout(HANDSHAKE_TIMEOUT)
             connection.do_handshake()
-            connection.settimeout(None)
+            # After the handshake the connection is as idle-bounded as a plain one.
+            connection.settimeout(getattr(getattr(self, "limits", None), "idle_timeout", HANDSHAKE_TIMEOUT))
             return connection
         except OSError as err:  # ssl.SSLError and timeouts included
             log.debug("TLS handshake with %s failed: %s", client_address[0], err)
@@ -307,9 +317,12 @@ class _BasicAuth:
     """WSGI middleware checking basic auth credentials against bcrypt hashes.
 
     Unknown users are checked against a dummy hash of the highest configured cost, so response
-    times do not tell which users exist. A successful check is remembered for AUTH_CACHE_SECONDS
-    as an HMAC of user and password under a per-process key, so frequent scrapes do not pay
-    bcrypt each time and the memory holds nothing a password could be recovered from cheaply.
+    times do not tell which users exist. A successful check is remembered as an HMAC of user and
+    password under a per-process key until AUTH_CACHE_SECONDS pass without it being used, so
+    regular scrapes pay bcrypt once and the memory holds nothing a password could be recovered
+    from cheaply. At most BCRYPT_CONCURRENCY checks run at once, outside any lock the cache
+    uses; a request waiting longer than BCRYPT_QUEUE_WAIT for one is refused unchecked, so a
+    flood of wrong passwords neither holds threads for long nor delays a cached scrape.
     """
 
     def __init__(self, app: Callable, users: Mapping[str, str], bcrypt: Any):
@@ -320,7 +333,7 @@ class _BasicAuth:
         self._dummy_hash = bcrypt.hashpw(secrets.token_bytes(16), bcrypt.gensalt(rounds=cost))
         self._cache_key = secrets.token_bytes(32)
         self._verified: dict[str, tuple[bytes, float]] = {}  # user -> (HMAC, expiry)
-        self._bcrypt_lock = threading.Lock()  # bcrypt is CPU-heavy: one check at a time
+        self._checks = threading.BoundedSemaphore(BCRYPT_CONCURRENCY)
 
     def __call__(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
         if environ.get("PATH_INFO") == "/healthz" or self._authorized(environ.get("HTTP_AUTHORIZATION")):
@@ -340,6 +353,7 @@ class _BasicAuth:
         digest = hmac.new(self._cache_key, user.encode() + b"\0" + password, hashlib.sha256).digest()
         cached = self._verified.get(user)
         if cached and cached[1] > time.monotonic() and hmac.compare_digest(cached[0], digest):
+            self._verified[user] = (digest, time.monotonic() + AUTH_CACHE_SECONDS)
             return True
         if not self._check(user, password):
             return False
@@ -349,8 +363,13 @@ class _BasicAuth:
     def _check(self, user: str, password: bytes) -> bool:
         hashed = self._users.get(user)
         # bcrypt only ever used the first 72 bytes (htpasswd truncates too); bcrypt>=5 refuses more.
-        with self._bcrypt_lock:
+        if not self._checks.acquire(timeout=BCRYPT_QUEUE_WAIT):
+            log.debug("refused basic auth of %r unchecked: too many checks waiting", user)
+            return False
+        try:
             matches = self._bcrypt.checkpw(password[:72], hashed or self._dummy_hash)
+        finally:
+            self._checks.release()
         return hashed is not None and matches
 
 

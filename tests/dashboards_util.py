@@ -31,7 +31,7 @@ INTERVALS = {
     "__range_ms": "3600000",
     "__interval_ms": "300000",
 }
-ALL = ".*"  # the allValue of the org, enterprise and team variables
+ALL = ".*"  # the allValue of the job, instance, org, enterprise and team variables
 
 
 def dashboard_paths() -> list[Path]:
@@ -51,20 +51,27 @@ def iter_panels(dashboard: dict) -> Iterator[dict]:
 
 
 def query_panels(dashboard: dict) -> Iterator[dict]:
-    """Every panel that shows data (rows only group panels)."""
-    return (panel for panel in iter_panels(dashboard) if panel.get("type") != "row")
+    """Every panel that shows data (rows only group panels, text panels hold text)."""
+    return (panel for panel in iter_panels(dashboard) if panel.get("type") not in ("row", "text"))
 
 
-def substitute(expr: str) -> str:
+def substitute(expr: str, values: dict[str, str] | None = None) -> str:
     """The query with Grafana's variables replaced: intervals by durations, the data source
-    variable removed, every other variable (org, enterprise, team...) by the all-value `.*`."""
+    variable removed, a variable named in `values` by its value, every other variable (job,
+    instance, org, enterprise, team...) by the all-value `.*`."""
+    values = values or {}
+
     def interval(match: re.Match) -> str:
         name = match.group(1) or match.group(2)
         return INTERVALS.get(name, match.group(0))
 
+    def value(match: re.Match) -> str:
+        name = re.search(r"\w+", match.group(0)).group(0)
+        return values.get(name, ALL)
+
     expr = re.sub(r"\$\{(__\w+)\}|\$(__\w+)", interval, expr)
     expr = re.sub(r"\$\{datasource(?::\w+)?\}|\$datasource\b", "", expr)
-    expr = re.sub(r"\$\{\w+(?::\w+)?\}|\$\w+|\[\[\w+(?::\w+)?\]\]", ALL, expr)
+    expr = re.sub(r"\$\{\w+(?::\w+)?\}|\$\w+|\[\[\w+(?::\w+)?\]\]", value, expr)
     return expr
 
 
@@ -104,15 +111,39 @@ def label_values_to_promql(query: str) -> str:
     return f"count by ({label}) ({name.strip()}{{{matchers}}})"
 
 
-def variable_queries(path: str | Path) -> list[tuple[str, str]]:
+def variable_queries(path: str | Path, values: dict[str, str] | None = None) -> list[tuple[str, str]]:
     """(variable name, PromQL) of every query variable, label_values() turned into PromQL and
-    variables substituted."""
+    variables substituted (see `substitute`)."""
     dashboard = load_dashboard(path)
     return [
-        (variable["name"], substitute(label_values_to_promql(variable_query(variable))))
+        (variable["name"], substitute(label_values_to_promql(variable_query(variable)), values))
         for variable in dashboard.get("templating", {}).get("list", [])
         if variable.get("type") == "query"
     ]
+
+
+TREND_ANNOTATION = "GitHub reporting changes"
+
+
+def trend_annotation(dashboard: dict) -> dict | None:
+    """The annotation marking GitHub's reporting changes, if the dashboard has it."""
+    found = [a for a in dashboard.get("annotations", {}).get("list", []) if a.get("name") == TREND_ANNOTATION]
+    return found[0] if found else None
+
+
+def annotation_windows(expr: str) -> list[tuple[str, int, int]]:
+    """(day, first second, end second) of every change the trend annotation marks."""
+    return [(day, int(start), int(end)) for start, end, day in re.findall(
+        r'vector\(time\(\)\) >= (\d+) < (\d+), "day", "([\d-]+)"', expr)]
+
+
+def trend_breaks() -> list[list[str]]:
+    """The rows (day, change, effect) of the README's table of GitHub's 2026 changes."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    start = readme.index("## Trend breaks")
+    section = readme[start:readme.index("\n## ", start + 1)]
+    return [[cell.strip() for cell in line.strip().strip("|").split("|")]
+            for line in section.splitlines() if re.match(r"\| \d{4}-\d\d-\d\d \|", line)]
 
 
 # PromQL words that are not metric names.
@@ -139,6 +170,23 @@ def metric_names(expr: str) -> set[str]:
             continue
         names.add(word)
     return names
+
+
+def selectors(expr: str) -> list[tuple[str, str]]:
+    """(metric name, matchers between the braces or "") of every metric a PromQL expression
+    reads, in order."""
+    names = metric_names(expr)
+    if not names:
+        return []
+    pattern = re.compile(r'(?<![\w:$"])(' + "|".join(sorted(map(re.escape, names), key=len, reverse=True))
+                         + r')(?![\w:])(\{[^{}]*\})?')
+    found = []
+    for match in pattern.finditer(expr):
+        inside_string = expr[:match.start()].count('"') % 2 == 1
+        if inside_string or (match.group(2) is None and expr[match.end():].lstrip().startswith("(")):
+            continue
+        found.append((match.group(1), (match.group(2) or "{}")[1:-1]))
+    return found
 
 
 def load_rules(*paths: Path) -> list[dict]:

@@ -78,7 +78,7 @@ def authorizations(sim, path_prefix: str) -> list[str]:
 def test_org_is_refreshed_with_an_installation_token(sim, key_file, make_exporter):
     exporter = make_exporter(app_config(sim, key_file))
     assert exporter.refresh()
-    assert exporter.value("copilot_exporter_up", org="acme", source="metrics") == 1
+    assert exporter.value("copilot_exporter_up", org="acme", source="legacy") == 1
     assert exporter.value("copilot_daily_active_users", org="acme") is not None
     assert len(sim.issued_app_tokens) == 1
     used = authorizations(sim, METRICS)
@@ -135,7 +135,7 @@ def test_token_is_renewed_after_expiry(app_key, key_file, make_exporter):
         sim.reset_log()
         assert exporter.refresh()
         assert len(sim.issued_app_tokens) > len(first)
-        assert exporter.value("copilot_exporter_up", org="acme", source="metrics") == 1
+        assert exporter.value("copilot_exporter_up", org="acme", source="legacy") == 1
         used = authorizations(sim, METRICS)
         assert used and not set(used) & set(first)
         assert set(used) <= set(sim.issued_app_tokens)
@@ -151,10 +151,10 @@ def test_wrong_key_fails_only_the_scopes_using_it(sim, tmp_path, make_exporter, 
     exporter = make_exporter(config)
     with caplog.at_level(logging.WARNING):
         assert not exporter.refresh()
-    assert exporter.value("copilot_exporter_up", org="acme", source="metrics") == 0
-    assert exporter.value("copilot_exporter_errors_total", org="acme", source="metrics",
+    assert exporter.value("copilot_exporter_up", org="acme", source="legacy") == 0
+    assert exporter.value("copilot_exporter_errors_total", org="acme", source="legacy",
                           reason="unauthorized") == 1
-    assert exporter.value("copilot_exporter_up", org="umbrella", source="metrics") == 1
+    assert exporter.value("copilot_exporter_up", org="umbrella", source="legacy") == 1
     assert sim.issued_app_tokens == []
     assert sim.request_count(METRICS) == 0
     message = next(r.getMessage() for r in caplog.records if "org=acme" in r.getMessage())
@@ -165,7 +165,7 @@ def test_wrong_key_fails_only_the_scopes_using_it(sim, tmp_path, make_exporter, 
 def test_wrong_installation_id_is_not_found(sim, key_file, make_exporter):
     exporter = make_exporter(app_config(sim, key_file, installation_id=1))
     assert not exporter.refresh()
-    assert exporter.value("copilot_exporter_errors_total", org="acme", source="metrics",
+    assert exporter.value("copilot_exporter_errors_total", org="acme", source="legacy",
                           reason="not_found") == 1
 
 
@@ -177,7 +177,7 @@ def test_token_failure_is_not_read_as_an_answer_of_the_data_endpoint(sim, key_fi
         assert not exporter.refresh()
     assert exporter.value("copilot_exporter_errors_total", org="acme", source="reports",
                           reason="not_found") == 1
-    assert exporter.value("copilot_exporter_up", org="acme", source="metrics") is None
+    assert exporter.value("copilot_exporter_up", org="acme", source="legacy") is None
     assert sim.request_count("/orgs/acme/copilot") == 0
     message = next(r.getMessage() for r in caplog.records if "org=acme" in r.getMessage())
     assert "/app/installations/{installation_id}/access_tokens" in message
@@ -235,7 +235,7 @@ def test_unreadable_key_fails_the_refresh_clearly(sim, key_file, make_exporter, 
         handle.write("not a key\n")
     with caplog.at_level(logging.WARNING):
         assert not exporter.refresh()
-    assert exporter.value("copilot_exporter_errors_total", org="acme", source="metrics",
+    assert exporter.value("copilot_exporter_errors_total", org="acme", source="legacy",
                           reason="unauthorized") == 1
     assert any(key_file in r.getMessage() and "not a PEM private key" in r.getMessage()
                for r in caplog.records)
@@ -250,7 +250,7 @@ def test_rotated_key_is_picked_up_at_renewal(key_file, make_exporter, tmp_path):
         with open(key_file, "wb") as handle:
             handle.write(private)  # the new key, written in place as a mounted secret is
         assert exporter.refresh()
-        assert exporter.value("copilot_exporter_up", org="acme", source="metrics") == 1
+        assert exporter.value("copilot_exporter_up", org="acme", source="legacy") == 1
 
 
 def test_failed_renewal_keeps_a_still_valid_token(sim, key_file, caplog):
@@ -289,7 +289,7 @@ def test_missing_pyjwt_names_the_extra(sim, key_file, make_exporter, monkeypatch
     exporter = make_exporter(app_config(sim, key_file))
     with caplog.at_level(logging.WARNING):
         assert not exporter.refresh()
-    assert exporter.value("copilot_exporter_errors_total", org="acme", source="metrics",
+    assert exporter.value("copilot_exporter_errors_total", org="acme", source="legacy",
                           reason="missing_dependency") == 1
     assert "pip install copilot-exporter[app]" in caplog.text
     assert sim.request_count("/") == 0

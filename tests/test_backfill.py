@@ -369,7 +369,8 @@ def test_history_and_live_scrapes_join_into_one_series_without_gap_or_repeat(sim
     try:
         live_day = day(2)  # the simulator has no report for yesterday yet
         deadline = time.monotonic() + 20
-        while prometheus.value('copilot_report_day_timestamp_seconds{org="acme"}', time.time()) != midnight(live_day):
+        while prometheus.value('copilot_report_day_timestamp_seconds{org="acme",report="organization"}',
+                               time.time()) != midnight(live_day):
             assert time.monotonic() < deadline, "no live scrape"
             time.sleep(0.3)
         first_scrape = time.time() - 1.5

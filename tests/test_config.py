@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import certifi
 import pytest
 
 from copilot_exporter.config import (
@@ -298,7 +299,8 @@ def test_unknown_keys(data, path):
     (minimal(github="t0ken"), "github: must be a mapping, got string"),
     (minimal(organizations={"name": "my-org"}), "organizations: must be a list, got mapping"),
     (minimal(organizations=["my-org"]), "organizations[0]: must be a mapping, got string"),
-    (with_org(teams="web"), "organizations[0].teams: must be a list, got string"),
+    (with_org(teams="web"), 'organizations[0].teams: must be "all" or a list of team slugs, got "web"'),
+    (with_org(teams=7), "organizations[0].teams: must be a list, got integer"),
     (with_org(teams=["web", 7]), "organizations[0].teams[1]: must be a string, got integer"),
     (with_org(name=123), "organizations[0].name: must be a string, got integer"),
     (with_org(reports=[True]), "organizations[0].reports: must be a mapping, got list"),
@@ -472,6 +474,13 @@ def test_enterprise_slug_refused(slug):
     assert "is not a valid enterprise slug" in only_problem(data)
 
 
+def test_teams_all_selects_every_team_like_an_unset_teams():
+    config = parse_config(minimal(organizations=[{"name": "a", "teams": "all"}, {"name": "b"},
+                                                 {"name": "c", "teams": ["all", "web"]}],
+                                  enterprises=[{"name": "e", "teams": "${TEAMS}"}]), {"TEAMS": "all"})
+    assert [entry.teams for entry in config.entries] == [(), (), ("all", "web"), ()]
+
+
 def test_team_slug_messages():
     assert problems(with_org(teams=["ok", "../admin", "a/b", "ent:web"])) == [
         'organizations[0].teams[1]: "../admin" is not a valid team slug (letters, digits, \'.\', \'_\' '
@@ -564,13 +573,30 @@ def test_bad_api_url(url):
         f'github.api_url: "{url}" must be an http(s) URL with a host, e.g. https://api.github.com')
 
 
+@pytest.mark.parametrize("url, meant", [
+    ("https://github.com", "https://api.github.com"),
+    ("https://www.github.com/", "https://api.github.com"),
+    ("https://api.github.com/api/v3", "https://api.github.com"),
+    ("https://octocorp.ghe.com", "https://api.octocorp.ghe.com"),
+])
+def test_api_url_of_a_web_host_names_the_api_url(url, meant):
+    assert only_problem(with_github(api_url=url)) == (
+        f'github.api_url: "{url}" is not GitHub\'s API: use {meant} (GitHub Enterprise Server: https://HOST/api/v3)')
+
+
+@pytest.mark.parametrize("url", ["https://api.github.com", "https://api.octocorp.ghe.com",
+                                 "https://github.example.com/api/v3", "http://127.0.0.1:8080"])
+def test_api_urls_accepted(url):
+    assert parse_config(with_github(api_url=url), {}).github.api_url == url
+
+
 def test_api_url_accepts_http_and_drops_trailing_slashes():
     config = parse_config(with_github(api_url="http://localhost:8080//"), {})
     assert config.github.api_url == "http://localhost:8080"
 
 
 @pytest.mark.parametrize("address, message", [
-    ("9452", '"9452" must be [host]:port, e.g. ":9452", "127.0.0.1:9452" or "[::1]:9452"'),
+    ("9452", '"9452" has no colon: write ":9452" for every interface, or "127.0.0.1:9452"'),
     ("::1:9452", '"::1:9452" must be [host]:port, e.g. ":9452", "127.0.0.1:9452" or "[::1]:9452"'),
     ("localhost:", '"localhost:" must be [host]:port, e.g. ":9452", "127.0.0.1:9452" or "[::1]:9452"'),
     (":0", "port 0 is not between 1 and 65535"),
@@ -582,10 +608,14 @@ def test_bad_listen_address(address, message):
     assert only_problem(minimal(server={"listen_address": address})) == f"server.listen_address: {message}"
 
 
-def test_ca_bundle_must_be_a_file(tmp_path):
-    bundle = write(tmp_path, "ca.pem", "-----BEGIN CERTIFICATE-----\n")
+def test_ca_bundle_must_be_a_file_of_pem_certificates(tmp_path):
+    bundle = certifi.where()
     assert parse_config(with_github(ca_bundle=bundle), {}).github.ca_bundle == bundle
     assert only_problem(with_github(ca_bundle=str(tmp_path))) == f"github.ca_bundle: {tmp_path} is not a file"
+    for text in ("-----BEGIN CERTIFICATE-----\n", "not a certificate\n"):
+        fake = write(tmp_path, "ca.pem", text)
+        assert only_problem(with_github(ca_bundle=fake)) == (
+            f"github.ca_bundle: {fake} holds no PEM certificate (expected -----BEGIN CERTIFICATE----- blocks)")
 
 
 # --- many problems at once --------------------------------------------------------------------
@@ -714,3 +744,109 @@ def test_example_file_needs_the_token_variable():
     with pytest.raises(ConfigError) as info:
         load_config(EXAMPLE, {})
     assert info.value.problems == ["github.token: environment variable GITHUB_TOKEN is not set"]
+
+
+# --- hostile or mistaken values -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("url, message", [
+    ("https://user:hunter2@api.github.com",
+     "must not contain a user name or password (give the token with token, token_file or app)"),
+    ("https://ghp_secret@ghes.example.com/api/v3",
+     "must not contain a user name or password (give the token with token, token_file or app)"),
+    ("https://github.com", '"https://github.com" is not GitHub\'s API: use https://api.github.com'
+     " (GitHub Enterprise Server: https://HOST/api/v3)"),
+    ("https://www.GitHub.com/", '"https://www.GitHub.com/" is not GitHub\'s API: use https://api.github.com'
+     " (GitHub Enterprise Server: https://HOST/api/v3)"),
+    ("https://api.github.com/orgs/acme", '"https://api.github.com/orgs/acme" is not GitHub\'s API: use '
+     "https://api.github.com (GitHub Enterprise Server: https://HOST/api/v3)"),
+    ("https://ghes.example.com/api/v4",
+     '"https://ghes.example.com/api/v4" cannot be a GitHub API: its path must be empty (api.github.com, GHE.com) '
+     "or end in /api/v3 (GitHub Enterprise Server)"),
+])
+def test_api_url_that_cannot_be_the_api_is_refused(url, message):
+    problem = only_problem(with_github(api_url=url))
+    assert problem == f"github.api_url: {message}"
+    assert "hunter2" not in problem and "ghp_secret" not in problem
+
+
+@pytest.mark.parametrize("url", ["https://api.github.com/", "https://ghes.example.com/api/v3",
+                                 "https://ghes.example.com/github/api/v3/", "https://api.acme.ghe.com",
+                                 "http://127.0.0.1:8080"])
+def test_api_urls_of_github_and_ghes_are_accepted(url):
+    assert parse_config(with_github(api_url=url), {}).github.api_url == url.rstrip("/")
+
+
+def test_every_report_off_is_refused():
+    off = {"aggregated": False, "users": False, "teams": False}
+    for source in ("reports", "auto"):
+        assert only_problem(minimal(source=source, organizations=[{"name": "my-org", "reports": off}])) == (
+            "organizations[0].reports: every report is off (aggregated, users, teams and repositories), so the "
+            "reports API has nothing to export for this entry; turn one on, or use source: legacy")
+    assert parse_config(minimal(source="reports", organizations=[
+        {"name": "my-org", "reports": off, "repositories": True}]), {})
+    assert parse_config(minimal(source="legacy", organizations=[{"name": "my-org", "reports": off}]), {})
+
+
+def test_limits_of_series_and_server_have_defaults_and_keys():
+    from copilot_exporter.config import ServerLimits
+    from copilot_exporter.model import MAX_SERIES_PER_FAMILY
+
+    config = parse_config(minimal(), {})
+    assert config.max_series_per_family == MAX_SERIES_PER_FAMILY == 5000
+    assert config.server_limits == ServerLimits(max_connections=512, idle_timeout=30.0, read_header_timeout=10.0)
+    config = parse_config(minimal(max_series_per_family=50, server={
+        "max_connections": 10, "idle_timeout": "2m", "read_header_timeout": "5s"}), {})
+    assert config.max_series_per_family == 50
+    assert config.server_limits == ServerLimits(max_connections=10, idle_timeout=120.0, read_header_timeout=5.0)
+
+
+@pytest.mark.parametrize("data, message", [
+    (minimal(max_series_per_family=0), "max_series_per_family: must be at least 1, got 0"),
+    (minimal(max_series_per_family="many"), "max_series_per_family: must be an integer, got string"),
+    (minimal(server={"max_connections": 0}), "server.max_connections: must be between 1 and 100000, got 0"),
+    (minimal(server={"idle_timeout": "0s"}), 'server.idle_timeout: must be at least 100ms, got "0s"'),
+    (minimal(server={"read_header_timeout": 10}), "server.read_header_timeout: must be a duration string like 1h, got integer"),
+])
+def test_bad_limits(data, message):
+    assert only_problem(data) == message
+
+
+BILLION_LAUGHS = "".join(
+    f"{name}: &{name} [{', '.join([f'*{previous}'] * 9) if previous else ', '.join(['lol'] * 9)}]\n"
+    for previous, name in zip([None, *"abcdefgh"], "abcdefghi")
+)
+
+
+def test_a_yaml_alias_bomb_is_refused_quickly(tmp_path):
+    import time
+
+    path = write(tmp_path, "bomb.yaml", BILLION_LAUGHS + "github: {token: t}\norganizations: [{name: a}]\n")
+    started = time.monotonic()
+    with pytest.raises(ConfigError) as info:
+        load_config(path, {})
+    assert time.monotonic() - started < 10  # expanding it would take hours and gigabytes
+    [problem] = info.value.problems
+    assert problem.startswith(f"{path}: not valid YAML at line ")
+    assert problem.endswith("its anchors and aliases expand to more than 100,000 values")
+
+
+def test_a_yaml_alias_inside_its_own_anchor_is_refused(tmp_path):
+    path = write(tmp_path, "loop.yaml", "github: &g {token: t, self: *g}\norganizations: [{name: a}]\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path, {})
+    assert info.value.problems == [f"{path}: not valid YAML at line 1, column 9: an alias refers to a value that contains it"]
+
+
+def test_yaml_aliases_of_modest_size_still_work(tmp_path):
+    path = write(tmp_path, "shared.yaml", "creds: &creds {token: t}\ngithub: *creds\norganizations: [{name: a}]\n")
+    with pytest.raises(ConfigError) as info:  # `creds` is not a key, but the alias itself was read
+        load_config(path, {})
+    assert info.value.problems == ["creds: unknown key"]
+
+
+def test_deeply_nested_yaml_is_a_config_error(tmp_path):
+    path = write(tmp_path, "deep.yaml", "a: " + "[" * 5000 + "]" * 5000 + "\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path, {})
+    assert info.value.problems == [f"{path}: not valid YAML: nested too deeply"]

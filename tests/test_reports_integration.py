@@ -7,8 +7,10 @@ import logging
 
 import pytest
 import requests
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
-from copilot_exporter.simulator import Fault, Simulator, World
+from copilot_exporter.simulator import NO_REPORT_SHAPES, Fault, Simulator, World
 from conftest import TOKEN, exporter_config, read_report
 
 TODAY = dt.datetime.now(dt.timezone.utc).date()
@@ -61,15 +63,16 @@ def test_team_series_join_user_teams_with_users(simulator, make_exporter):
     assert exporter.refresh()
     users = {u["user_id"]: u for u in read_report(simulator, "/orgs/acme", "users-1-day", NEWEST)}
     rows = read_report(simulator, "/orgs/acme", "user-teams-1-day", NEWEST)
-    teams: dict[str, set[int]] = {}
+    teams: dict[tuple[str, str], set[int]] = {}  # (slug, team_id): a team is its team_id
     for row in rows:
-        teams.setdefault(row["slug"], set()).add(row["user_id"])
+        teams.setdefault((row["slug"], str(row["team_id"])), set()).add(row["user_id"])
     assert any(member not in users for members in teams.values() for member in members)  # the join matters
-    for slug, members in teams.items():
+    for (slug, team_id), members in teams.items():
         present = [users[m] for m in members if m in users]
-        assert exporter.value("copilot_daily_active_users", org="acme", team=slug) == len(present)
+        team = {"org": "acme", "team": slug, "team_id": team_id}
+        assert exporter.value("copilot_daily_active_users", **team) == len(present)
         if present:
-            assert exporter.value("copilot_lines_added", org="acme", team=slug) == \
+            assert exporter.value("copilot_lines_added", **team) == \
                 sum(u.get("loc_added_sum") or 0 for u in present)
 
 
@@ -99,7 +102,8 @@ def test_reports_spread_over_several_links_and_gzip_parts(make_exporter):
         assert any(not r.path.endswith(".gz") and "gzip" in r.headers.get("Accept-Encoding", "") for r in downloads)
         users = read_report(simulator, "/orgs/acme", "users-1-day", NEWEST)
         assert exporter.value("copilot_users_reported", org="acme") == len(users)
-        assert exporter.value("copilot_lines_added", org="acme", team="platform") is not None
+        assert any(name == "copilot_lines_added" and ("team", "platform") in labels
+                   for name, labels in exporter.samples())
 
 
 def test_no_credential_ever_reaches_the_download_host(simulator, make_exporter):
@@ -119,6 +123,90 @@ def test_falls_back_to_an_earlier_day(simulator, make_exporter):
     assert exporter.refresh()
     earlier = dt.datetime.combine(NEWEST - dt.timedelta(days=1), dt.time(), dt.timezone.utc).timestamp()
     assert exporter.value("copilot_report_day_timestamp_seconds", org="acme", report="organization") == earlier
+
+
+def midnight(day: dt.date) -> float:
+    return dt.datetime.combine(day, dt.time(), dt.timezone.utc).timestamp()
+
+
+def answered(simulator, path: str, day: dt.date) -> set[int]:
+    return {r.status for r in simulator.requests if r.path == path and r.query.get("day") == day.isoformat()}
+
+
+@pytest.mark.parametrize("shape", NO_REPORT_SHAPES)
+def test_every_no_report_shape_steps_back_a_day(simulator, make_exporter, shape):
+    simulator.withhold_report(shape, day=NEWEST)
+    exporter = make_exporter(reports_config(simulator))
+    assert exporter.refresh()
+    status = int(shape) if shape.isdigit() else 200
+    assert answered(simulator, "/orgs/acme/copilot/metrics/reports/organization-1-day", NEWEST) == {status}
+    earlier = midnight(NEWEST - dt.timedelta(days=1))
+    for scope, reports in (({"org": "acme"}, ("organization", "users", "user_teams", "repos")),
+                           ({"enterprise": "initech"}, ("enterprise", "users"))):
+        assert exporter.value("copilot_exporter_up", **scope, source="reports") == 1
+        for report in reports:
+            assert exporter.value("copilot_report_day_timestamp_seconds", **scope, report=report) == earlier, report
+    [record] = read_report(simulator, "/orgs/acme", "organization-1-day", NEWEST - dt.timedelta(days=1))
+    assert exporter.value("copilot_daily_active_users", org="acme") == record["daily_active_users"]
+
+
+def test_a_no_report_answer_steps_back_only_its_own_scope_and_report(simulator, make_exporter):
+    simulator.withhold_report("message", day=NEWEST, name="acme", report="users-1-day")
+    exporter = make_exporter(reports_config(simulator))
+    assert exporter.refresh()
+    assert exporter.value("copilot_report_day_timestamp_seconds", org="acme", report="users") == \
+        midnight(NEWEST - dt.timedelta(days=1))
+    for scope, report in (({"org": "acme"}, "organization"), ({"enterprise": "initech"}, "users")):
+        assert exporter.value("copilot_report_day_timestamp_seconds", **scope, report=report) == midnight(NEWEST)
+
+
+def test_every_day_answering_5xx_is_an_outage_and_keeps_the_last_good_data(simulator, make_exporter):
+    exporter = make_exporter(reports_config(simulator))
+    assert exporter.refresh()
+    good = exporter.value("copilot_daily_active_users", org="acme")
+    simulator.withhold_report("503", name="acme")
+    assert not exporter.refresh()
+    assert exporter.value("copilot_exporter_up", org="acme", source="reports") == 0
+    assert exporter.value("copilot_exporter_errors_total", org="acme", source="reports", reason="server_error") == 1
+    assert exporter.value("copilot_daily_active_users", org="acme") == good
+    assert exporter.value("copilot_exporter_up", enterprise="initech", source="reports") == 1
+
+
+def test_some_days_answering_5xx_and_the_rest_no_report_is_no_report(simulator, make_exporter):
+    simulator.withhold_report("502", day=NEWEST, name="acme")
+    simulator.withhold_report("204", name="acme")
+    exporter = make_exporter(reports_config(simulator))
+    assert exporter.refresh()
+    assert exporter.value("copilot_exporter_up", org="acme", source="reports") == 1
+    assert exporter.value("copilot_daily_active_users", org="acme") is None
+
+
+@pytest.mark.parametrize("body", [{"download_links": "https://example.com/a"}, {"download_links": [1]},
+                                  {"report_day": "2026-01-01"}, [], "3", "<html>"])
+def test_an_answer_with_malformed_links_is_bad_data(simulator, make_exporter, body):
+    simulator.add_fault("/orgs/acme/copilot/metrics/reports/organization-1-day", Fault(status=200, body=body))
+    exporter = make_exporter(reports_config(simulator))
+    assert not exporter.refresh()
+    assert exporter.value("copilot_exporter_errors_total", org="acme", source="reports", reason="bad_payload") == 1
+
+
+@pytest.mark.parametrize("shape", NO_REPORT_SHAPES)
+def test_collect_exits_0_on_every_no_report_shape(simulator, tmp_path, shape):
+    from test_cli import run_cli
+
+    simulator.withhold_report(shape, day=NEWEST)
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({
+        "github": {"api_url": simulator.api_url, "token": "${SIM_TOKEN}", "retry_backoff": "100ms", "max_retries": 1},
+        "source": "reports", "organizations": [{"name": "acme", "seats": False}]}))
+    result = run_cli("collect", "--config", str(config), env={"SIM_TOKEN": TOKEN})
+    assert result.returncode == 0, result.stderr
+    samples = {(s.name, frozenset(s.labels.items())): s.value
+               for family in text_string_to_metric_families(result.stdout) for s in family.samples}
+    day = midnight(NEWEST - dt.timedelta(days=1))
+    assert samples[("copilot_report_day_timestamp_seconds", frozenset({("org", "acme"), ("report", "organization")}))] == day
+    assert answered(simulator, "/orgs/acme/copilot/metrics/reports/organization-1-day", NEWEST) == \
+        {int(shape) if shape.isdigit() else 200}
 
 
 def test_no_report_in_the_window_is_not_a_failure(simulator, make_exporter, caplog):
@@ -173,8 +261,8 @@ def test_auto_falls_back_to_legacy_per_scope_on_404(simulator, make_exporter, ca
     exporter = make_exporter(reports_config(simulator, source="auto", teams=["platform"]))
     with caplog.at_level(logging.INFO):
         assert exporter.refresh()
-    assert exporter.value("copilot_exporter_up", org="acme", source="metrics") == 1
-    assert exporter.value("copilot_exporter_up", org="acme", team="platform", source="metrics") == 1
+    assert exporter.value("copilot_exporter_up", org="acme", source="legacy") == 1
+    assert exporter.value("copilot_exporter_up", org="acme", team="platform", source="legacy") == 1
     assert exporter.value("copilot_exporter_up", org="acme", source="reports") is None
     assert exporter.value("copilot_report_day_timestamp_seconds", org="acme", report="metrics") is not None
     assert exporter.value("copilot_exporter_up", enterprise="initech", source="reports") == 1
@@ -183,7 +271,7 @@ def test_auto_falls_back_to_legacy_per_scope_on_404(simulator, make_exporter, ca
     simulator.clear_faults()
     assert exporter.refresh()
     assert exporter.value("copilot_exporter_up", org="acme", source="reports") == 1
-    assert exporter.value("copilot_exporter_up", org="acme", source="metrics") is None
+    assert exporter.value("copilot_exporter_up", org="acme", source="legacy") is None
     assert exporter.value("copilot_report_day_timestamp_seconds", org="acme", report="metrics") is None
 
 
@@ -199,7 +287,7 @@ def test_unknown_scope_in_auto_mode_says_neither_api_knows_it(simulator, make_ex
     exporter = make_exporter(config)
     with caplog.at_level(logging.WARNING):
         assert not exporter.refresh()
-    assert exporter.value("copilot_exporter_errors_total", org="nosuchorg", source="metrics", reason="not_found") == 1
+    assert exporter.value("copilot_exporter_errors_total", org="nosuchorg", source="legacy", reason="not_found") == 1
     messages = " ".join(r.getMessage() for r in caplog.records)
     assert "neither the reports API nor the legacy API knows this scope" in messages
     assert "shut the legacy" not in messages

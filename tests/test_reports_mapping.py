@@ -252,16 +252,14 @@ def test_aggregated_has_no_team_level():
 
 # --- users report -----------------------------------------------------------------------------
 
-USED_ZERO = {
-    key("copilot_users_used", feature=feature): 0
-    for feature in ("agent", "chat", "cli", "cloud_agent", "code_review_active",
-                    "code_review_passive")
-}
+FEATURES = ("agent", "chat", "cli", "cloud_agent", "code_review_active", "code_review_passive",
+            "app", "vscode_agent")
+USED_ZERO = {key("copilot_users_used", feature=feature): 0 for feature in FEATURES}
 
 
 def test_users_example_maps_to_exact_values():
     records = read_ndjson("report-users-1-day.ndjson")
-    users = UsersAccumulator()
+    users = UsersAccumulator(join_id="enterprise_id")
     for record in records:
         users.add(record)
     builder = FamilyBuilder(SCOPE)
@@ -272,39 +270,44 @@ def test_users_example_maps_to_exact_values():
     # it has no ai_credits_used and no ai_adoption_phase: both absent
     assert family_values(builder.build()) == {
         key("copilot_users_reported"): 1,
+        key("copilot_users_without_client_telemetry"): 0,
         **USED_ZERO,
         key("copilot_users_used", feature="cli"): 1,
         key("copilot_users_by_ide_version", ide="vscode", ide_version="1.85.0"): 1,
+        key("copilot_users_by_cli_version", cli_version="1.0.8"): 1,
     }
-    assert users.activity_of(1) == (0, 1, 1, 10, 0, 8, 0)
-    assert users.activity_of(1001) is None
+    # the seven counters, no AI credits, and `cli` (third feature) as the only used bit
+    assert users.member(1, "2025-10-01", "1") == (0, 1, 1, 10, 0, 8, 0, None, 0b100)
+    assert users.member(1, "2025-10-02", "1") is None  # another day
+    assert users.member(1, "2025-10-01", "2") is None  # another enterprise
+    assert users.member(1001, "2025-10-01", "1") is None
 
 
 def test_users_example_per_user_login():
     values = users_values(read_ndjson("report-users-1-day.ndjson"), per_user="login")
-    assert {k: v for k, v in values.items() if k[0].startswith("copilot_user_")} == {
-        key("copilot_user_user_initiated_interactions", user="login1"): 0,
-        key("copilot_user_code_generation_activities", user="login1"): 1,
-        key("copilot_user_code_acceptance_activities", user="login1"): 1,
-        key("copilot_user_lines_suggested_to_add", user="login1"): 10,
-        key("copilot_user_lines_suggested_to_delete", user="login1"): 0,
-        key("copilot_user_lines_added", user="login1"): 8,
-        key("copilot_user_lines_deleted", user="login1"): 0,
+    assert {k: v for k, v in values.items() if k[0].startswith("copilot_per_user_")} == {
+        key("copilot_per_user_user_initiated_interactions", user="login1"): 0,
+        key("copilot_per_user_code_generation_activities", user="login1"): 1,
+        key("copilot_per_user_code_acceptance_activities", user="login1"): 1,
+        key("copilot_per_user_lines_suggested_to_add", user="login1"): 10,
+        key("copilot_per_user_lines_suggested_to_delete", user="login1"): 0,
+        key("copilot_per_user_lines_added", user="login1"): 8,
+        key("copilot_per_user_lines_deleted", user="login1"): 0,
     }
 
 
 def test_users_example_per_user_hashed_hides_the_login():
     records = read_ndjson("report-users-1-day.ndjson")
     values = users_values(records, per_user="hashed", salt="pepper")
-    assert values[key("copilot_user_lines_added", user="831de7e70bc257bc")] == 8
+    assert values[key("copilot_per_user_lines_added", user="831de7e70bc257bc")] == 8
     assert not any(value == "login1" for _name, labels in values for _label, value in labels)
     other = users_values(records, per_user="hashed", salt="salt-2")
-    assert key("copilot_user_lines_added", user="e5da8f00039f5e30") in other
+    assert key("copilot_per_user_lines_added", user="e5da8f00039f5e30") in other
 
 
 def test_users_per_user_off_by_default():
     values = users_values(read_ndjson("report-users-1-day.ndjson"))
-    assert not any(name.startswith("copilot_user_") for name, _labels in values)
+    assert not any(name.startswith("copilot_per_user_") for name, _labels in values)
 
 
 @pytest.mark.parametrize("options", [
@@ -407,19 +410,20 @@ def test_users_activity_keeps_missing_counters_absent():
     assert users.day() is None
     users.add(user(7, "g", loc_added_sum=3, loc_deleted_sum=None, etl_id="x", whatever=[1]))
     users.add({"user_login": "no-id", "loc_added_sum": 100})  # aggregates only
-    assert users.activity_of(7) == (None, None, None, None, None, 3, None)
+    assert users.member(7, "2026-01-05", None) == (None, None, None, None, None, 3, None, None, 0)
     builder = FamilyBuilder(SCOPE)
     users.add_to(builder)
     values = family_values(builder.build())
-    assert {k: v for k, v in values.items() if k[0].startswith("copilot_user_")} == {
-        key("copilot_user_lines_added", user="g"): 3,
+    assert {k: v for k, v in values.items() if k[0].startswith("copilot_per_user_")} == {
+        key("copilot_per_user_lines_added", user="g"): 3,
     }
     assert values[key("copilot_users_reported")] == 2
 
 
 def test_users_empty_report():
     values = users_values([])
-    assert values == {key("copilot_users_reported"): 0, **USED_ZERO}
+    assert values == {key("copilot_users_reported"): 0,
+                      key("copilot_users_without_client_telemetry"): 0, **USED_ZERO}
 
 
 @pytest.mark.parametrize("record, field", [
@@ -451,6 +455,16 @@ def teams_values(team_rows, users, **options) -> dict:
     return family_values(builder.build())
 
 
+def team_key(name: str, slug: str, team_id: str, **labels: str) -> tuple[str, frozenset]:
+    return key(name, team=slug, team_id=team_id, **labels)
+
+
+def team_used(slug: str, team_id: str, **counts: int) -> dict:
+    """copilot_users_used of a team: every feature, 0 unless given."""
+    return {team_key("copilot_users_used", slug, team_id, feature=feature): counts.get(feature, 0)
+            for feature in FEATURES}
+
+
 def test_teams_example_members_absent_from_users_example():
     users = UsersAccumulator()
     for record in read_ndjson("report-users-1-day.ndjson"):
@@ -458,55 +472,103 @@ def test_teams_example_members_absent_from_users_example():
     # the teams example lists users 1001 and 1002; the users example holds only user 1
     values = teams_values(read_ndjson("report-user-teams-1-day.ndjson"), users)
     assert values == {
-        key("copilot_daily_active_users", team="frontend"): 0,
-        key("copilot_daily_active_users", team="backend"): 0,
+        team_key("copilot_daily_active_users", "frontend", "42"): 0,
+        **team_used("frontend", "42"),
+        team_key("copilot_daily_active_users", "backend", "43"): 0,
+        **team_used("backend", "43"),
     }
+
+
+DAY = "2026-01-05"
+ORG_ID = {"organization_id": "999"}
 
 
 def joined_users() -> UsersAccumulator:
     users = UsersAccumulator()
-    users.add(user(1001, "alice", user_initiated_interaction_count=4, loc_added_sum=10,
-                   loc_deleted_sum=None))
-    users.add(user(1002, "bob", user_initiated_interaction_count=1, loc_added_sum=5,
-                   loc_deleted_sum=2))
-    users.add(user(1003, "carol", loc_added_sum=1))
+    users.add(user(1001, "alice", **ORG_ID, user_initiated_interaction_count=4, loc_added_sum=10,
+                   loc_deleted_sum=None, used_chat=True, ai_credits_used=2.5))
+    users.add(user(1002, "bob", **ORG_ID, user_initiated_interaction_count=1, loc_added_sum=5,
+                   loc_deleted_sum=2, used_cli=True, used_copilot_app=True, ai_credits_used=1))
+    users.add(user(1003, "carol", **ORG_ID, loc_added_sum=1, used_chat=True))
+    users.add(user(1004, "erin", organization_id="998", loc_added_sum=7))
     return users
 
 
+def row(user_id: int, team_id: int, slug: str, **fields) -> dict:
+    return {"user_id": user_id, "user_login": f"u{user_id}", "day": DAY, **ORG_ID,
+            "team_id": team_id, "slug": slug, **fields}
+
+
 TEAM_ROWS = [
-    {"user_id": 1001, "user_login": "alice", "day": "2026-01-05", "team_id": 42, "slug": "frontend"},
-    {"user_id": 1001, "user_login": "alice", "day": "2026-01-05", "team_id": 43, "slug": "backend"},
-    {"user_id": 1002, "user_login": "bob", "day": "2026-01-05", "team_id": 42, "slug": "frontend"},
-    {"user_id": 1009, "user_login": "dave", "day": "2026-01-05", "team_id": 42, "slug": "frontend"},
-    {"user_id": 1009, "user_login": "dave", "day": "2026-01-05", "team_id": 44, "slug": "idle"},
-    {"user_id": 1003, "user_login": "carol", "team_id": 45},  # no slug: skipped
+    row(1001, 42, "frontend"),
+    row(1001, 43, "backend"),
+    row(1002, 42, "frontend"),
+    row(1002, 42, "frontend"),  # the same membership twice: counted once
+    row(1009, 42, "frontend"),  # dave is not in the users report: not counted
+    row(1009, 44, "idle"),
+    row(1003, 42, "frontend", day="2026-01-04"),  # carol's row of another day: not joined
+    row(1004, 42, "frontend"),  # erin is in the users report of another organization: not joined
 ]
 
 
-def test_teams_join_sums_members_present_in_the_users_report():
+def test_teams_join_on_user_day_and_scope_id_and_sum_the_members():
     values = teams_values(TEAM_ROWS, joined_users())
     assert values == {
-        # dave (1009) is in the team but not in the users report: not counted
-        key("copilot_daily_active_users", team="frontend"): 2,
-        **activity((5, None, None, None, None, 15, 2), team="frontend"),
-        key("copilot_daily_active_users", team="backend"): 1,
-        **activity((4, None, None, None, None, 10, None), team="backend"),
-        key("copilot_daily_active_users", team="idle"): 0,
+        team_key("copilot_daily_active_users", "frontend", "42"): 2,
+        **activity((5, None, None, None, None, 15, 2), team="frontend", team_id="42"),
+        team_key("copilot_ai_credits_used", "frontend", "42"): 3.5,
+        **team_used("frontend", "42", chat=1, cli=1, app=1),
+        team_key("copilot_daily_active_users", "backend", "43"): 1,
+        **activity((4, None, None, None, None, 10, None), team="backend", team_id="43"),
+        team_key("copilot_ai_credits_used", "backend", "43"): 2.5,
+        **team_used("backend", "43", chat=1),
+        team_key("copilot_daily_active_users", "idle", "44"): 0,
+        **team_used("idle", "44"),
     }
     assert not any("_by_" in name for name, _labels in values)
 
 
-def test_teams_label_follows_the_scope_labels():
+def test_teams_sharing_a_slug_never_merge():
+    rows = [row(1001, 50, "platform"), row(1002, 51, "platform")]  # an enterprise and a business team
+    values = teams_values(rows, joined_users())
+    assert values[team_key("copilot_daily_active_users", "platform", "50")] == 1
+    assert values[team_key("copilot_daily_active_users", "platform", "51")] == 1
+    assert values[team_key("copilot_lines_added", "platform", "50")] == 10
+    assert values[team_key("copilot_lines_added", "platform", "51")] == 5
+
+
+def test_teams_labels_follow_the_scope_labels():
     builder = FamilyBuilder(SCOPE)
     add_teams(builder, TEAM_ROWS, joined_users())
     for family in builder.build():
         for labels, _value in family.samples:
-            assert [name for name, _ in labels] == ["org", "team"]
+            assert [name for name, _ in labels][:3] == ["org", "team", "team_id"]
 
 
-def test_teams_only_selected_slugs():
-    values = teams_values(TEAM_ROWS, joined_users(), only_teams=["backend", "missing"])
-    assert {dict(labels)["team"] for _name, labels in values} == {"backend"}
+def test_teams_only_selected_slugs_and_the_missing_ones_are_returned():
+    builder = FamilyBuilder(SCOPE)
+    missing = add_teams(builder, TEAM_ROWS, joined_users(), only_teams=["backend", "missing", "idle"])
+    values = family_values(builder.build())
+    assert {dict(labels)["team"] for _name, labels in values} == {"backend", "idle"}
+    assert missing == ("missing",)
+    assert add_teams(FamilyBuilder(SCOPE), TEAM_ROWS, joined_users()) == ()
+
+
+def test_teams_rows_without_slug_or_team_id_are_dropped_and_noted():
+    builder = FamilyBuilder(SCOPE)
+    rows = [row(1001, 42, "frontend"), {**row(1002, 42, "frontend"), "slug": None},
+            {**row(1002, 42, "frontend"), "team_id": None}]
+    add_teams(builder, rows, joined_users())
+    assert family_values(builder.build())[team_key("copilot_daily_active_users", "frontend", "42")] == 1
+    assert [(problem.reason, problem.count) for problem in builder.problems.frozen()] == [("bad_value", 2)]
+
+
+def test_users_accumulator_keeps_no_members_when_neither_teams_nor_per_user_need_them():
+    users = UsersAccumulator(keep_members=False)
+    users.add(user(1001, "alice", **ORG_ID, loc_added_sum=10))
+    assert users.member(1001, DAY, "999") is None
+    assert teams_values([row(1001, 42, "frontend")], users)[
+        team_key("copilot_daily_active_users", "frontend", "42")] == 0
 
 
 @pytest.mark.parametrize("row, field", [

@@ -22,7 +22,7 @@ def test_refreshes_start_at_once_and_repeat(simulator, make_exporter):
     exporter = make_exporter(config)
     started = time.monotonic()
     exporter.refresher.start()
-    assert wait_for(lambda: exporter.value("copilot_exporter_up", org="acme", source="metrics") == 1)
+    assert wait_for(lambda: exporter.value("copilot_exporter_up", org="acme", source="legacy") == 1)
     assert time.monotonic() - started < 3
     assert wait_for(lambda: simulator.request_count("/orgs/acme/copilot/metrics") >= 3, timeout=6)
 
@@ -36,8 +36,8 @@ def test_a_hanging_scope_does_not_delay_the_others(simulator, make_exporter):
     exporter.refresher.start()
     assert wait_for(lambda: simulator.request_count("/orgs/globex/copilot/metrics") >= 3, timeout=8)
     assert simulator.request_count("/orgs/acme/copilot/metrics") <= 2
-    assert wait_for(lambda: exporter.value("copilot_exporter_errors_total", org="acme", source="metrics",
+    assert wait_for(lambda: exporter.value("copilot_exporter_errors_total", org="acme", source="legacy",
                                            reason="timeout") == 1, timeout=8)
-    assert exporter.value("copilot_exporter_up", org="globex", source="metrics") == 1
+    assert exporter.value("copilot_exporter_up", org="globex", source="legacy") == 1
     simulator.clear_faults()
-    assert wait_for(lambda: exporter.value("copilot_exporter_up", org="acme", source="metrics") == 1, timeout=10)
+    assert wait_for(lambda: exporter.value("copilot_exporter_up", org="acme", source="legacy") == 1, timeout=10)

@@ -73,7 +73,7 @@ def test_a_seats_failure_is_isolated_from_the_same_scopes_metrics(simulator, mak
     assert not exporter.refresh()
     assert exporter.value("copilot_exporter_up", org="acme", source="seats") == 0
     assert exporter.value("copilot_exporter_errors_total", org="acme", source="seats", reason="billing_problem") == 1
-    assert exporter.value("copilot_exporter_up", org="acme", source="metrics") == 1
+    assert exporter.value("copilot_exporter_up", org="acme", source="legacy") == 1
     assert exporter.value("copilot_seats", org="acme") == seats_before
     assert exporter.value("copilot_daily_active_users", org="acme") == users_before
 

@@ -224,8 +224,8 @@ def test_users_report_sums_to_the_aggregated_record(api, storage):
         [day] = report(api, storage, f"{base}/{aggregated}", day=DAY.isoformat())
         assert day["daily_active_users"] == len(users) > 5
         assert len({u["user_id"] for u in users}) == len(users)
-        for counter in COUNTERS:
-            assert day[counter] == sum(u[counter] for u in users), counter
+        for counter in COUNTERS:  # users seen only server-side carry no counters
+            assert day[counter] == sum(u.get(counter, 0) for u in users), counter
         assert (day["daily_active_users"] <= day["weekly_active_users"]
                 <= day["monthly_active_users"])
 
@@ -261,6 +261,7 @@ def test_aggregated_record_has_every_section(api, storage):
 def test_user_records_have_the_documented_fields(api, storage):
     users = report(api, storage, "/orgs/acme/copilot/metrics/reports/users-1-day",
                    day=DAY.isoformat())
+    users = [u for u in users if len(u) > len(ID_FIELDS)]  # server-side only: see below
     for user in users:
         assert {"user_id", "user_login", "day", "ai_adoption_phase", "totals_by_ide", "etl_id",
                 "day_partition", "entity_id_partition", *COUNTERS} <= set(user)
@@ -269,6 +270,35 @@ def test_user_records_have_the_documented_fields(api, storage):
     assert any("used_copilot_coding_agent" in u for u in users)
     assert any("ai_credits_used" not in u for u in users)
     assert any("ai_credits_used" in u for u in users)
+
+
+ID_FIELDS = {"user_id", "user_login", "day", "organization_id", "enterprise_id"}
+
+
+def test_user_records_carry_the_2026_fields_and_some_only_ids(api, storage):
+    users = report(api, storage, "/enterprises/initech/copilot/metrics/reports/users-1-day",
+                   day=DAY.isoformat())
+    bare = [u for u in users if set(u) <= ID_FIELDS]
+    full = [u for u in users if u not in bare]
+    assert bare and full and len(bare) < len(full)
+    assert all(set(u) == {"user_id", "user_login", "day", "enterprise_id"} for u in bare)
+    for user in full:
+        assert isinstance(user["used_copilot_app"], bool) and isinstance(user["used_vscode_agent"], bool)
+        phase = user["ai_adoption_phase"]
+        assert 0 <= phase["phase_number"] <= 3 and isinstance(phase["phase"], str)
+        for flag, totals in (("used_copilot_app", "totals_by_copilot_app"),
+                             ("used_vscode_agent", "totals_by_vscode_agent"), ("used_cli", "totals_by_cli")):
+            assert (user[totals] is not None) == user[flag], (flag, user[totals])
+    assert any(u["used_copilot_app"] for u in full) and any(u["used_vscode_agent"] for u in full)
+    app = next(u["totals_by_copilot_app"] for u in full if u["used_copilot_app"])
+    assert set(app) == {"session_count", "request_count", "prompt_count", "token_usage"}
+    agent = next(u["totals_by_vscode_agent"] for u in full if u["used_vscode_agent"])
+    assert set(agent) == {"session_count", "total_user_messages"}
+    cli = next(u["totals_by_cli"] for u in full if u["used_cli"])
+    assert set(cli["last_known_cli_version"]) == {"cli_version", "sampled_at"}
+    assert any("ai_credits_used" in u for u in full)
+    app_users = [u for u in full if u["used_copilot_app"]]
+    assert all(any(f["feature"] == "copilot_app" for f in u["totals_by_feature"]) for u in app_users)
 
 
 def test_team_rows_name_inactive_members_too(api, storage):
@@ -570,3 +600,124 @@ def test_an_org_without_the_reports_api_answers_404_there_but_serves_legacy():
                            params={"day": day}, headers=headers, timeout=5)
         legacy = http.get(f"{sim.api_url}/orgs/hooli/copilot/metrics", headers=headers, timeout=5)
         assert reports.status_code == 404 and legacy.status_code == 200 and legacy.json()
+
+
+@pytest.mark.parametrize("shape,status,body", [
+    ("204", 204, b""), ("empty_string", 200, b'""'),
+    ("message", 200, b'"No report available for this day"'), ("null", 200, b"null"),
+    ("empty_body", 200, b""), ("404", 404, None), ("502", 502, None), ("503", 503, None),
+])
+def test_no_report_shapes_are_served_as_github_answers_them(sim, api, shape, status, body):
+    path = "/orgs/acme/copilot/metrics/reports/organization-1-day"
+    sim.withhold_report(shape, day=DAY, name="ACME", report="organization-1-day")
+    response = api(path, params={"day": DAY.isoformat()})
+    assert response.status_code == status
+    if body is not None:
+        assert response.content == body
+    else:
+        assert "message" in response.json()
+    # other days, scopes and reports still answer with links
+    for other, day in ((path, DAY - datetime.timedelta(days=1)),
+                       ("/orgs/globex/copilot/metrics/reports/organization-1-day", DAY),
+                       ("/orgs/acme/copilot/metrics/reports/users-1-day", DAY)):
+        assert api(other, params={"day": day.isoformat()}).json()["download_links"]
+
+
+def test_no_links_shape_and_withheld_28_day_report(sim, api):
+    sim.withhold_report("no_links", report="organization-1-day")
+    answer = api("/orgs/acme/copilot/metrics/reports/organization-1-day", params={"day": DAY.isoformat()})
+    assert answer.status_code == 200 and answer.json() == {"download_links": [], "report_day": DAY.isoformat()}
+    sim.withhold_report("message", report="organization-28-day")
+    latest = api("/orgs/acme/copilot/metrics/reports/organization-28-day/latest")
+    assert latest.status_code == 200 and latest.json() == "No report available for this day"
+    sim.clear_withheld_reports()
+    assert api("/orgs/acme/copilot/metrics/reports/organization-28-day/latest").json()["download_links"]
+    with pytest.raises(ValueError):
+        sim.withhold_report("teapot")
+
+
+def test_aggregated_record_has_the_2026_fields(api, storage):
+    for base, aggregated in (("/orgs/acme", "organization-1-day"), ("/enterprises/initech", "enterprise-1-day")):
+        [day] = report(api, storage, f"{base}/copilot/metrics/reports/{aggregated}", day=DAY.isoformat())
+        for group in ("copilot_app_users", "vscode_agent_users", "cli_users"):
+            windows = [day[f"{period}_active_{group}"] for period in ("daily", "weekly", "monthly")]
+            assert windows == sorted(windows) and windows[-1] <= day["monthly_active_users"], group
+        assert set(day["totals_by_copilot_app"]) == {"session_count", "request_count", "prompt_count", "token_usage"}
+        assert set(day["totals_by_copilot_app"]["token_usage"]) == {
+            "prompt_tokens_sum", "output_tokens_sum", "avg_tokens_per_request"}
+        assert set(day["totals_by_vscode_agent"]) == {"session_count", "total_user_messages"}
+        for agent in day["totals_by_3rd_party_agent"]:
+            assert set(agent) == {"agent_id", "agent_name", "user_initiated_interaction_count", "session_count"}
+        for phase in day["totals_by_ai_adoption_phase"]:
+            assert {"phase", "phase_number", "total_engaged_users", "users_in_phase_28d",
+                    "total_pull_requests_merged"} <= set(phase)
+            assert phase["users_in_phase_28d"] >= phase["total_engaged_users"]
+        assert any("avg_pull_requests_minutes_to_review" in p and "avg_pull_requests_review_cycles" in p
+                   for p in day["totals_by_ai_adoption_phase"])
+        assert sum(p["total_pull_requests_merged"] for p in day["totals_by_ai_adoption_phase"]) == \
+            day["pull_requests"]["total_merged"]
+
+
+def test_cli_customizations_name_their_entries_differently_top_5(api, storage):
+    [day] = report(api, storage, "/enterprises/initech/copilot/metrics/reports/enterprise-1-day",
+                   day=DAY.isoformat())
+    name_fields = set()
+    for kind in ("skill", "custom_agent", "mcp", "slash_cmd", "plugin"):
+        entries = day[f"totals_by_{kind}"]
+        assert len(entries) <= 5 and day[f"distinct_{kind}_use_count"] >= len(entries)
+        for entry in entries:
+            [name] = [key for key, value in entry.items() if isinstance(value, str)]
+            assert set(entry) == {name, "interaction_count"}
+            name_fields.add((kind, name))
+    assert len({name for _, name in name_fields}) == len({kind for kind, _ in name_fields}) >= 4
+    skills = {e["skill_name"]: e["interaction_count"] for e in day["totals_by_skill"]}
+    for plugin in day["totals_by_plugin"]:  # plugins are skills: never more than their skill
+        assert plugin["interaction_count"] <= skills.get(plugin["plugin"], plugin["interaction_count"])
+
+
+def test_breakdowns_add_up_and_leave_cli_and_app_out_of_ides_only(api, storage):
+    [day] = report(api, storage, "/enterprises/initech/copilot/metrics/reports/enterprise-1-day",
+                   day=DAY.isoformat())
+    features = {f["feature"]: f for f in day["totals_by_feature"]}
+    assert {"copilot_app", "copilot_cli", "code_completion"} <= set(features)
+    for counter in COUNTERS:
+        assert sum(f[counter] for f in features.values()) == day[counter], counter
+        outside = features["copilot_app"][counter] + features["copilot_cli"][counter]
+        assert sum(i[counter] for i in day["totals_by_ide"]) == day[counter] - outside, counter
+        prompted = day[counter] - features["code_completion"][counter]
+        assert sum(m[counter] for m in day["totals_by_model_feature"]) == prompted, counter
+        assert sum(m[counter] for m in day["totals_by_language_model"]) == prompted, counter
+    for counter in COUNTERS[1:]:
+        assert sum(entry[counter] for entry in day["totals_by_language_feature"]) == day[counter]
+    assert "code_completion" not in {m["feature"] for m in day["totals_by_model_feature"]}
+    assert {"copilot_app", "copilot_cli"} <= {m["feature"] for m in day["totals_by_model_feature"]}
+    assert {"copilot_app", "copilot_cli"} <= {m["feature"] for m in day["totals_by_language_feature"]}
+    for key, array in (("model", "totals_by_model_feature"), ("model", "totals_by_language_model"),
+                       ("language", "totals_by_language_feature"), ("language", "totals_by_language_model")):
+        names = {entry[key] for entry in day[array]}
+        assert len(names - {"others"}) <= 10, array
+    assert "others" in {m["model"] for m in day["totals_by_model_feature"]}
+    assert "auto" not in {m["model"] for m in day["totals_by_model_feature"]}
+
+
+def test_days_before_github_added_a_field_lack_it(api, storage):
+    old = datetime.date(2026, 6, 1)
+    [day] = report(api, storage, "/orgs/acme/copilot/metrics/reports/organization-1-day", day=old.isoformat())
+    for key in ("totals_by_copilot_app", "daily_active_copilot_app_users", "totals_by_vscode_agent",
+                "totals_by_3rd_party_agent", "totals_by_skill", "distinct_mcp_use_count"):
+        assert key not in day, key
+    users = report(api, storage, "/orgs/acme/copilot/metrics/reports/users-1-day", day=old.isoformat())
+    assert not any("used_copilot_app" in u or "used_vscode_agent" in u for u in users)
+    assert all("totals_by_ide" in u for u in users)  # no server-side-only users yet
+
+
+def test_enterprise_teams_and_business_teams_can_share_a_slug(api, storage):
+    rows = report(api, storage, "/enterprises/initech/copilot/metrics/reports/user-teams-1-day",
+                  day=DAY.isoformat())
+    ids_by_slug: dict[str, set[int]] = {}
+    for row in rows:
+        assert set(row) == {"user_id", "user_login", "day", "enterprise_id", "team_id", "slug"}
+        ids_by_slug.setdefault(row["slug"], set()).add(row["team_id"])
+    assert len(ids_by_slug["core"]) == 2 and len(ids_by_slug["security"]) == 1
+    members = [{r["user_id"] for r in rows if r["team_id"] == team} for team in ids_by_slug["core"]]
+    assert members[0] != members[1]

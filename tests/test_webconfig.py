@@ -407,3 +407,11 @@ def test_flag_and_environment_variable(monkeypatch):
     assert cli._parser().parse_args(["serve", "--web.config.file", "w.yml"]).web_config_file == "w.yml"
     monkeypatch.setenv("COPILOT_EXPORTER_WEB_CONFIG_FILE", "env.yml")
     assert cli._parser().parse_args(["serve"]).web_config_file == "env.yml"
+
+
+def test_a_yaml_alias_bomb_in_the_web_config_is_refused(tmp_path):
+    from test_config import BILLION_LAUGHS
+
+    path = _web_config(tmp_path, BILLION_LAUGHS)
+    [problem] = _problems(path)
+    assert problem.endswith("its anchors and aliases expand to more than 100,000 values")

@@ -23,6 +23,7 @@ import requests
 
 from copilot_exporter.config import AppAuth
 from copilot_exporter.errors import PayloadError, RefreshError
+from copilot_exporter.secret_file import SecretFileError, read_secret_file
 from copilot_exporter.github.client import (
     API_VERSION,
     USER_AGENT,
@@ -30,6 +31,7 @@ from copilot_exporter.github.client import (
     RateLimited,
     _error_message,
     _origin,
+    decode_json,
     exchange,
 )
 
@@ -199,20 +201,8 @@ class AppTokens:
 
     def _jwt(self) -> str:
         """A fresh JWT signed with the key as it is in the file now (so a rotated key is picked up)."""
-        jwt, serialization, rsa = _crypto()
-        try:
-            with open(self.private_key_file, "rb") as handle:
-                pem = handle.read()
-        except OSError as err:
-            raise AppKeyError(f"GitHub App private key {self.private_key_file}: cannot read: "
-                              f"{err.strerror or type(err).__name__}") from None
-        try:
-            key = serialization.load_pem_private_key(pem, password=None)
-        except Exception:  # noqa: BLE001 - any parse failure; its text is never echoed
-            raise AppKeyError(f"GitHub App private key {self.private_key_file}: not a PEM private key "
-                              "without a passphrase (download a new one from the App's settings)") from None
-        if not isinstance(key, rsa.RSAPrivateKey):
-            raise AppKeyError(f"GitHub App private key {self.private_key_file}: not an RSA key")
+        jwt = _crypto()[0]
+        key = _load_key(self.private_key_file)
         now = int(self._clock())
         claims = {"iat": now - int(JWT_BACKDATE), "exp": now + int(JWT_LIFETIME), "iss": self.app_id}
         return jwt.encode(claims, key, algorithm="RS256")
@@ -221,20 +211,16 @@ class AppTokens:
         url = self.api_url + path
         if _origin(url) != self._origin:  # cannot happen with a checked api_url; kept as a guard
             raise PayloadError(f"refusing to send credentials to {_origin(url)}, not the API host")
-        raw = exchange(self._count, route, lambda: self.session.request(
+        answer = exchange(self._count, route, lambda: self.session.request(
             method, url, headers={"Authorization": f"Bearer {jwt}"}, timeout=self._timeout,
-            allow_redirects=False, proxies=requests.utils.get_environ_proxies(url),
+            allow_redirects=False, proxies=requests.utils.get_environ_proxies(url), stream=True,
         ))
-        body = raw.content
-        if raw.status_code in ok:
-            try:
-                return raw.json()
-            except ValueError:
-                raise PayloadError(f"{route}: body is not JSON") from None
-        if raw.status_code in (403, 429) and ("Retry-After" in raw.headers
-                                              or raw.headers.get("X-RateLimit-Remaining") == "0"):
+        if answer.status in ok:
+            return decode_json(answer.body, route, "body")
+        if answer.status in (403, 429) and ("Retry-After" in answer.headers
+                                            or answer.headers.get("X-RateLimit-Remaining") == "0"):
             raise RateLimited(f"{route}: rate limited")
-        raise AppTokenError(raw.status_code, route, _error_message(body))
+        raise AppTokenError(answer.status, route, _error_message(answer.body))
 
 
 def _installation_token(body: Any, route: str) -> tuple[str, float]:
@@ -264,3 +250,30 @@ def _crypto() -> tuple[Any, Any, Any]:
         raise MissingDependency(f"GitHub App credentials need PyJWT and cryptography ({err.name} "
                                 f"is not installed): {INSTALL_EXTRA}") from None
     return jwt, serialization, rsa
+
+
+def _load_key(path: str) -> Any:
+    """The RSA private key in the file; AppKeyError saying why it cannot sign, never echoing its text."""
+    _jwt, serialization, rsa = _crypto()
+    try:
+        pem = read_secret_file(path)  # a FIFO or a device is refused, not waited on
+    except SecretFileError as err:
+        raise AppKeyError(f"GitHub App private key: {err}") from None
+    try:
+        key = serialization.load_pem_private_key(pem, password=None)
+    except Exception:  # noqa: BLE001 - any parse failure; its text is never echoed
+        raise AppKeyError(f"GitHub App private key {path}: not a PEM private key without a passphrase "
+                          "(download a new one from the App's settings)") from None
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise AppKeyError(f"GitHub App private key {path}: not an RSA key")
+    return key
+
+
+def private_key_problem(path: str) -> str | None:
+    """Why the file cannot sign the App's tokens (unreadable, not an RSA private key in PEM, or the
+    `app` extra not installed), checked at start-up; None when it can."""
+    try:
+        _load_key(path)
+    except (AppKeyError, MissingDependency) as err:
+        return str(err).removeprefix("GitHub App private key ")
+    return None

@@ -7,11 +7,23 @@ import threading
 from collections.abc import Callable
 
 from copilot_exporter.config import Credentials
+from copilot_exporter.errors import RefreshError
 from copilot_exporter.model import ORG, Scope
+from copilot_exporter.secret_file import SecretFileError, read_secret_file
+
+
+class CredentialsError(RefreshError):
+    """The token cannot be had: its file is gone, unreadable, or not a token file."""
+
+    reason = "credentials"
 
 
 class TokenFile:
-    """A token kept in a file (a mounted secret): re-read when the file changes, so rotation needs no restart."""
+    """A token kept in a file (a mounted secret): re-read when the file changes, so rotation needs no restart.
+
+    Read as the config check reads it (`read_secret_file`): a FIFO, a device or a file too large
+    for a token is refused, never waited on nor read without end.
+    """
 
     def __init__(self, path: str):
         self._path = path
@@ -20,14 +32,28 @@ class TokenFile:
         self._token = ""
 
     def __call__(self) -> str:
-        stat = os.stat(self._path)
+        try:
+            stat = os.stat(self._path)
+        except OSError as err:
+            raise CredentialsError(f"token_file {self._path}: cannot read: "
+                                   f"{err.strerror or type(err).__name__}") from None
         stamp = (stat.st_mtime, stat.st_size)
         with self._lock:
             if stamp != self._stamp:
-                with open(self._path, encoding="utf-8") as handle:
-                    self._token = handle.read().strip()
+                self._token = self._read()
                 self._stamp = stamp
             return self._token
+
+    def _read(self) -> str:
+        try:
+            token = read_secret_file(self._path).decode("utf-8").strip()
+        except SecretFileError as err:
+            raise CredentialsError(f"token_file: {err}") from None
+        except UnicodeDecodeError:
+            raise CredentialsError(f"token_file {self._path}: not UTF-8 text") from None
+        if not token or any(c.isspace() or not c.isprintable() for c in token):
+            raise CredentialsError(f"token_file {self._path}: must hold only the token")
+        return token
 
 
 def token_provider(

@@ -1,95 +1,79 @@
 """Report files as a stream of records: NDJSON or a JSON array, plain or gzip, memory bounded.
 
-A report can be hundreds of megabytes, so it is never held whole: bytes are decompressed and
-split as they arrive, and each record is handed on before the next is read.
+A report can be gigabytes, so it is never held whole: the download's bytes (decompressed and
+bounded by `client.Body`) are split as they arrive, and each record is handed on before the next
+is read. No record, and no run of blank space before the first, may be longer than the body's
+`max_record_bytes`: past it, TooLarge.
 """
 
 from __future__ import annotations
 
+import codecs
 import json
-import zlib
 from collections.abc import Iterator
 
-import requests
-
 from copilot_exporter.errors import PayloadError
-from copilot_exporter.github.client import Timeout, timed_out
+from copilot_exporter.github.client import Body, TooLarge, decode_json
+from copilot_exporter.limits import MAX_RECORD_BYTES
 
-CHUNK = 256 * 1024
-MAX_RECORD = 64 * 1024 * 1024  # a single record larger than this is not a report record
-
-
-def _gunzip(chunks: Iterator[bytes]) -> Iterator[bytes]:
-    """Decompress concatenated gzip members as they stream."""
-    decompressor = zlib.decompressobj(wbits=31)
-    for chunk in chunks:
-        while chunk:
-            yield decompressor.decompress(chunk)
-            if decompressor.eof:
-                chunk = decompressor.unused_data
-                decompressor = zlib.decompressobj(wbits=31)
-            else:
-                chunk = b""
-    yield decompressor.flush()
+MAX_RECORD = MAX_RECORD_BYTES  # the default; a download carries the configured max_record_bytes
 
 
-def _bytes(response: requests.Response, where: str) -> Iterator[bytes]:
-    """The body's bytes, Content-Encoding undone by requests, a gzip file body undone here."""
-    try:
-        chunks = response.iter_content(CHUNK)
-        first = next(chunks, b"")
-        rest = (c for part in ([first], chunks) for c in part)
-        yield from (_gunzip(rest) if first[:2] == b"\x1f\x8b" else rest)
-    except zlib.error as err:
-        raise PayloadError(f"{where}: corrupt gzip data ({err})") from None
-    except requests.RequestException as err:
-        if timed_out(err):
-            raise Timeout(f"{where}: the download stalled for longer than the read timeout") from None
-        raise PayloadError(f"{where}: the download broke off ({type(err).__name__})") from None
-
-
-def iter_records(response: requests.Response, where: str) -> Iterator[dict]:
+def iter_records(response: Body, where: str) -> Iterator[dict]:
     """Every record of a report file; a line that is not a JSON object is a PayloadError."""
-    stream = _bytes(response, where)
+    limit = response.max_record_bytes
+    stream = iter(response)
     buffer = b""
+    blank = line_number = 0  # blank space before the first record is counted, not kept
     for chunk in stream:
-        buffer += chunk
-        if buffer.lstrip()[:1] == b"[":
-            yield from _array_records(buffer, stream, where)
+        start = chunk.lstrip()[:1]
+        if start == b"[":
+            yield from _array_records(chunk, stream, where, limit)
             return
-        if buffer.strip():
+        if start:
+            buffer = chunk
             break
-    line_number = 0
+        blank += len(chunk)
+        line_number += chunk.count(b"\n")
+        if blank > limit:
+            raise TooLarge(f"{where}: more than {limit} bytes of blank space before the first record "
+                           "(max_record_bytes)")
     for chunk in stream if buffer else ():
         buffer += chunk
         *lines, buffer = buffer.split(b"\n")
         for line in lines:
             line_number += 1
+            if len(line) > limit:
+                raise _too_long(where, line_number, limit)
             if line.strip():
                 yield _record(line, where, line_number)
-        if len(buffer) > MAX_RECORD:
-            raise PayloadError(f"{where}: line {line_number + 1} is longer than {MAX_RECORD} bytes")
+        if len(buffer) > limit:
+            raise _too_long(where, line_number + 1, limit)
     for line in buffer.split(b"\n"):
         line_number += 1
         if line.strip():
             yield _record(line, where, line_number)
 
 
+def _too_long(where: str, line_number: int, limit: int) -> TooLarge:
+    return TooLarge(f"{where}: line {line_number} is longer than {limit} bytes (max_record_bytes)")
+
+
 def _record(line: bytes, where: str, line_number: int) -> dict:
-    try:
-        record = json.loads(line)
-    except ValueError:
-        raise PayloadError(f"{where}: line {line_number} is not JSON (truncated or malformed)") from None
+    record = decode_json(line, where, f"line {line_number}")
     if not isinstance(record, dict):
         raise PayloadError(f"{where}: line {line_number} is not a JSON object")
     return record
 
 
-def _array_records(buffer: bytes, stream: Iterator[bytes], where: str) -> Iterator[dict]:
+def _array_records(buffer: bytes, stream: Iterator[bytes], where: str, limit: int) -> Iterator[dict]:
     """Records of a file holding one JSON array, decoded one element at a time."""
     decoder = json.JSONDecoder()
-    text = buffer.decode("utf-8", errors="strict").lstrip()[1:]
-    pending = b""
+    utf8 = codecs.getincrementaldecoder("utf-8")()  # a character split across chunks waits for the rest
+    try:
+        text = utf8.decode(buffer).lstrip()[1:]
+    except UnicodeDecodeError:
+        raise PayloadError(f"{where}: the JSON array is not UTF-8 text") from None
     done = False
     while True:
         text = text.lstrip().removeprefix(",").lstrip()
@@ -97,19 +81,22 @@ def _array_records(buffer: bytes, stream: Iterator[bytes], where: str) -> Iterat
             return
         try:
             record, end = decoder.raw_decode(text)
+        except RecursionError:
+            raise PayloadError(f"{where}: an element of the JSON array is nested too deeply") from None
         except ValueError:
-            if done or len(text) > MAX_RECORD:
+            if len(text) > limit:
+                raise TooLarge(f"{where}: an element of the JSON array is longer than {limit} bytes "
+                               "(max_record_bytes)") from None
+            if done:
                 raise PayloadError(f"{where}: the JSON array is truncated or malformed") from None
             chunk = next(stream, None)
             if chunk is None:
                 done = True
                 continue
-            pending += chunk
             try:
-                text += pending.decode("utf-8")
-                pending = b""
-            except UnicodeDecodeError:  # a character split across chunks: wait for the rest
-                pass
+                text += utf8.decode(chunk)
+            except UnicodeDecodeError:
+                raise PayloadError(f"{where}: the JSON array is not UTF-8 text") from None
             continue
         if not isinstance(record, dict):
             raise PayloadError(f"{where}: an element of the JSON array is not an object")

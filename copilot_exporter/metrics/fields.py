@@ -2,14 +2,27 @@
 
 GitHub adds fields often and older records lack newer ones, so nothing here is required; but a
 value of the wrong type means the payload is not what the API describes, and is refused.
+
+Numbers follow the same rule. Every number these APIs send is a count, a sum or a duration
+(none can legitimately be negative), so `number` refuses NaN, Infinity (Python's JSON decoder
+accepts both, and turns 1e400 into Infinity), negative values and integers beyond float range
+(a 400-digit count), each as a PayloadError naming the report and the field: the refresh fails
+and the last good data stays served. Refusing the record rather than dropping the one field is
+deliberate: a record with an impossible count was not produced as the API documents, so its
+other values (totals and breakdowns of the same activity) cannot be trusted to agree either.
+Integers beyond 2**53 are accepted; the exposition prints them as the float they become.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
+import math
+import sys
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 from copilot_exporter.errors import PayloadError
+
+T = TypeVar("T")
 
 # Field kinds: accepted Python types and how an error message names them.
 _KINDS: dict[str, tuple[tuple[type, ...], str]] = {
@@ -63,7 +76,16 @@ class Fields:
             f"{self._report}: {self._where(key)}: expected {expected}, got {_show(value)}")
 
     def number(self, key: str) -> float | None:
-        return self.get(key, "number")
+        """A count, sum or duration: finite, not negative and within float range."""
+        value = self.get(key, "number")
+        if value is None:
+            return None
+        if isinstance(value, int) and value > sys.float_info.max:  # float(value) would overflow
+            raise PayloadError(f"{self._report}: {self._where(key)}: expected a number within float range, "
+                               f"got an integer of {value.bit_length()} bits")
+        if not math.isfinite(value) or value < 0:
+            raise self.error(key, "a finite number that is not negative", value)
+        return value
 
     def flag(self, key: str) -> bool | None:
         return self.get(key, "boolean")
@@ -71,6 +93,30 @@ class Fields:
     def label(self, key: str) -> str | None:
         """A string for a label value; empty counts as absent (Prometheus drops empty labels)."""
         return self.get(key, "string") or None
+
+    def ident(self, key: str) -> str | None:
+        """An id as a label value: GitHub sends some ids as integers, others as strings."""
+        value = self._data.get(key)
+        if value is None or value == "":
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, str)):
+            raise self.error(key, "an id (integer or string)", value)
+        return str(value)
+
+    def sole_string(self) -> str:
+        """The value of the object's only string field: the name of an entry whose name field
+        GitHub does not spell uniformly. Zero or several string fields, or an empty one, is a
+        PayloadError."""
+        strings = [value for value in self._data.values() if isinstance(value, str)]
+        if len(strings) != 1 or not strings[0]:
+            raise PayloadError(f"{self._report}: {self._path or 'record'}: expected exactly one "
+                               f"non-empty string field (the name), got {_show(strings)}")
+        return strings[0]
+
+    def filled(self, prefix: str) -> bool:
+        """Whether any field whose name starts with `prefix` holds a non-empty list or object."""
+        return any(key.startswith(prefix) and isinstance(value, (list, dict)) and len(value) > 0
+                   for key, value in self._data.items())
 
     def child(self, key: str) -> Fields | None:
         value = self.get(key, "object")
@@ -80,3 +126,20 @@ class Fields:
         """The objects of a list field; nothing when the list is absent or empty."""
         for index, item in enumerate(self.get(key, "list") or ()):
             yield Fields(item, self._report, f"{self._where(key)}[{index}]")
+
+    def each(self, key: str, read: Callable[[Fields], T | None],
+             refused: Callable[[PayloadError], None]) -> Iterator[T]:
+        """What `read` takes from each entry of a list field, skipping the entries it refuses.
+
+        An entry that is not an object, or that `read` refuses with a PayloadError, is handed to
+        `refused` and skipped, so one bad entry costs that entry, not the whole record. A None
+        from `read` is skipped silently (nothing to export). The list itself must be a list.
+        """
+        for index, item in enumerate(self.get(key, "list") or ()):
+            try:
+                value = read(Fields(item, self._report, f"{self._where(key)}[{index}]"))
+            except PayloadError as err:
+                refused(err)
+                continue
+            if value is not None:
+                yield value

@@ -1,11 +1,13 @@
 """Records of the Copilot usage metrics reports API -> metric samples.
 
-Pure functions over already-decoded JSON records: no I/O. A users report can hold 100,000
+Pure functions over already-decoded JSON records: no I/O. A users report can hold 300,000
 records and arrives as a stream, so accumulators keep per user at most a tuple of numbers.
 
 Tolerance rules shared by every function here: unknown fields are ignored, a field that is
 absent or null yields no sample (never a zero), and a value of the wrong type raises
-PayloadError naming the report and the field.
+PayloadError naming the report and the field. The arrays GitHub added in 2026 (third-party
+agents, CLI customizations, 28-day feature engagement) are read entry by entry: an entry with a
+wrong type or without its name is dropped and noted as a `bad_value` problem, the rest is kept.
 """
 
 from __future__ import annotations
@@ -14,44 +16,38 @@ import hashlib
 import heapq
 import hmac
 from collections import Counter
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 
 from copilot_exporter.errors import PayloadError
 from copilot_exporter.metrics.fields import Fields
 from copilot_exporter.metrics.catalogue import (
     ACTIVITY_BREAKDOWNS,
     ACTIVITY_COUNTERS,
+    CLI_CUSTOMIZATION_KINDS,
+    PER_USER_NAMES,
     PULL_REQUEST_COUNTS,
 )
-from copilot_exporter.model import FamilyBuilder, day_timestamp
+from copilot_exporter.model import ENTERPRISE, ORG, FamilyBuilder, day_timestamp
 
 AGGREGATED_REPORT = "organization/enterprise-1-day"
 USERS_REPORT = "users-1-day"
 TEAMS_REPORT = "user-teams-1-day"
 REPOS_REPORT = "repos-1-day"
+REPORT_28_DAY = "organization/enterprise-28-day"
 
 # ---------------------------------------------------------------------------------------------
 # The seven activity counters, kept as tuples in ACTIVITY_COUNTERS order.
 
 Activity = tuple[float | None, ...]
 
-_PER_USER_NAMES = tuple(
-    "copilot_user_" + base.removeprefix("copilot_") for base in ACTIVITY_COUNTERS
-)
-
 
 def _activity(fields: Fields) -> Activity:
     return tuple(fields.number(field) for field in ACTIVITY_COUNTERS.values())
 
 
-def _sum_activity(rows: Iterable[Activity]) -> Activity:
-    """Field-wise sum; a field no row carries stays None (absent)."""
-    totals: list[float | None] = [None] * len(ACTIVITY_COUNTERS)
-    for row in rows:
-        for index, value in enumerate(row):
-            if value is not None:
-                totals[index] = (totals[index] or 0) + value
-    return tuple(totals)
+def _sum_fields(first: tuple[float | None, ...], second: tuple[float | None, ...]) -> tuple[float | None, ...]:
+    """Field-wise sum of two equally long tuples; a field neither carries stays None (absent)."""
+    return tuple(a if b is None else b if a is None else a + b for a, b in zip(first, second))
 
 
 def _add_activity(
@@ -61,14 +57,35 @@ def _add_activity(
         builder.add(name, value, **labels)
 
 
-def _read_day(fields: Fields) -> str | None:
-    day = fields.get("day", "string")
+def _read_day(fields: Fields, key: str = "day") -> str | None:
+    day = fields.get(key, "string")
     if day is not None:
         try:
             day_timestamp(day)
         except ValueError:
-            raise fields.error("day", "a YYYY-MM-DD date", day) from None
+            raise fields.error(key, "a YYYY-MM-DD date", day) from None
     return day
+
+
+def _refused(builder: FamilyBuilder) -> Callable[[PayloadError], None]:
+    """Notes an array entry dropped for a wrong type or a missing name (Fields.each)."""
+    return lambda err: builder.problems.note("bad_value", str(err))
+
+
+def _identifier(entry: Fields, key: str) -> str:
+    """An id label value: GitHub's ids are integers in some arrays and strings in others."""
+    value = entry.ident(key)
+    if value is None:
+        raise entry.error(key, "an id", None)
+    return value
+
+
+def _name(entry: Fields, key: str) -> str:
+    """A label value an entry cannot be exported without."""
+    value = entry.label(key)
+    if value is None:
+        raise entry.error(key, "a name", entry.get(key, "string"))
+    return value
 
 
 # ---------------------------------------------------------------------------------------------
@@ -93,6 +110,13 @@ _USER_GAUGES: dict[str, str] = {
         for window in _WINDOWS
         for kind in ("active", "passive")
     },
+    **{f"copilot_{window}_active_app_users": f"{window}_active_copilot_app_users"
+       for window in _WINDOWS},
+    # GitHub documents only the daily CLI count; the other windows appear in some records.
+    **{f"copilot_{window}_active_cli_users": f"{window}_active_cli_users"
+       for window in ("weekly", "monthly")},
+    **{f"copilot_{window}_active_vscode_agent_users": f"{window}_active_vscode_agent_users"
+       for window in _WINDOWS},
 }
 
 # `authorship` label -> field of `pull_requests` holding the median in minutes.
@@ -109,15 +133,41 @@ _BY_COMMENT_TYPE: dict[str, str] = {
         "total_copilot_applied_suggestions",
 }
 
-# Metric -> field of `totals_by_cli`, and of its `token_usage`.
-_CLI_COUNTS: dict[str, str] = {
-    "copilot_cli_sessions": "session_count",
-    "copilot_cli_requests": "request_count",
-    "copilot_cli_prompts": "prompt_count",
+# Tools reported as one object of the same shape: metric prefix -> object field.
+_TOOLS: dict[str, str] = {
+    "copilot_cli_": "totals_by_cli",
+    "copilot_app_": "totals_by_copilot_app",
 }
-_CLI_TOKENS: dict[str, str] = {
-    "copilot_cli_prompt_tokens": "prompt_tokens_sum",
-    "copilot_cli_output_tokens": "output_tokens_sum",
+# Metric suffix -> field of a tool object, and of its `token_usage`.
+_TOOL_COUNTS: dict[str, str] = {
+    "sessions": "session_count",
+    "requests": "request_count",
+    "prompts": "prompt_count",
+}
+_TOOL_TOKENS: dict[str, str] = {
+    "prompt_tokens": "prompt_tokens_sum",
+    "output_tokens": "output_tokens_sum",
+}
+
+# Metric -> field of `totals_by_vscode_agent`.
+_VSCODE_AGENT: dict[str, str] = {
+    "copilot_vscode_agent_sessions": "session_count",
+    "copilot_vscode_agent_user_messages": "total_user_messages",
+}
+
+# Metric -> field of a `totals_by_3rd_party_agent[]` entry.
+_THIRD_PARTY_AGENT: dict[str, str] = {
+    "copilot_third_party_agent_interactions": "user_initiated_interaction_count",
+    "copilot_third_party_agent_sessions": "session_count",
+}
+
+# Metric -> field of a `totals_by_ai_adoption_phase[]` entry, and the factor to its unit.
+_ADOPTION_PHASE: dict[str, tuple[str, int]] = {
+    "copilot_adoption_phase_engaged_users": ("total_engaged_users", 1),
+    "copilot_adoption_phase_users_28d": ("users_in_phase_28d", 1),
+    "copilot_adoption_phase_pull_requests_merged": ("total_pull_requests_merged", 1),
+    "copilot_adoption_phase_review_time_seconds": ("avg_pull_requests_minutes_to_review", 60),
+    "copilot_adoption_phase_review_cycles": ("avg_pull_requests_review_cycles", 1),
 }
 
 
@@ -138,12 +188,12 @@ def add_aggregated(builder: FamilyBuilder, record: dict, team: None = None) -> s
     _add_activity(builder, ACTIVITY_COUNTERS, _activity(fields))
     _add_breakdowns(builder, fields)
     _add_pull_requests(builder, fields.child("pull_requests"))
-    _add_cli(builder, fields.child("totals_by_cli"))
-    for entry in fields.children("totals_by_ai_adoption_phase"):
-        phase = entry.label("phase")
-        if phase is not None:
-            builder.add("copilot_adoption_phase_engaged_users", entry.number("total_engaged_users"),
-                        phase=phase)
+    for prefix, field in _TOOLS.items():
+        _add_tool(builder, prefix, fields.child(field))
+    _add_vscode_agent(builder, fields.child("totals_by_vscode_agent"))
+    _add_third_party_agents(builder, fields)
+    _add_cli_customizations(builder, fields)
+    _add_adoption_phases(builder, fields)
     return day
 
 
@@ -174,15 +224,84 @@ def _add_pull_requests(builder: FamilyBuilder, prs: Fields | None) -> None:
                         authorship=authorship)
 
 
-def _add_cli(builder: FamilyBuilder, cli: Fields | None) -> None:
-    if cli is None:
+def _add_tool(builder: FamilyBuilder, prefix: str, tool: Fields | None) -> None:
+    if tool is None:
         return
-    for name, field in _CLI_COUNTS.items():
-        builder.add(name, cli.number(field))
-    tokens = cli.child("token_usage")
+    for suffix, field in _TOOL_COUNTS.items():
+        builder.add(prefix + suffix, tool.number(field))
+    tokens = tool.child("token_usage")
     if tokens is not None:
-        for name, field in _CLI_TOKENS.items():
-            builder.add(name, tokens.number(field))
+        for suffix, field in _TOOL_TOKENS.items():
+            builder.add(prefix + suffix, tokens.number(field))
+
+
+def _add_vscode_agent(builder: FamilyBuilder, agent: Fields | None) -> None:
+    if agent is not None:
+        for name, field in _VSCODE_AGENT.items():
+            builder.add(name, agent.number(field))
+
+
+def _add_third_party_agents(builder: FamilyBuilder, fields: Fields) -> None:
+    """`copilot_third_party_agent_interactions{agent_id="12",agent_name="Claude"} 4`"""
+    for labels, values in fields.each("totals_by_3rd_party_agent", _third_party_agent,
+                                      _refused(builder)):
+        for name, value in zip(_THIRD_PARTY_AGENT, values):
+            builder.add(name, value, **labels)
+
+
+def _third_party_agent(entry: Fields) -> tuple[dict[str, str], tuple[float | None, ...]]:
+    values = tuple(entry.number(field) for field in _THIRD_PARTY_AGENT.values())
+    return {"agent_id": _identifier(entry, "agent_id"), "agent_name": _name(entry, "agent_name")}, values
+
+
+def _add_cli_customizations(builder: FamilyBuilder, fields: Fields) -> None:
+    """`copilot_cli_customization_interactions{kind="mcp",name="github"} 7`: each entry's name
+    is its one string field, as GitHub names that field differently per array."""
+    for kind in CLI_CUSTOMIZATION_KINDS:
+        builder.add("copilot_cli_customizations_distinct",
+                    fields.number(f"distinct_{kind}_use_count"), kind=kind)
+        for name, count in fields.each(f"totals_by_{kind}", _customization, _refused(builder)):
+            builder.add("copilot_cli_customization_interactions", count, kind=kind, name=name)
+
+
+def _customization(entry: Fields) -> tuple[str, float] | None:
+    name = entry.sole_string()
+    count = entry.number("interaction_count")
+    return None if count is None else (name, count)
+
+
+def _add_adoption_phases(builder: FamilyBuilder, fields: Fields) -> None:
+    for entry in fields.children("totals_by_ai_adoption_phase"):
+        phase = entry.label("phase")
+        if phase is None:
+            continue
+        for name, (field, factor) in _ADOPTION_PHASE.items():
+            value = entry.number(field)
+            builder.add(name, None if value is None else value * factor, phase=phase)
+
+
+# ---------------------------------------------------------------------------------------------
+# 28-day report (organization-28-day / enterprise-28-day): only what no 1-day report holds
+
+def add_28_day(builder: FamilyBuilder, record: dict) -> str | None:
+    """Add the engagement of one 28-day wrapper record; return its `report_end_day`.
+
+    Its `day_totals` are 1-day records (add_aggregated maps them): not read here.
+    """
+    fields = Fields(record, REPORT_28_DAY)
+    end_day = _read_day(fields, "report_end_day")
+    engagement = fields.child("copilot_feature_engagement")
+    if engagement is not None:
+        builder.add("copilot_engaged_users_28d", engagement.number("active_user_count"))
+        for feature, users in engagement.each("totals_by_feature", _feature_engagement,
+                                               _refused(builder)):
+            builder.add("copilot_engaged_users_28d_by_feature", users, feature=feature)
+    return end_day
+
+
+def _feature_engagement(entry: Fields) -> tuple[str, float] | None:
+    users = entry.number("engaged_user_count")
+    return None if users is None else (_name(entry, "feature"), users)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -196,9 +315,22 @@ _USED_FLAGS: dict[str, tuple[str, ...]] = {
     "cloud_agent": ("used_copilot_cloud_agent", "used_copilot_coding_agent"),
     "code_review_active": ("used_copilot_code_review_active",),
     "code_review_passive": ("used_copilot_code_review_passive",),
+    "app": ("used_copilot_app",),
+    "vscode_agent": ("used_vscode_agent",),
 }
 
 PER_USER_MODES = ("off", "login", "hashed")
+
+# The id a users record and a user-teams row are joined on, besides `user_id` and `day`.
+JOIN_IDS = {ORG: "organization_id", ENTERPRISE: "enterprise_id"}
+
+# What the team join keeps of one user: the seven counters (ACTIVITY_COUNTERS order), AI
+# credits, then the features used as bits in _USED_FLAGS order. A users report can hold
+# 300,000 records, so nothing else is kept per user.
+Member = tuple[float | None, ...]
+_CREDITS = len(ACTIVITY_COUNTERS)
+_USED_BITS = _CREDITS + 1
+_FEATURES = tuple(_USED_FLAGS)
 
 
 def hash_login(login: str, salt: str) -> str:
@@ -211,27 +343,45 @@ def hash_login(login: str, salt: str) -> str:
     return hmac.new(salt.encode(), login.encode(), hashlib.sha256).hexdigest()[:16]
 
 
+def _used_bits(features: Iterable[str]) -> int:
+    return sum(1 << _FEATURES.index(feature) for feature in features)
+
+
+def _merge(first: Member, second: Member) -> Member:
+    """Two records of one user (the API should not send this): summed, features combined."""
+    return _sum_fields(first[:_USED_BITS], second[:_USED_BITS]) + (
+        int(first[_USED_BITS]) | int(second[_USED_BITS]),)
+
+
 class UsersAccumulator:
     """Streams the records of one users-1-day report into aggregate (and opt-in per-user) series.
 
+    Per user it keeps a Member, and only when teams or per-user series need it (`keep_members`).
     Records without `user_id` count in the aggregates only: they cannot be joined with teams.
+    `join_id` is the scope id field (JOIN_IDS) that, with `user_id` and `day`, joins teams.
     """
 
-    def __init__(self, per_user: str = "off", salt: str | None = None):
+    def __init__(self, per_user: str = "off", salt: str | None = None,
+                 join_id: str = JOIN_IDS[ORG], keep_members: bool = True):
         if per_user not in PER_USER_MODES:
             raise ValueError(f"per_user must be one of {', '.join(PER_USER_MODES)}: {per_user!r}")
         if per_user == "hashed" and not salt:
             raise ValueError("per_user 'hashed' needs a non-empty salt")
+        self.join_id = join_id
         self._per_user = per_user
         self._salt = salt or ""
+        self._keep = keep_members or per_user != "off"
         self._day: str | None = None
         self._reported = 0
+        self._without_telemetry = 0
         self._used: Counter[str] = Counter({feature: 0 for feature in _USED_FLAGS})
         self._phases: Counter[str] = Counter()
         self._credits: float | None = None
         self._ide_versions: Counter[tuple[str, str]] = Counter()
         self._plugin_versions: Counter[tuple[str, str]] = Counter()
-        self._activity: dict[int, Activity] = {}
+        self._cli_versions: Counter[str] = Counter()
+        # (day, join id) -> user_id -> Member; one outer key in a well-formed report
+        self._members: dict[tuple[str | None, str | None], dict[int, Member]] = {}
         self._user_labels: dict[int, str] = {}  # filled only when per_user is on
 
     def add(self, record: dict) -> None:
@@ -239,10 +389,8 @@ class UsersAccumulator:
         day = _read_day(fields)
         self._day = self._day or day
         self._reported += 1
-        for feature, flags in _USED_FLAGS.items():
-            # a list, not a generator: every flag gets type-checked, even after a true one
-            if any([fields.flag(flag) is True for flag in flags]):
-                self._used[feature] += 1
+        used = self._used_features(fields)
+        self._used.update(used)
         phase = fields.child("ai_adoption_phase")
         phase_name = phase.label("phase") if phase is not None else None
         if phase_name is not None:
@@ -251,7 +399,16 @@ class UsersAccumulator:
         if credits is not None:
             self._credits = (self._credits or 0) + credits
         self._add_versions(fields)
-        self._add_user(fields)
+        activity = _activity(fields)
+        if not used and not any(value for value in activity) and not fields.filled("totals_by_"):
+            self._without_telemetry += 1
+        self._add_member(fields, day, activity + (credits, _used_bits(used)))
+
+    @staticmethod
+    def _used_features(fields: Fields) -> list[str]:
+        # a list per feature, not a generator: every flag gets type-checked, even after a true one
+        return [feature for feature, flags in _USED_FLAGS.items()
+                if any([fields.flag(flag) is True for flag in flags])]
 
     def _add_versions(self, fields: Fields) -> None:
         # Sets: a user whose entries repeat an (IDE, version) pair counts once for it.
@@ -270,18 +427,21 @@ class UsersAccumulator:
                     plugin_versions.add((name, version))
         self._ide_versions.update(ide_versions)
         self._plugin_versions.update(plugin_versions)
+        cli = fields.child("totals_by_cli")
+        cli_version = cli.child("last_known_cli_version") if cli is not None else None
+        version = cli_version.label("cli_version") if cli_version is not None else None
+        if version is not None:
+            self._cli_versions[version] += 1
 
-    def _add_user(self, fields: Fields) -> None:
+    def _add_member(self, fields: Fields, day: str | None, member: Member) -> None:
         user_id = fields.get("user_id", "integer")
         login = fields.get("user_login", "string")
-        if user_id is None:
+        join_id = fields.ident(self.join_id)
+        if user_id is None or not self._keep:
             return
-        activity = _activity(fields)
-        previous = self._activity.get(user_id)
-        # A user listed twice (the API should not do this) is summed, as FamilyBuilder does.
-        if previous is not None:
-            activity = _sum_activity((previous, activity))
-        self._activity[user_id] = activity
+        members = self._members.setdefault((day, join_id), {})
+        previous = members.get(user_id)
+        members[user_id] = member if previous is None else _merge(previous, member)
         if self._per_user != "off" and login:
             hashed = self._per_user == "hashed"
             self._user_labels[user_id] = hash_login(login, self._salt) if hashed else login
@@ -290,12 +450,13 @@ class UsersAccumulator:
         """The report's day (from its first record carrying one), None before any record."""
         return self._day
 
-    def activity_of(self, user_id: int) -> Activity | None:
-        """The seven counters (ACTIVITY_COUNTERS order) of a user in the report, else None."""
-        return self._activity.get(user_id)
+    def member(self, user_id: int | None, day: str | None, join_id: str | None) -> Member | None:
+        """What the report holds for a user on a day in a scope (see Member), else None."""
+        return self._members.get((day, join_id), {}).get(user_id) if user_id is not None else None
 
     def add_to(self, builder: FamilyBuilder) -> None:
         builder.add("copilot_users_reported", self._reported)
+        builder.add("copilot_users_without_client_telemetry", self._without_telemetry)
         for feature, count in self._used.items():
             builder.add("copilot_users_used", count, feature=feature)
         for phase, count in self._phases.items():
@@ -306,40 +467,83 @@ class UsersAccumulator:
         for (plugin, version), count in self._plugin_versions.items():
             builder.add("copilot_users_by_plugin_version", count,
                         plugin=plugin, plugin_version=version)
-        for user_id, user in self._user_labels.items():
-            _add_activity(builder, _PER_USER_NAMES, self._activity[user_id], user=user)
+        for version, count in self._cli_versions.items():
+            builder.add("copilot_users_by_cli_version", count, cli_version=version)
+        self._add_per_user(builder)
+
+    def _add_per_user(self, builder: FamilyBuilder) -> None:
+        """`copilot_per_user_lines_added{user="alice"} 8` (opt-in)."""
+        for members in self._members.values():
+            for user_id, member in members.items():
+                user = self._user_labels.get(user_id)
+                if user is not None:
+                    _add_activity(builder, PER_USER_NAMES.values(), member[:_CREDITS], user=user)
 
 
 # ---------------------------------------------------------------------------------------------
-# Teams (user-teams-1-day joined with users-1-day on user_id)
+# Teams (user-teams-1-day joined with users-1-day, as GitHub documents it)
+
+class _Team:
+    """The members of one team found in the users report, and the sums of their Members."""
+
+    def __init__(self, slug: str):
+        self.slug = slug
+        self.members: set[int] = set()
+        self.totals: Member = (None,) * _USED_BITS
+        self.used: Counter[str] = Counter({feature: 0 for feature in _USED_FLAGS})
+
+    def add(self, user_id: int, member: Member) -> None:
+        if user_id in self.members:  # the same membership listed twice counts once
+            return
+        self.members.add(user_id)
+        self.totals = _sum_fields(self.totals, member[:_USED_BITS])
+        bits = int(member[_USED_BITS])
+        self.used.update(feature for index, feature in enumerate(_FEATURES) if bits >> index & 1)
+
+    def add_to(self, builder: FamilyBuilder, team_id: str) -> None:
+        labels = {"team": self.slug, "team_id": team_id}
+        builder.add("copilot_daily_active_users", len(self.members), **labels)
+        _add_activity(builder, ACTIVITY_COUNTERS, self.totals[:_CREDITS], **labels)
+        builder.add("copilot_ai_credits_used", self.totals[_CREDITS], **labels)
+        for feature, count in self.used.items():
+            builder.add("copilot_users_used", count, **labels, feature=feature)
+
 
 def add_teams(
     builder: FamilyBuilder,
     team_rows: Iterable[dict],
     users: UsersAccumulator,
     only_teams: Collection[str] = (),
-) -> None:
-    """Per team slug: members present in the users report, and the sums of their activity.
+) -> tuple[str, ...]:
+    """Per team (its `team_id`), the members the users report holds for the row's `user_id`, `day`
+    and scope id, and the sums of their activity; return the slugs of `only_teams` (every team
+    when empty) that the report does not list.
 
-    Only activity totals: breakdowns per team would multiply cardinality by the team count.
-    A team listed in the report whose members are all absent from the users report still gets
-    `copilot_daily_active_users` 0; its activity sums are absent (no member carries a value).
+    `copilot_daily_active_users{org="acme",team="web",team_id="42"} 7`. Two teams sharing a slug
+    (an enterprise team and a business team) stay two series sets. Only totals: breakdowns per
+    team would multiply cardinality by the team count. A listed team none of whose members is in
+    the users report gets 0 active users and no activity sums.
     """
     wanted = frozenset(only_teams)
-    present: dict[str, set[int]] = {}
+    listed: set[str] = set()
+    teams: dict[str, _Team] = {}
     for row in team_rows:
         fields = Fields(row, TEAMS_REPORT)
-        slug = fields.label("slug")
+        slug, team_id = fields.label("slug"), fields.ident("team_id")
         user_id = fields.get("user_id", "integer")
-        if slug is None or (wanted and slug not in wanted):
+        if slug is None or team_id is None:
+            builder.problems.note("bad_value", f"{TEAMS_REPORT}: a row without slug or team_id")
             continue
-        members = present.setdefault(slug, set())
-        if user_id is not None and users.activity_of(user_id) is not None:
-            members.add(user_id)
-    for slug, members in present.items():
-        builder.add("copilot_daily_active_users", len(members), team=slug)
-        totals = _sum_activity(users.activity_of(user_id) for user_id in members)
-        _add_activity(builder, ACTIVITY_COUNTERS, totals, team=slug)
+        listed.add(slug)
+        if wanted and slug not in wanted:
+            continue
+        team = teams.setdefault(team_id, _Team(slug))
+        member = users.member(user_id, _read_day(fields), fields.ident(users.join_id))
+        if member is not None:
+            team.add(user_id, member)
+    for team_id, team in teams.items():
+        team.add_to(builder, team_id)
+    return tuple(sorted(wanted - listed))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -114,6 +114,10 @@ class SeatsAccumulator:
         if kept is None or _rank(seat) > _rank(kept):
             self._seats[key] = seat
 
+    def plans(self) -> Counter[str]:
+        """Seats per plan type (`unknown` when a seat names none), each user counted once."""
+        return Counter(seat.plan for seat in self._seats.values())
+
     def add_to(self, builder: FamilyBuilder) -> None:
         within = dict.fromkeys(_ACTIVE_WITHIN, 0)
         never = 0

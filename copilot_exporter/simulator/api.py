@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 from urllib.parse import urlencode
 
-from copilot_exporter.simulator import seats
+from copilot_exporter.simulator import billing, seats
 from copilot_exporter.simulator.downloads import signed_links
 from copilot_exporter.simulator.legacy import LegacyMetrics
 from copilot_exporter.simulator.reports import DAILY_REPORTS, WINDOW_REPORTS, ReportFile
@@ -23,7 +23,9 @@ _ORG = r"/orgs/(?P<org>[^/]+)"
 _ENTERPRISE = r"/enterprises/(?P<enterprise>[^/]+)"
 _TEAM = r"/team/(?P<team>[^/]+)"
 _REPORT = r"/copilot/metrics/reports/(?P<report>[a-z0-9-]+)(?P<latest>/latest)?"
-# (method, path pattern, handler method, authentication: "token" or "app" for a GitHub App JWT)
+_AI_CREDITS = r"/settings/billing/ai_credit/usage"
+# (method, path pattern, handler method, authentication: "token", "billing" (a token that may
+# read billing, see Simulator.billing_token) or "app" for a GitHub App JWT)
 _ROUTES = [
     ("GET", _ORG + "/copilot/metrics", "_legacy", "token"),
     ("GET", _ORG + _TEAM + "/copilot/metrics", "_legacy", "token"),
@@ -34,6 +36,8 @@ _ROUTES = [
     ("GET", _ORG + "/copilot/billing", "_billing", "token"),
     ("GET", _ORG + "/copilot/billing/seats", "_seats", "token"),
     ("GET", _ENTERPRISE + "/copilot/billing/seats", "_enterprise_seats", "token"),
+    ("GET", r"/organizations/(?P<org>[^/]+)" + _AI_CREDITS, "_ai_credits", "billing"),
+    ("GET", _ENTERPRISE + _AI_CREDITS, "_ai_credits", "billing"),
     ("GET", _ORG + "/installation", "_installation", "app"),
     ("POST", r"/app/installations/(?P<installation>\d+)/access_tokens", "_access_token", "app"),
 ]
@@ -43,7 +47,7 @@ class _Route(NamedTuple):
     method: str
     pattern: re.Pattern
     handler: str  # name of the ApiHandler method answering it
-    auth: str  # "token" or "app"
+    auth: str  # "token", "billing" or "app"
 
 
 _COMPILED = [_Route(method, re.compile(pattern + "/?"), handler, auth)
@@ -138,6 +142,9 @@ class ApiHandler(Handler):
                 return github_error(401, problem)
         elif not sim._accepts(credential):
             return github_error(401, "Bad credentials")
+        elif problem := sim._scope_problem(credential, route is not None and route.auth == "billing",
+                                           path.startswith("/enterprises/")):
+            return github_error(403, problem)
         if sim._rate.exhausted():
             return github_error(
                 403, "API rate limit exceeded for user ID 1. If you reach out to GitHub Support "
@@ -229,6 +236,8 @@ class ApiHandler(Handler):
             days = sim._window()
             if not days:
                 return Reply(204)
+            if shape := sim._withheld(scope.name, report, days[-1]):
+                return self._no_report(shape, {})
             revisions = sim._revisions_of(scope.kind, scope.name)
             covered = tuple((day, revisions.get(day, 0)) for day in days)
             file = ReportFile(sim.world, scope, report, covered)
@@ -238,12 +247,26 @@ class ApiHandler(Handler):
         if "day" not in self._query:
             raise BadParameter("Missing required parameter 'day'")
         day = _date(self._query["day"], "day", date_only=True)
+        if shape := sim._withheld(scope.name, report, day):
+            return self._no_report(shape, {"report_day": day.isoformat()})
         if not sim._report_available(day):
             return Reply(204)
         revision = sim._revisions_of(scope.kind, scope.name).get(day, 0)
         file = ReportFile(sim.world, scope, report, ((day, revision),))
         return self._json({"download_links": signed_links(sim, file),
                            "report_day": day.isoformat()})
+
+    def _no_report(self, shape: str, fields: dict[str, str]) -> Reply:
+        """GitHub's answer, in the given NO_REPORT_SHAPES shape, when it has no report."""
+        if shape.isdigit():
+            status = int(shape)
+            return Reply(204) if status == 204 else github_error(
+                status, "Not Found" if status == 404 else "Server Error")
+        body = {"empty_string": b'""', "message": b'"No report available for this day"',
+                "null": b"null", "empty_body": b""}.get(shape)
+        if body is None:  # no_links
+            return self._json({"download_links": [], **fields})
+        return Reply(200, body, {"Content-Type": JSON})
 
     def _billing(self, org: str) -> Reply:
         sim = self.server.sim
@@ -272,6 +295,16 @@ class ApiHandler(Handler):
         listing = seats.enterprise_seats(sim.world, spec.name, start, stop, sim.reference_time,
                                          sim.api_url)
         return self._json({"total_seats": distinct, "seats": listing}, headers=headers)
+
+    def _ai_credits(self, org: str | None = None, enterprise: str | None = None) -> Reply:
+        scope = self._scope(org, enterprise)
+        if scope is None:
+            return github_error(404, "Not Found")
+        today = self.server.sim.world.today
+        year, month = _int(self._query, "year", today.year), _int(self._query, "month", today.month)
+        if month > 12:
+            raise BadParameter(f"Invalid value for parameter 'month': {month}")
+        return self._json(billing.usage(self.server.sim.world, scope.kind, scope.name, year, month))
 
     def _installation(self, org: str) -> Reply:
         world = self.server.sim.world

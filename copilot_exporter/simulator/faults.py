@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import itertools
 import threading
+import zlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,10 +13,29 @@ from typing import Any
 from copilot_exporter.simulator.reports import ndjson_chunks, user_record
 from copilot_exporter.simulator.world import Scope, World
 
-KINDS = (None, "malformed", "truncated", "reset", "wrong_types", "huge")
+KINDS = (None, "malformed", "truncated", "reset", "wrong_types", "huge", "filler", "bomb", "drip")
 
 # What an HTML error page from a proxy, cut short, looks like to a JSON or NDJSON parser.
 MALFORMED = b'<html><body><h1>502 Bad Gateway</h1></body></html>\n{"day": "2026-01-01", "dail'
+
+
+# Every way github.com says "no report for this day" (COPILOT-APIS.md §2): status, then body.
+NO_REPORT_SHAPES = ("204", "empty_string", "message", "null", "empty_body", "no_links",
+                    "404", "502", "503")
+
+
+@dataclass(frozen=True)
+class NoReport:
+    """A rule of `Simulator.withhold_report`: None matches any day, scope name or report."""
+
+    shape: str
+    day: datetime.date | None
+    name: str | None  # lower case
+    report: str | None
+
+    def matches(self, name: str, report: str, day: datetime.date) -> bool:
+        return ((self.day is None or self.day == day) and (self.report in (None, report))
+                and (self.name is None or self.name == name.lower()))
 
 
 @dataclass(frozen=True, eq=False)
@@ -30,6 +50,13 @@ class Fault:
     `headers` are added to the answer. `Fault(status=200, delay=5)` gives the normal answer, late.
     `body_delay` seconds pass between the headers and the body: an answer that starts on time and
     then stalls (`Fault(status=200, body_delay=5)`: the normal answer, its body late).
+
+    Attacks on the client's limits: "filler" answers 200 with `size` bytes of `fill`, streamed;
+    "bomb" the same bytes gzip-compressed (about a thousandth of the size on the wire), sent as a
+    gzip file, or, with `headers={"Content-Encoding": "gzip"}`, as an encoded body; "drip" the
+    normal answer (or `body`) one byte every `interval` seconds, never stalling long enough for a
+    read timeout. A redirect loop is `Fault(status=302, body=b"", headers={"Location": path})`
+    and a paging loop `Fault(status=200, headers={"Link": '<url>; rel="next"'})`.
     """
 
     status: int = 500
@@ -39,6 +66,8 @@ class Fault:
     body_delay: float = 0.0
     kind: str | None = None
     size: int = 50_000_000
+    fill: bytes = b" "
+    interval: float = 0.5
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -119,3 +148,23 @@ def huge_report(world: World, size: int) -> Iterator[bytes]:
         sent += len(chunk)
         if sent >= size:
             return
+
+
+def filler(size: int, fill: bytes, chunk: int = 1 << 20) -> Iterator[bytes]:
+    """`size` bytes of `fill` repeated, in chunks of about `chunk` bytes."""
+    block = fill * (chunk // len(fill))
+    sent = 0
+    while sent < size:
+        piece = block[: size - sent]
+        yield piece
+        sent += len(piece)
+
+
+def bomb(size: int, fill: bytes, member: int = 16 << 20) -> Iterator[bytes]:
+    """`size` bytes of `fill`, gzip-compressed: one compressed member of `member` bytes, sent again
+    and again (a gzip file may hold many members), so serving it costs the simulator nothing."""
+    member -= member % len(fill)  # whole repetitions of `fill` in each member
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 31)
+    packed = b"".join(compressor.compress(piece) for piece in filler(member, fill)) + compressor.flush()
+    for _ in range(-(-size // member)):
+        yield packed

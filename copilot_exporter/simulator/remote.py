@@ -68,6 +68,10 @@ class RemoteSimulator:
     def set_rate_limit(self, remaining: int, reset_in: float) -> None:
         self._call("set_rate_limit", remaining, reset_in)
 
+    def withhold_report(self, shape: str, day: dt.date | None = None, name: str | None = None,
+                        report: str | None = None) -> None:
+        self._call("withhold_report", shape, day, name, report)
+
     def set(self, name: str, value: Any) -> None:
         self._call("__setattr__", name, value)
 

@@ -4,7 +4,10 @@ A report file is named by (scope, report, days covered with their revisions) and
 demand, part by part, so a 100,000-user report is never held in memory. The aggregated record
 of a day is the fold of that day's users report: its seven counters are the sums over the user
 records and `daily_active_users` is their number. Breakdowns split those sums by weights, so
-they add up to the totals, except that CLI activity stays out of `totals_by_ide`, as on GitHub.
+they add up to the totals, except that CLI and Copilot app activity stay out of `totals_by_ide`,
+as on GitHub; model arrays leave code completion out; language and model arrays list the top 10
+and `others`. Fields GitHub added in 2026 appear from the day it added them (`world.SINCE`), and
+some users are seen only server-side: their records carry ids and nothing else.
 """
 
 from __future__ import annotations
@@ -15,12 +18,13 @@ import json
 from array import array
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from itertools import islice
 
 from copilot_exporter.simulator.world import (
-    CHAT_MODELS, COUNTERS, PHASES, Activity, Draws, Scope, World, is_active, profile,
+    CHAT_MODELS, COUNTERS, MODEL_WEIGHTS, PHASES, SINCE, Activity, Draws, Scope, World, is_active,
+    profile,
 )
 
 DAILY_REPORTS = {
@@ -37,7 +41,8 @@ _CHAT_FEATURES = (("chat_inline", 2), ("chat_panel_ask_mode", 4), ("chat_panel_e
                   ("chat_panel_custom_mode", 0.3), ("chat_panel_unknown_mode", 0.2),
                   ("others", 0.2))
 _AGENT_FEATURES = (("chat_panel_agent_mode", 3), ("chat_panel_plan_mode", 0.5), ("agent_edit", 2))
-_NOT_CHAT = ("code_completion", "copilot_cli")
+_OUTSIDE_IDE = ("copilot_cli", "copilot_app")  # in every breakdown but totals_by_ide
+_TOP = 10  # GitHub lists the top 10 languages and models of a day, the rest as `others`
 _COMMENT_TYPES = (("bug_risk", 4), ("security", 2), ("performance", 2), ("readability", 3),
                   ("maintainability", 2))
 _IDE_VERSIONS = {
@@ -86,17 +91,14 @@ def _breakdowns(counters: Sequence[int], features: Sequence[tuple[str, float]],
     """The five `totals_by_*` arrays of a record. Completions are split over all `languages`,
     the other features over the first `chat_languages` only (keeps records near real sizes)."""
     by_feature = _by_feature(counters, features, completion_share)
-    cli = next((c for f, c in by_feature if f == "copilot_cli"), (0,) * len(COUNTERS))
-    ide_total = [v - c for v, c in zip(counters, cli)]
-    chat_parts = [c for f, c in by_feature if f not in _NOT_CHAT]
-    chat = [sum(column) for column in zip(*chat_parts)] or [0] * len(COUNTERS)
+    ide_total = _minus(counters, [c for f, c in by_feature if f in _OUTSIDE_IDE])
+    prompted = _minus(counters, [c for f, c in by_feature if f == "code_completion"])
     language_feature = []
     for feature, values in by_feature:
-        if feature != "copilot_cli":
-            langs = languages if feature == "code_completion" else languages[:chat_languages]
-            for (language, _), part in zip(langs, split(values[1:], [w for _, w in langs])):
-                language_feature.append({"language": language, "feature": feature,
-                                         **_counters(part, COUNTERS[1:])})
+        langs = languages if feature == "code_completion" else languages[:chat_languages]
+        for (language, _), part in zip(langs, split(values[1:], [w for _, w in langs])):
+            language_feature.append({"language": language, "feature": feature,
+                                     **_counters(part, COUNTERS[1:])})
     pairs = [(lang, model, lw * mw)
              for lang, lw in languages[:chat_languages] for model, mw in models]
     return {
@@ -104,14 +106,25 @@ def _breakdowns(counters: Sequence[int], features: Sequence[tuple[str, float]],
                           for (ide, _), part in zip(ides, split(ide_total, [w for _, w in ides]))],
         "totals_by_feature": [{"feature": f, **_counters(c)} for f, c in by_feature],
         "totals_by_language_feature": language_feature,
-        "totals_by_language_model": [] if not any(chat) else [
+        "totals_by_language_model": [] if not any(prompted) else [
             {"language": lang, "model": model, **_counters(part)}
-            for (lang, model, _), part in zip(pairs, split(chat, [w for *_, w in pairs]))],
+            for (lang, model, _), part in zip(pairs, split(prompted, [w for *_, w in pairs]))],
         "totals_by_model_feature": [
             {"model": model, "feature": feature, **_counters(part)}
-            for feature, values in by_feature if feature not in _NOT_CHAT
+            for feature, values in by_feature if feature != "code_completion"
             for (model, _), part in zip(models, split(values, [w for _, w in models]))],
     }
+
+
+def _minus(values: Sequence[int], parts: Sequence[Sequence[int]]) -> list[int]:
+    return [v - sum(column) for v, column in zip(values, zip(*parts))] if parts else list(values)
+
+
+def top(weighted: Iterable[tuple[str, float]], n: int = _TOP) -> list[tuple[str, float]]:
+    """The `n` heaviest names, then the rest together as `others`, as GitHub lists them."""
+    ranked = sorted(weighted, key=lambda item: -item[1])
+    rest = sum(weight for _, weight in ranked[n:])
+    return ranked[:n] + ([("others", rest)] if rest else [])
 
 
 def _housekeeping(world: World, scope: Scope, day: datetime.date) -> dict:
@@ -127,6 +140,8 @@ def _user_features(a: Activity) -> list[tuple[str, float]]:
         features += [("chat_panel_agent_mode", 3), ("agent_edit", 2)]
     if a.cli:
         features.append(("copilot_cli", 2))
+    if a.app:
+        features.append(("copilot_app", 2))
     return features
 
 
@@ -149,6 +164,10 @@ def _ide_entries(world: World, index: int, entries: list[dict], day: datetime.da
 def user_record(world: World, scope: Scope, index: int, a: Activity,
                 period: dict[str, str], day: datetime.date) -> dict:
     """One user's record; `period` is {"day": ...} or the 28-day report's start and end."""
+    ids = {"user_id": world.user_id(index), "user_login": world.login(index), **period,
+           **world.scope_ids(scope)}
+    if not a.telemetry:
+        return ids  # seen only server-side: no counters, no flags, no arrays
     p = profile(world.seed, index)
     ide_weights = [(p.ides[0], 4), *((ide, 1) for ide in p.ides[1:])]
     models = [(m, w) for m, w in zip(p.models, (3, 1))]
@@ -157,28 +176,38 @@ def user_record(world: World, scope: Scope, index: int, a: Activity,
                              ide_weights, languages, models, 1)
     _ide_entries(world, index, breakdowns["totals_by_ide"], day)
     record = {
-        "user_id": world.user_id(index), "user_login": world.login(index), **period,
-        **world.scope_ids(scope), **_counters(a.counters),
+        **ids, **_counters(a.counters),
         "used_agent": a.agent, "used_chat": a.chat, "used_cli": a.cli,
         p.cloud_agent_field: a.cloud_agent,
         "used_copilot_code_review_active": a.review_active,
         "used_copilot_code_review_passive": a.review_passive,
-        "ai_adoption_phase": {"phase": PHASES[p.phase - 1], "phase_number": p.phase,
+        "ai_adoption_phase": {"phase": PHASES[p.phase], "phase_number": p.phase,
                               "version": "2025-10"},
         **breakdowns,
         "totals_by_cli": None if a.cli_totals is None else {
-            **_cli(a.cli_totals),
+            **_client_totals(a.cli_totals),
             "last_known_cli_version": {
                 "cli_version": "0.0.35",
                 "sampled_at": _sampled(day, Draws(world.seed, "cli", index, day.toordinal()))}},
     }
+    if day >= SINCE["copilot_app"]:
+        record["used_copilot_app"] = a.app
+        record["totals_by_copilot_app"] = a.app_totals and _client_totals(a.app_totals)
+    if day >= SINCE["vscode_agent"]:
+        record["used_vscode_agent"] = a.vscode_agent
+        record["totals_by_vscode_agent"] = a.vscode_agent_totals and _vscode_agent(a.vscode_agent_totals)
     if a.credits is not None:
         record["ai_credits_used"] = a.credits
     record.update(_housekeeping(world, scope, day))
     return record
 
 
-def _cli(totals: Sequence[int]) -> dict:
+def _vscode_agent(totals: Sequence[int]) -> dict:
+    return dict(zip(("session_count", "total_user_messages"), totals))
+
+
+def _client_totals(totals: Sequence[int]) -> dict:
+    """`totals_by_cli` or `totals_by_copilot_app`: sessions, requests, prompts, token usage."""
     sessions, requests, prompts, prompt_tokens, output_tokens = totals
     average = round((prompt_tokens + output_tokens) / max(1, requests), 1)
     return {"session_count": sessions, "request_count": requests, "prompt_count": prompts,
@@ -199,6 +228,8 @@ def combine(activities: Sequence[Activity]) -> Activity:
     clis = [a.cli_totals for a in activities if a.cli_totals is not None]
     credits = [a.credits for a in activities if a.credits is not None]
     passive = [a.review_passive for a in activities if a.review_passive is not None]
+    apps = [a.app_totals for a in activities if a.app_totals is not None]
+    agents = [a.vscode_agent_totals for a in activities if a.vscode_agent_totals is not None]
     return Activity(
         counters=tuple(map(sum, zip(*(a.counters for a in activities)))),
         chat=any(a.chat for a in activities), agent=any(a.agent for a in activities),
@@ -207,6 +238,10 @@ def combine(activities: Sequence[Activity]) -> Activity:
         review_passive=any(passive) if passive else None,
         cli_totals=tuple(map(sum, zip(*clis))) if clis else None,
         credits=round(sum(credits), 2) if credits else None,
+        app=bool(apps), vscode_agent=bool(agents),
+        app_totals=tuple(map(sum, zip(*apps))) if apps else None,
+        vscode_agent_totals=tuple(map(sum, zip(*agents))) if agents else None,
+        telemetry=any(a.telemetry for a in activities),
     )
 
 
@@ -220,6 +255,10 @@ class _Population:
     chat: int = 0
     agent: int = 0
     reviewer: int = 0
+    cli: int = 0
+    app: int = 0
+    vscode_agent: int = 0
+    phases: Counter = field(default_factory=Counter)
 
 
 @lru_cache(maxsize=64)
@@ -232,6 +271,10 @@ def _population(world: World, scope: Scope) -> _Population:
             pop.chat += p.chat
             pop.agent += p.agent
             pop.reviewer += p.reviewer
+            pop.cli += p.cli
+            pop.app += p.app
+            pop.vscode_agent += p.vscode_agent
+            pop.phases[p.phase] += 1
     return pop
 
 
@@ -241,25 +284,36 @@ class _Fold:
     counters: list[int]
     flags: Counter
     cli: list[int]
+    app: list[int]
+    vscode_agent: list[int]
     phases: dict[int, list[int]]  # phase -> [users, *counters]
     ides: Counter
     languages: Counter
 
 
+def _add(total: list[int], values: Sequence[int] | None) -> None:
+    if values:
+        total[:] = [x + y for x, y in zip(total, values)]
+
+
 @lru_cache(maxsize=512)
 def _fold(world: World, scope: Scope, day: datetime.date, revision: int) -> _Fold:
-    fold = _Fold(0, [0] * len(COUNTERS), Counter(), [0] * 5, {}, Counter(), Counter())
+    fold = _Fold(0, [0] * len(COUNTERS), Counter(), [0] * 5, [0] * 5, [0] * 2, {}, Counter(),
+                 Counter())
     for index in active_users(world, scope, day):
         a = world.activity(index, day).bumped(revision)
-        p = profile(world.seed, index)
         fold.users += 1
-        fold.counters = [x + y for x, y in zip(fold.counters, a.counters)]
+        if not a.telemetry:
+            continue  # counted as active, and nothing else
+        p = profile(world.seed, index)
+        _add(fold.counters, a.counters)
         fold.flags.update(chat=a.chat, agent=a.agent, cli=a.cli, cloud_agent=a.cloud_agent,
-                          review_active=a.review_active, review_passive=bool(a.review_passive))
-        if a.cli_totals:
-            fold.cli = [x + y for x, y in zip(fold.cli, a.cli_totals)]
-        phase = fold.phases.setdefault(p.phase, [0] * (1 + len(COUNTERS)))
-        phase[:] = [x + y for x, y in zip(phase, (1, *a.counters))]
+                          review_active=a.review_active, review_passive=bool(a.review_passive),
+                          app=a.app, vscode_agent=a.vscode_agent)
+        _add(fold.cli, a.cli_totals)
+        _add(fold.app, a.app_totals)
+        _add(fold.vscode_agent, a.vscode_agent_totals)
+        _add(fold.phases.setdefault(p.phase, [0] * (1 + len(COUNTERS))), (1, *a.counters))
         fold.ides[p.ides[0]] += 1
         fold.languages.update(p.languages)
     return fold
@@ -271,6 +325,9 @@ def _trailing(daily: int, pool: int, share: float) -> int:
     return daily + round(max(0, pool - daily) * share)
 
 
+_PERIODS = (("daily", 0.0), ("weekly", 0.3), ("monthly", 0.6))
+
+
 def aggregate_record(world: World, scope: Scope, day: datetime.date, revision: int) -> dict:
     fold = _fold(world, scope, day, revision)
     pop = _population(world, scope)
@@ -279,6 +336,7 @@ def aggregate_record(world: World, scope: Scope, day: datetime.date, revision: i
     features = [*_CHAT_FEATURES] if flags["chat"] else []
     features += _AGENT_FEATURES if flags["agent"] else ()
     features += [("copilot_cli", 1)] if flags["cli"] else []
+    features += [("copilot_app", 1)] if flags["app"] else []
     actives = {"daily": fold.users, "weekly": _trailing(fold.users, pop.enrolled, 0.5),
                "monthly": _trailing(fold.users, pop.enrolled, 0.8)}
     monthly = actives["monthly"]
@@ -288,7 +346,7 @@ def aggregate_record(world: World, scope: Scope, day: datetime.date, revision: i
         "monthly_active_chat_users": min(monthly, _trailing(flags["chat"], pop.chat, 0.8)),
         "monthly_active_agent_users": min(monthly, _trailing(flags["agent"], pop.agent, 0.8)),
     }
-    for period, share in (("daily", 0.0), ("weekly", 0.3), ("monthly", 0.6)):
+    for period, share in _PERIODS:
         cap = actives[period]
         cloud = min(cap, _trailing(flags["cloud_agent"], pop.agent, share))
         record[f"{period}_active_copilot_cloud_agent_users"] = (
@@ -298,20 +356,155 @@ def aggregate_record(world: World, scope: Scope, day: datetime.date, revision: i
         record[f"{period}_passive_copilot_code_review_users"] = min(
             cap, _trailing(flags["review_passive"], pop.enrolled, share / 2))
     if flags["cli"]:
-        record["daily_active_cli_users"] = int(flags["cli"])
+        record.update(_actives("cli_users", flags["cli"], pop.cli, actives))
+    if day >= SINCE["copilot_app"]:
+        record.update(_actives("copilot_app_users", flags["app"], pop.app, actives))
+    if day >= SINCE["vscode_agent"]:
+        record.update(_actives("vscode_agent_users", flags["vscode_agent"], pop.vscode_agent,
+                               actives))
     record.update(_counters(fold.counters))
     record.update(_breakdowns(
-        fold.counters, features, 0.6, fold.ides.most_common(), fold.languages.most_common(6),
-        list(zip(CHAT_MODELS, (30, 25, 15, 10, 15, 5))), 2))
-    record["totals_by_cli"] = _cli(fold.cli) if flags["cli"] else None
+        fold.counters, features, 0.6, fold.ides.most_common(),
+        top(fold.languages.most_common()), top(zip(CHAT_MODELS, MODEL_WEIGHTS)), 2))
+    record["totals_by_cli"] = _client_totals(fold.cli) if flags["cli"] else None
+    if day >= SINCE["copilot_app"]:
+        record["totals_by_copilot_app"] = _client_totals(fold.app) if flags["app"] else None
+    if day >= SINCE["vscode_agent"]:
+        record["totals_by_vscode_agent"] = (
+            _vscode_agent(fold.vscode_agent) if flags["vscode_agent"] else None)
+    d = Draws(world.seed, "aggregate-2026", scope.kind, scope.name, day.toordinal())
+    if day >= SINCE["third_party_agents"] and (agents := _third_party_agents(d, fold.users)):
+        record["totals_by_3rd_party_agent"] = agents
+    if day >= SINCE["cli_customizations"]:
+        record.update(cli_customizations(d, flags["cli"]))
+    pull_requests = _day_pull_requests(world, scope, day)
     if age <= _PHASE_HISTORY:
-        record["totals_by_ai_adoption_phase"] = [
-            {"phase": PHASES[phase - 1], "phase_number": phase, "total_engaged_users": users,
-             **{f"avg_{name}": round(value / users, 2) for name, value in zip(COUNTERS, sums)}}
-            for phase, (users, *sums) in sorted(fold.phases.items())]
-    record["pull_requests"] = _day_pull_requests(world, scope, day)
+        record["totals_by_ai_adoption_phase"] = _phases(fold, pop, pull_requests, day, d)
+    record["pull_requests"] = pull_requests
     record.update(_housekeeping(world, scope, day))
     return record
+
+
+def _actives(name: str, daily: int, pool: int, actives: dict[str, int]) -> dict[str, int]:
+    """`{daily,weekly,monthly}_active_<name>` for a group of users, within the scope's actives."""
+    return {f"{period}_active_{name}": min(actives[period], _trailing(daily, pool, share))
+            for period, share in _PERIODS}
+
+
+def _phases(fold: _Fold, pop: _Population, pull_requests: dict, day: datetime.date,
+            d: Draws) -> list[dict]:
+    """`totals_by_ai_adoption_phase`: engaged users and average activity per phase, and (later
+    fields) merged pull requests split by users, review medians, users in the phase over 28 days."""
+    phases = sorted(fold.phases.items())
+    merged = split((pull_requests["total_merged"],), [users for _, (users, *_) in phases] or [1])
+    entries = []
+    for (phase, (users, *sums)), (prs,) in zip(phases, merged):
+        entry = {"phase": PHASES[phase], "phase_number": phase, "total_engaged_users": users,
+                 **{f"avg_{name}": round(value / users, 2) for name, value in zip(COUNTERS, sums)}}
+        if day >= datetime.date(2026, 6, 26):
+            entry["total_pull_requests_merged"] = prs
+        if day >= datetime.date(2026, 7, 7) and prs:  # medians over merged PRs: none, no value
+            entry["avg_pull_requests_minutes_to_review"] = round(10 + 600 * d.random(), 1)
+            entry["avg_pull_requests_review_cycles"] = round(1 + 3 * d.random(), 2)
+        if day >= SINCE["cli_customizations"]:
+            entry["users_in_phase_28d"] = max(users, pop.phases[phase])
+        entries.append(entry)
+    return entries
+
+
+_THIRD_PARTY_AGENTS = (("claude", "Claude"), ("codex", "Codex"), ("jules", "Jules"))
+
+
+def _third_party_agents(d: Draws, users: int) -> list[dict]:
+    """Agent apps some users started jobs in; their job starts are outside the top-level counts."""
+    entries = []
+    for agent_id, name in _THIRD_PARTY_AGENTS:
+        if users and d.chance(0.6):
+            sessions = d.int(1, max(1, users // 3))
+            entries.append({"agent_id": agent_id, "agent_name": name,
+                            "user_initiated_interaction_count": sessions * d.int(1, 4),
+                            "session_count": sessions})
+    return entries
+
+
+# CLI customizations: kind -> (the name field of its entries, names in use). Customer-defined
+# names are grouped as `other` (slash commands as `custom`); plugins are a subset of skills.
+CUSTOMIZATIONS = {
+    "skill": ("skill_name", ("pdf", "docx", "frontend-design", "webapp-testing", "xlsx", "other",
+                             "brand-guidelines")),
+    "custom_agent": ("custom_agent", ("reviewer", "planner", "other", "docs-writer", "migrator",
+                                      "security-audit")),
+    "mcp": ("mcp_server", ("github", "playwright", "context7", "other", "azure", "sentry")),
+    "slash_cmd": ("slash_command", ("/explain", "/fix", "/tests", "custom", "/review", "/model")),
+    "plugin": ("plugin", ("frontend-design", "webapp-testing", "pdf")),
+}
+
+
+def cli_customizations(d: Draws, cli_users: int) -> dict:
+    """`totals_by_{kind}` (top 5 by interactions) and `distinct_{kind}_use_count` of a day."""
+    fields: dict = {}
+    skills: dict[str, int] = {}
+    for kind, (name_field, names) in CUSTOMIZATIONS.items():
+        if kind == "plugin":  # a plugin's use is a use of its skill: never more
+            used = {name: max(1, skills[name] * d.int(2, 9) // 10) for name in names if name in skills}
+        else:
+            used = {name: d.int(1, 12 * cli_users) for name in names if cli_users and d.chance(0.7)}
+        if kind == "skill":
+            skills = used
+        ranked = sorted(used.items(), key=lambda item: (-item[1], item[0]))[:5]
+        fields[f"totals_by_{kind}"] = [{name_field: name, "interaction_count": count}
+                                       for name, count in ranked]
+        fields[f"distinct_{kind}_use_count"] = len(used) + (d.int(1, 4) if "other" in used else 0)
+    return fields
+
+
+# -- 28-day aggregated report ------------------------------------------------------------
+
+_MEDIANS = ("median_minutes_to_merge", "median_minutes_to_merge_copilot_authored",
+            "median_minutes_to_merge_copilot_reviewed")
+
+
+def window_record(world: World, scope: Scope, days: Sequence[tuple[datetime.date, int]]) -> dict:
+    """The 28-day report's one wrapper record. As in GitHub's files, its `day_totals` come in no
+    particular order and lack the PR medians on days without merges; from 2026-09-17 it carries
+    the window's feature engagement."""
+    end = days[-1][0]
+    totals = []
+    for day, revision in days:
+        record = aggregate_record(world, scope, day, revision)
+        if not record["pull_requests"]["total_merged"]:
+            for name in _MEDIANS:
+                record["pull_requests"].pop(name, None)
+        totals.append(record)
+    order = Draws(world.seed, "window-order", scope.kind, scope.name, end.toordinal())
+    totals.sort(key=lambda _record: order.random())
+    wrapper = {"report_start_day": (end - datetime.timedelta(days=WINDOW_DAYS - 1)).isoformat(),
+               "report_end_day": end.isoformat(), **world.scope_ids(scope), "day_totals": totals}
+    if end >= SINCE["cli_customizations"]:
+        wrapper["copilot_feature_engagement"] = feature_engagement(
+            world, scope, tuple(day for day, _ in days))
+    wrapper.update(_housekeeping(world, scope, end))
+    return wrapper
+
+
+@lru_cache(maxsize=16)
+def feature_engagement(world: World, scope: Scope, days: tuple[datetime.date, ...]) -> dict:
+    """Users active on two or more days of the window, in total and per feature they use."""
+    active_days: Counter = Counter()
+    for day in days:
+        active_days.update(active_users(world, scope, day))
+    engaged = [index for index, count in active_days.items() if count >= 2]
+    features: Counter = Counter()
+    for index in engaged:
+        p = profile(world.seed, index)
+        if not p.server_side_only:
+            features.update(feature for feature, uses in (
+                ("code_completion", True), ("chat_panel_ask_mode", p.chat),
+                ("chat_panel_agent_mode", p.agent), ("copilot_cli", p.cli), ("copilot_app", p.app))
+                if uses)
+    return {"active_user_count": len(engaged),
+            "totals_by_feature": [{"feature": feature, "engaged_user_count": count}
+                                  for feature, count in features.most_common()]}
 
 
 # -- pull requests and repositories -------------------------------------------------------
@@ -336,11 +529,9 @@ def _pr_counts(d: Draws) -> dict[str, int]:
 
 
 def _medians(d: Draws, merged: int, null_chance: float) -> dict[str, float | None]:
-    names = ("median_minutes_to_merge", "median_minutes_to_merge_copilot_authored",
-             "median_minutes_to_merge_copilot_reviewed")
     if not merged or d.chance(null_chance):
-        return dict.fromkeys(names)
-    return {name: round(5 + 900 * d.random(), 1) for name in names}
+        return dict.fromkeys(_MEDIANS)
+    return {name: round(5 + 900 * d.random(), 1) for name in _MEDIANS}
 
 
 @lru_cache(maxsize=256)
@@ -383,6 +574,8 @@ def _teams(world: World, scope: Scope) -> list[tuple[Scope, list[int] | range]]:
     """Teams with five or more members: smaller ones are left out of the report."""
     spec = world.org(scope.name) if scope.kind == "org" else world.enterprise(scope.name)
     teams = [Scope(scope.kind, scope.name, slug) for slug in spec.teams]
+    teams += [Scope(scope.kind, scope.name, slug, business=True)
+              for slug in getattr(spec, "business_teams", ())]
     return [(team, members) for team in teams if len(members := world.members(team)) >= 5]
 
 
@@ -452,9 +645,7 @@ class ReportFile:
                 yield user_record(w, s, index, combine(acts), self._window, day)
         elif self.report.endswith("-28-day"):
             if start == 0 < stop:
-                yield {**self._window, **w.scope_ids(s),
-                       "day_totals": [aggregate_record(w, s, d, rev) for d, rev in self.days],
-                       **_housekeeping(w, s, day)}
+                yield window_record(w, s, self.days)
         elif start == 0 < stop:
             yield aggregate_record(w, s, day, self.days[-1][1])
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from copilot_exporter.simulator.api import ApiHandler, RateLimit
 from copilot_exporter.simulator.downloads import DownloadHandler
-from copilot_exporter.simulator.faults import Fault, FaultRules
+from copilot_exporter.simulator.faults import NO_REPORT_SHAPES, Fault, FaultRules, NoReport
 from copilot_exporter.simulator.reports import WINDOW_DAYS, ReportFile
 from copilot_exporter.simulator.transport import RecordedRequest, Server
 from copilot_exporter.simulator.world import World
@@ -23,18 +23,22 @@ _LATEST_SEARCH = 10  # days back from yesterday to look for the newest report
 class Simulator:
     """Both servers and everything tests steer: faults, rate limit, revisions, missing days.
 
-    `token=None` accepts any request as authenticated. `latency` seconds pass before every
+    `token=None` accepts any request as authenticated. With `billing_token`, only that token
+    may read the billing endpoints and it may read nothing else (a classic token scoped to
+    billing); App installation tokens never read enterprise billing. `latency` seconds pass before every
     answer of both servers (a distant GitHub); faults' delays add to it. Use as a context manager
     or call `start()` and `stop()`.
     """
 
     def __init__(self, world: World | None = None, token: str | None = None, *,
+                 billing_token: str | None = None,
                  api_port: int = 0, download_port: int = 0,
                  host: str = "127.0.0.1", download_host: str = "127.0.0.2",
                  records_per_link: int = 25, max_links: int = 16, link_ttl: float = 300.0,
                  max_per_page: int = 100, log_limit: int = 100_000, latency: float = 0.0):
         self.world = world or World.default()
         self.token = token
+        self.billing_token = billing_token
         self.latency = latency
         self.records_per_link = records_per_link
         self.max_links = max_links  # caps the links of very large reports
@@ -53,6 +57,7 @@ class Simulator:
         self._log: deque[RecordedRequest] = deque(maxlen=log_limit)  # a long demo must not grow
         self._violations = 0
         self._faults = FaultRules()
+        self._no_reports: list[NoReport] = []
         self._rate = RateLimit()
         self._revisions: dict[tuple[str, str], dict[datetime.date, int]] = {}
         self._reports: dict[str, tuple[ReportFile, int]] = {}
@@ -137,6 +142,26 @@ class Simulator:
     def set_rate_limit(self, remaining: int, reset_in: float) -> None:
         self._rate.set(remaining, reset_in)
 
+    def withhold_report(self, shape: str, day: datetime.date | None = None,
+                        name: str | None = None, report: str | None = None) -> None:
+        """Answer "no report" in one of GitHub's shapes (NO_REPORT_SHAPES) for the matching
+        requests: a `day` (of a 1-day report, or the end day of a 28-day one), a scope `name`,
+        a `report` endpoint (e.g. "users-1-day", "enterprise-28-day"); None matches any."""
+        if shape not in NO_REPORT_SHAPES:
+            raise ValueError(f"unknown no-report shape {shape!r}; known: {NO_REPORT_SHAPES}")
+        with self._lock:
+            self._no_reports.append(NoReport(shape, day, name and name.lower(), report))
+
+    def clear_withheld_reports(self) -> None:
+        with self._lock:
+            self._no_reports.clear()
+
+    def _withheld(self, name: str, report: str, day: datetime.date) -> str | None:
+        """The no-report shape to answer with, or None for the report itself."""
+        with self._lock:
+            return next((rule.shape for rule in self._no_reports
+                         if rule.matches(name, report, day)), None)
+
     def revise(self, scope_kind: str, name: str, day: datetime.date) -> None:
         """GitHub revises a day's data: its content, and so its download paths, change."""
         spec = self.world.org(name) if scope_kind == "org" else self.world.enterprise(name)
@@ -181,11 +206,26 @@ class Simulator:
     # -- credentials -----------------------------------------------------------------------
 
     def _accepts(self, credential: str | None) -> bool:
-        if self.token is None or credential == self.token:
+        if self.token is None or credential == self.token or (
+                credential is not None and credential == self.billing_token):
             return True
         with self._lock:
             expiry = self._app_tokens.get(credential or "")
         return expiry is not None and time.time() < expiry
+
+    def _scope_problem(self, credential: str | None, billing: bool, enterprise: bool) -> str | None:
+        """Why an accepted credential may not call the route (GitHub answers 403), or None."""
+        billing_only = self.billing_token is not None and self.billing_token != self.token
+        if not billing:
+            refused = billing_only and credential == self.billing_token
+            return "Resource not accessible by personal access token" if refused else None
+        with self._lock:
+            app_token = credential in self._app_tokens
+        if enterprise and app_token:
+            return "Resource not accessible by integration"
+        if billing_only and credential != self.billing_token:
+            return "Resource not accessible by personal access token"
+        return None
 
     def _issue_app_token(self) -> tuple[str, float]:
         token = "ghs_" + secrets.token_hex(18)
@@ -220,4 +260,5 @@ class Simulator:
     def _tokens(self) -> list[str]:
         """Every credential the API accepts, which must never reach the download host."""
         with self._lock:
-            return ([self.token] if self.token else []) + list(self._app_tokens)
+            return ([self.token] if self.token else []) + ([self.billing_token] if self.billing_token else []) \
+                + list(self._app_tokens)

@@ -7,6 +7,7 @@ so a large report never needs its length, or all of its bytes, up front.
 
 from __future__ import annotations
 
+import itertools
 import json
 import socket
 import socketserver
@@ -23,7 +24,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from requests.structures import CaseInsensitiveDict
 
-from copilot_exporter.simulator.faults import MALFORMED, Fault, huge_report, wrong_types
+from copilot_exporter.simulator.faults import MALFORMED, Fault, bomb, filler, huge_report, wrong_types
 
 JSON = "application/json; charset=utf-8"
 NDJSON = "application/x-ndjson"
@@ -130,6 +131,8 @@ class Handler(BaseHTTPRequestHandler):
             entry.status = reply.status
             if fault is not None and fault.kind == "truncated":
                 self._send_truncated(reply)
+            elif fault is not None and fault.kind == "drip":
+                self._send_drip(reply, fault.interval)
             else:
                 self._send(reply, fault.body_delay if fault is not None else 0.0)
         except OSError:
@@ -137,13 +140,20 @@ class Handler(BaseHTTPRequestHandler):
 
     def _reply(self, fault: Fault | None, path: str, query: dict[str, str]) -> Reply:
         try:
-            if fault is None or fault.kind in ("truncated", "wrong_types") or fault.late_but_normal:
+            if fault is not None and fault.kind == "drip" and fault.body is not None:
+                reply = _fault_body(fault)
+                reply.status = 200
+            elif fault is None or fault.kind in ("truncated", "wrong_types", "drip") or fault.late_but_normal:
                 mangle = fault is not None and fault.kind == "wrong_types"
                 reply = self.respond(self.command, path, query, wrong_types if mangle else _same)
             elif fault.kind is None:
                 reply = _fault_body(fault)
             elif fault.kind == "malformed":
                 reply = Reply(200, MALFORMED, {"Content-Type": JSON})
+            elif fault.kind == "filler":
+                reply = Reply(200, filler(fault.size, fault.fill), {"Content-Type": JSON})
+            elif fault.kind == "bomb":
+                reply = Reply(200, bomb(fault.size, fault.fill), {"Content-Type": "application/gzip"})
             else:  # huge
                 body = huge_report(self.server.sim.world, fault.size)
                 reply = Reply(200, body, {"Content-Type": NDJSON})
@@ -184,6 +194,20 @@ class Handler(BaseHTTPRequestHandler):
             if chunk:
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
         self.wfile.write(b"0\r\n\r\n")
+
+    def _send_drip(self, reply: Reply, interval: float) -> None:
+        """The answer's headers, then its body one byte every `interval` seconds (Content-Length
+        announced: the client keeps waiting for the rest)."""
+        body = reply.body if isinstance(reply.body, bytes) else b"".join(itertools.islice(reply.body, 1))
+        self.send_response(reply.status)
+        for name, value in reply.headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        for index in range(len(body)):
+            self.wfile.write(body[index:index + 1])
+            self.wfile.flush()
+            time.sleep(interval)
 
     def _send_truncated(self, reply: Reply) -> None:
         body = reply.body if isinstance(reply.body, bytes) else next(iter(reply.body), b"")
@@ -233,6 +257,11 @@ class Server(ThreadingHTTPServer):
                 connection.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass  # already closed by its handler
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that stops reading (a limit tripped mid-body) resets its connection: not an error.
+        if not isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+            super().handle_error(request, client_address)
 
     def server_bind(self) -> None:
         # HTTPServer.server_bind resolves the host name, which can stall on a resolver.

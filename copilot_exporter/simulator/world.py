@@ -8,6 +8,7 @@ owns a range of it and overlaps its predecessor a little, so some people belong 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import hashlib
 import struct
@@ -29,9 +30,21 @@ _IDE_WEIGHTS = (55, 20, 10, 6, 3, 3, 2, 1)
 LANGUAGES = ("python", "typescript", "javascript", "go", "java", "csharp", "rust", "ruby",
              "kotlin", "cpp", "markdown", "unknown")
 _LANGUAGE_WEIGHTS = (22, 20, 12, 10, 10, 6, 5, 4, 3, 3, 3, 2)
-CHAT_MODELS = ("gpt-4.1", "claude-sonnet-4.5", "gpt-5-mini", "gemini-2.5-pro", "auto", "o4-mini")
-_MODEL_WEIGHTS = (30, 25, 15, 10, 15, 5)
-PHASES = ("exploring", "adopting", "integrating", "advancing")
+# More than ten, so the aggregated model arrays show GitHub's top 10 plus `others`; no `auto`,
+# which GitHub resolves to the actual model since 2026-03-20.
+CHAT_MODELS = ("claude-sonnet-4.5", "gpt-5.1", "gpt-5-mini", "claude-opus-4.8", "gemini-2.5-pro",
+               "gpt-5.6-sol", "gpt-4.1", "claude-haiku-4.5", "gpt-5.1-codex", "gemini-3-pro",
+               "grok-code-fast-1", "o4-mini")
+MODEL_WEIGHTS = (24, 18, 12, 10, 8, 7, 6, 5, 4, 3, 2, 1)
+PHASES = ("No Cohort", "Phase 1", "Phase 2", "Phase 3")  # index = phase_number
+# When GitHub added a field to the reports (COPILOT-APIS.md §6): older records lack it.
+SINCE = {
+    "copilot_app": datetime.date(2026, 7, 17),
+    "third_party_agents": datetime.date(2026, 8, 7),
+    "vscode_agent": datetime.date(2026, 9, 11),
+    "cli_customizations": datetime.date(2026, 9, 17),
+    "server_side_users": datetime.date(2026, 6, 15),
+}
 _REPO_WORDS = ("api", "web", "billing", "search", "mobile", "infra", "docs", "auth", "payments",
                "ml", "data", "gateway", "ui", "core", "tools", "cli")
 _REPO_SUFFIXES = ("", "-service", "-app", "-lib", "-sdk", "-ops")
@@ -107,11 +120,15 @@ class OrgSpec:
 class EnterpriseSpec:
     name: str
     organizations: tuple[str, ...] = ()
-    teams: tuple[str, ...] = ()
+    teams: tuple[str, ...] = ()  # enterprise teams
+    # Teams of a business (cost centre) in the enterprise: listed in the enterprise's user-teams
+    # report beside the enterprise teams, with their own team_id even when the slug is the same.
+    business_teams: tuple[str, ...] = ()
 
     def __post_init__(self):
         object.__setattr__(self, "organizations", tuple(self.organizations))
         object.__setattr__(self, "teams", tuple(self.teams))
+        object.__setattr__(self, "business_teams", tuple(self.business_teams))
 
 
 @dataclass(frozen=True)
@@ -130,6 +147,11 @@ class Scope:
     kind: str  # "org" | "enterprise"
     name: str
     team: str | None = None
+    business: bool = False  # the team is a business team of the enterprise
+
+    @property
+    def team_key(self) -> tuple:
+        return (self.kind, self.name, self.team) + (("business",) if self.business else ())
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,9 +166,12 @@ class Profile:
     agent: bool
     cli: bool
     reviewer: bool
-    phase: int  # 1-based index into PHASES
+    phase: int  # index into PHASES: GitHub's phase_number
     cloud_agent_field: str  # both names of this flag occur in real files
     reports_credits: bool  # older clients: no ai_credits_used in the record
+    app: bool  # uses the Copilot app
+    vscode_agent: bool  # uses the VS Code Agents window
+    server_side_only: bool  # seen only by server-side telemetry: active, but no client data
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,15 +187,19 @@ class Activity:
     review_passive: bool | None
     cli_totals: tuple[int, ...] | None  # sessions, requests, prompts, prompt tokens, output tokens
     credits: float | None
+    app: bool = False
+    vscode_agent: bool = False
+    app_totals: tuple[int, ...] | None = None  # as cli_totals
+    vscode_agent_totals: tuple[int, ...] | None = None  # sessions, user messages
+    telemetry: bool = True  # False: seen only server-side; counters are all 0, flags all False
 
     def bumped(self, revision: int) -> Activity:
         """This activity as reported after `revision` revisions of its day: counters grow."""
-        if not revision:
+        if not revision or not self.telemetry:
             return self
         ui, gen, acc, sa, sd, added, deleted = self.counters
         counters = (ui, gen + revision, acc, sa + 3 * revision, sd, added, deleted)
-        return Activity(counters, self.chat, self.agent, self.cli, self.cloud_agent,
-                        self.review_active, self.review_passive, self.cli_totals, self.credits)
+        return dataclasses.replace(self, counters=counters)
 
 
 @lru_cache(maxsize=1 << 17)
@@ -184,14 +213,20 @@ def profile(seed: int, index: int) -> Profile:
     # dict.fromkeys: repeated picks collapse, in order
     languages = tuple(dict.fromkeys(d.pick(LANGUAGES, _LANGUAGE_WEIGHTS)
                                     for _ in range(d.int(1, 3))))
-    models = tuple(dict.fromkeys(d.pick(CHAT_MODELS, _MODEL_WEIGHTS) for _ in range(d.int(1, 2))))
+    models = tuple(dict.fromkeys(d.pick(CHAT_MODELS, MODEL_WEIGHTS) for _ in range(d.int(1, 2))))
     return Profile(
         engagement=engagement, ides=ides, languages=languages, models=models,
         chat=d.chance(0.7), agent=d.chance(0.4), cli=d.chance(0.15), reviewer=d.chance(0.3),
-        phase=d.int(1, len(PHASES)),
+        phase=d.int(0, len(PHASES) - 1),
         cloud_agent_field=d.pick(("used_copilot_cloud_agent", "used_copilot_coding_agent")),
         reports_credits=d.chance(0.8),
+        # drawn apart, so adding them left every earlier draw as it was
+        **_profile_2026(Draws(seed, "profile-2026", index)),
     )
+
+
+def _profile_2026(d: Draws) -> dict:
+    return {"app": d.chance(0.25), "vscode_agent": d.chance(0.3), "server_side_only": d.chance(0.12)}
 
 
 def _active_draws(seed: int, index: int, day: datetime.date) -> Draws | None:
@@ -213,6 +248,10 @@ def activity(seed: int, index: int, day: datetime.date) -> Activity | None:
     if d is None:
         return None
     p = profile(seed, index)
+    if p.server_side_only and day >= SINCE["server_side_users"]:
+        return Activity(counters=(0,) * len(COUNTERS), chat=False, agent=False, cli=False,
+                        cloud_agent=False, review_active=False, review_passive=None,
+                        cli_totals=None, credits=None, telemetry=False)
     chat = p.chat and d.chance(0.7)
     agent = p.agent and d.chance(0.5)
     cli = p.cli and d.chance(0.5)
@@ -242,7 +281,22 @@ def activity(seed: int, index: int, day: datetime.date) -> Activity | None:
         review_passive=None if d.chance(0.1) else d.chance(0.3),
         cli_totals=cli_totals,
         credits=round(prompts * (0.5 + d.random()), 2) if p.reports_credits else None,
+        **_activity_2026(p, Draws(seed, "day-2026", index, day.toordinal()), day),
     )
+
+
+def _activity_2026(p: Profile, d: Draws, day: datetime.date) -> dict:
+    """The Copilot app and VS Code Agents window use of an active day, once GitHub reports them."""
+    app = p.app and day >= SINCE["copilot_app"] and d.chance(0.6)
+    vscode_agent = p.vscode_agent and day >= SINCE["vscode_agent"] and d.chance(0.5)
+    app_totals = None
+    if app:
+        sessions = d.int(1, 4)
+        requests = sessions * d.int(2, 10)
+        app_totals = (sessions, requests, d.int(sessions, requests), requests * d.int(800, 5000),
+                      requests * d.int(300, 2500))
+    return {"app": app, "vscode_agent": vscode_agent, "app_totals": app_totals,
+            "vscode_agent_totals": (d.int(1, 3), d.int(1, 20)) if vscode_agent else None}
 
 
 def _utc_today() -> datetime.date:
@@ -286,7 +340,7 @@ class World:
                 OrgSpec("hooli", users=25, teams=("search",), reports_api=False),
             ),
             enterprises=(EnterpriseSpec("initech", organizations=("acme", "globex"),
-                                        teams=("core", "security")),),
+                                        teams=("core", "security"), business_teams=("core",)),),
         )
 
     # -- lookups ---------------------------------------------------------------------------
@@ -328,7 +382,7 @@ class World:
         return stable_id(kind, name, low=1000, span=9_000_000)
 
     def team_id(self, scope: Scope) -> int:
-        return stable_id(scope.kind, scope.name, scope.team, low=100, span=9_000_000)
+        return stable_id(*scope.team_key, low=100, span=9_000_000)
 
     def installation_id(self, org: str) -> int:
         return stable_id("installation", org, low=10_000_000)
@@ -386,7 +440,7 @@ class World:
 
     def in_team(self, team: Scope, index: int) -> bool:
         """Whether a user of the team's organization or enterprise belongs to the team."""
-        return Draws(self.seed, "team", team.kind, team.name, team.team, index).random() < 0.35
+        return Draws(self.seed, "team", *team.team_key, index).random() < 0.35
 
     def licensed_count(self, scope: Scope) -> int:
         """Members holding a licence: what the legacy API's five-licence threshold looks at."""

@@ -1,4 +1,4 @@
-"""Source `metrics`: the legacy Copilot Metrics API (`GET .../copilot/metrics`).
+"""Source `legacy`: the legacy Copilot Metrics API (`GET .../copilot/metrics`).
 
 GitHub shut it down on github.com on 2026-04-02 (it answers 404 there since), but GHES and
 archives still carry it. We ask for a few recent days and export the newest one present;
@@ -13,10 +13,10 @@ from copilot_exporter.errors import PayloadError
 from copilot_exporter.github.client import GitHubClient, GitHubError
 from copilot_exporter.metrics import legacy
 from copilot_exporter.metrics.fields import Fields
-from copilot_exporter.model import ENTERPRISE, FamilyBuilder, Scope, day_timestamp
-from copilot_exporter.sources import Result
+from copilot_exporter.model import ENTERPRISE, MAX_SERIES_PER_FAMILY, FamilyBuilder, Scope, day_timestamp
+from copilot_exporter.sources import Result, explain_forbidden
 
-SOURCE = "metrics"
+SOURCE = "legacy"  # the `source` label and config value; its day keeps report="metrics"
 HINTS = {
     404: "github.com shut the legacy Copilot Metrics API down on 2026-04-02: set `source: reports` "
          "(or `auto`) to use the Copilot usage metrics reports API",
@@ -36,7 +36,7 @@ def route_and_path(scope: Scope) -> tuple[str, str]:
 
 
 def fetch(client: GitHubClient, scope: Scope, lookback_days: int, today: dt.date | None = None,
-          after_reports_404: bool = False) -> Result:
+          after_reports_404: bool = False, max_series: int = MAX_SERIES_PER_FAMILY) -> Result:
     today = today or dt.datetime.now(dt.timezone.utc).date()
     since = today - dt.timedelta(days=lookback_days)
     try:
@@ -50,7 +50,7 @@ def fetch(client: GitHubClient, scope: Scope, lookback_days: int, today: dt.date
             f"the legacy API reported no day since {since} (a scope needs five or more licensed "
             "members to be reported); exporting no data for it",))
     newest = max(days)
-    return day_result(scope, newest, days[newest])
+    return day_result(scope, newest, days[newest], max_series)
 
 
 def fetch_days(client: GitHubClient, scope: Scope, since: dt.date) -> dict[str, dict]:
@@ -68,6 +68,7 @@ def fetch_days(client: GitHubClient, scope: Scope, since: dt.date) -> dict[str, 
     except GitHubError as err:
         if err.status in HINTS:
             err.hint = HINTS[err.status]
+        explain_forbidden(err, SOURCE, scope.kind)
         raise
     days: dict[str, dict] = {}
     for record in pages:
@@ -75,9 +76,9 @@ def fetch_days(client: GitHubClient, scope: Scope, since: dt.date) -> dict[str, 
     return days
 
 
-def day_result(scope: Scope, day: str, record: dict) -> Result:
+def day_result(scope: Scope, day: str, record: dict, max_series: int = MAX_SERIES_PER_FAMILY) -> Result:
     """The families of one reported day, as served for it (also by `copilot-exporter backfill`)."""
-    builder = FamilyBuilder(scope.labels())
+    builder = FamilyBuilder(scope.labels(), max_series)
     legacy.add_day(builder, record)
     builder.add("copilot_report_day_timestamp_seconds", day_timestamp(day), report="metrics")
     return Result.built(builder, {"metrics": day})

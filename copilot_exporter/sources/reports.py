@@ -1,17 +1,33 @@
 """Source `reports`: the Copilot usage metrics reports API, what github.com serves today.
 
 Each report endpoint answers with signed links to NDJSON files on another host. Per report we
-ask for yesterday, then go back a day at a time (204/404/empty = no report that day) up to
-`lookback_days`, and export the newest day found. The links' paths identify the content (the
-query string only signs it), so a report whose day and paths are unchanged is not downloaded
-again: its parsed result is reused.
+ask for yesterday, then go back a day at a time up to `lookback_days`, and export the newest day
+found. The links' paths identify the content (the query string only signs it), so a report whose
+day and paths are unchanged is not downloaded again: its parsed result is reused.
+
+"No report that day" comes in many shapes, and each one means: step back a day. They are 204;
+200 with an empty body, `null`, `""` or any bare JSON string ("No report available for this
+day"); 200 with `download_links: []`; 404 for one day (when every request of a scope answers 404
+the scope is unknown: `ReportsUnavailable`); and 502/503 (any 5xx) while a day is still being
+produced. Only an object whose `download_links` is not a list of URLs is bad data. A 5xx is
+retried like any other first; when every day of the window still answers 5xx, that is GitHub
+failing, not a report in production: the refresh fails as `server_error` and the last good data
+stays served.
+
+With the aggregated report, `fetch` also reads the 28-day aggregated report (`.../latest`, no
+day) for what only it holds, the feature engagement of the window: at most once per UTC day, and
+its files only when their paths changed. Any "no report" answer there means no such data.
+
+File shapes: a 1-day file holds one flat record on one line, a 28-day file one wrapper record
+whose `day_totals` are in no particular order. Either can arrive where the other is expected:
+`as_wrapper` gives every aggregated record the wrapper's shape, and a 1-day read takes the
+entry of its day.
 
 `fetch_day` reads every report of one given day through the same parsing and mapping; it is what
 `copilot-exporter backfill` writes history from. A day's values are served from when its report
 is fetched until a newer day's is, nominally from two days after the day for one day: the
 interval `backfill` places that day's history in (see its module).
 """
-
 from __future__ import annotations
 
 import dataclasses
@@ -21,6 +37,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from copilot_exporter.config import Config, Entry
@@ -29,12 +46,13 @@ from copilot_exporter.github.client import GitHubClient, GitHubError
 from copilot_exporter.github.records import iter_records
 from copilot_exporter.metrics import reports
 from copilot_exporter.model import ENTERPRISE, Family, FamilyBuilder, Problem, Problems, day_timestamp
-from copilot_exporter.sources import Result
+from copilot_exporter.sources import Result, explain_forbidden
 
 log = logging.getLogger(__name__)
 
 SOURCE = "reports"
 Parse = Callable[[Iterator[dict], str], "Downloaded"]
+T = TypeVar("T")
 
 
 class ReportsUnavailable(GitHubError):
@@ -43,6 +61,13 @@ class ReportsUnavailable(GitHubError):
     def __init__(self, route: str):
         super().__init__(404, route, "the reports API does not know this scope")
         self.hint = "check the name and the token's access; GitHub Enterprise Server may only offer `source: legacy`"
+
+
+class DayUnavailable(GitHubError):
+    """A day's links answered 5xx: the day is still being produced (or GitHub is failing)."""
+
+    def __init__(self, error: GitHubError):
+        super().__init__(error.status, error.route, "the day's report is not available yet")
 
 
 @dataclass(frozen=True)
@@ -61,6 +86,7 @@ class Downloaded:
     users: reports.UsersAccumulator | None = None
     problems: tuple[Problem, ...] = ()  # found while parsing; reported once, not on each reuse
     folded: tuple[tuple[str, int], ...] = ()
+    notes: tuple[str, ...] = ()  # lasting conditions (e.g. a configured team not listed), kept on reuse
 
 
 def aggregated_report(kind: str) -> Report:
@@ -72,6 +98,37 @@ TEAMS = Report("user_teams", "user-teams-1-day")
 REPOS = Report("repos", "repos-1-day")
 
 
+def window_report(kind: str) -> Report:
+    """The 28-day aggregated report, read for what only it holds (feature engagement)."""
+    return (Report("enterprise_28_day", "enterprise-28-day/latest") if kind == ENTERPRISE
+            else Report("organization_28_day", "organization-28-day/latest"))
+
+
+def as_wrapper(record: dict, where: str) -> dict:
+    """An aggregated record in the 28-day report's shape, `{report_start_day, report_end_day,
+    <scope ids>, day_totals: [daily record...]}`: a flat daily record becomes the wrapper of
+    its one day; a wrapper's `day_totals` must be a list of objects (in any order)."""
+    if "day_totals" not in record:
+        day = record.get("day")
+        ids = {key: record[key] for key in ("enterprise_id", "organization_id") if key in record}
+        return {"report_start_day": day, "report_end_day": day, **ids, "day_totals": [record]}
+    totals = record["day_totals"]
+    if not isinstance(totals, list) or not all(isinstance(entry, dict) for entry in totals):
+        raise PayloadError(f"{where}: day_totals: expected a list of objects")
+    return record
+
+
+def download_links(body: Any, route: str) -> list[str] | None:
+    """The links of a decoded answer; None for the bodies that mean "no report": nothing,
+    `null`, a bare string such as "No report available for this day", an empty list of links."""
+    if body is None or isinstance(body, str):
+        return None
+    links = body.get("download_links") if isinstance(body, dict) else None
+    if not isinstance(links, list) or not all(isinstance(link, str) for link in links):
+        raise PayloadError(f"{route}: download_links: expected a list of URLs")
+    return links or None
+
+
 class ReportsSource:
     """The reports of one organization or enterprise; remembers what it downloaded."""
 
@@ -80,7 +137,9 @@ class ReportsSource:
         self.scope = entry.scope
         self.lookback_days = config.lookback_days
         self.salt = config.user_hash_salt
+        self.max_series = config.max_series_per_family
         self._downloaded: dict[str, Downloaded] = {}
+        self._window_read_on: str | None = None  # the UTC day the 28-day report was last read
         base = "/enterprises/{enterprise}" if self.scope.kind == ENTERPRISE else "/orgs/{org}"
         self._route_base = base + "/copilot/metrics/reports/"
         self._path_base = base.format(enterprise=self.scope.name, org=self.scope.name) + "/copilot/metrics/reports/"
@@ -88,10 +147,11 @@ class ReportsSource:
     def fetch(self, client: GitHubClient, today: dt.date | None = None) -> Result:
         """Per report, the newest day found in the lookback window (what the exporter serves)."""
         today = today or dt.datetime.now(dt.timezone.utc).date()
-        result = self._collect(client, lambda report, parse: self._newest(client, report, today, parse))
+        result = self._collect(client, lambda report, parse: self._newest(client, report, today, parse),
+                               latest=lambda: self._latest(client, today))
         notes = () if result.days else (
             f"no report in the last {self.lookback_days} days yet (reports land within about two days)",)
-        return Result(result.families, result.days, notes)
+        return dataclasses.replace(result, notes=result.notes + notes)
 
     def fetch_day(self, client: GitHubClient, day: str) -> Result:
         """Every enabled report of one day (YYYY-MM-DD), read and mapped exactly as `fetch` does.
@@ -104,16 +164,12 @@ class ReportsSource:
         """The newest day `fetch` would export now, over every enabled report, found from the
         report links alone (nothing is downloaded); None when there is none in the window."""
         self._answered = False
-        found = []
-        for report in self._probed_reports():
-            for back in range(1, self.lookback_days + 1):
-                day = (today - dt.timedelta(days=back)).isoformat()
-                if self._links(client, report, day):
-                    found.append(day)
-                    break
+        found = [self._first_found(report, self._window(today),
+                                   lambda day: day if self._links(client, report, day) else None)
+                 for report in self._probed_reports()]
         if not self._answered:
             raise ReportsUnavailable(self._route_base + "...")
-        return max(found, default=None)
+        return max((day for day in found if day), default=None)
 
     def _probed_reports(self) -> list[Report]:
         selection = self.entry.reports
@@ -121,9 +177,10 @@ class ReportsSource:
         reports_ += [USERS] if selection.users or selection.teams else []
         return reports_ + ([REPOS] if selection.repositories else [])
 
-    def _collect(self, client: GitHubClient,
-                 find: Callable[[Report, Parse], Downloaded | None]) -> Result:
-        """The enabled reports, each on the day `find` picks for it; teams join the users report.
+    def _collect(self, client: GitHubClient, find: Callable[[Report, Parse], Downloaded | None],
+                 latest: Callable[[], Downloaded | None] | None = None) -> Result:
+        """The enabled reports, each on the day `find` picks for it; teams join the users report;
+        `latest` reads the 28-day report when a 1-day aggregated report was found.
 
         The three chains (aggregated; users then teams; repositories) are independent, so they
         run side by side: a scope's refresh takes the time of its longest chain, not their sum.
@@ -133,14 +190,21 @@ class ReportsSource:
 
         def aggregated() -> list[tuple[Report, Downloaded | None]]:
             report = aggregated_report(self.scope.kind)
-            return [(report, find(report, self._parse_aggregated))]
+            found = find(report, self._parse_aggregated)
+            # No recent 1-day report, no recent 28-day report either: it ends on the newest day.
+            window = [(window_report(self.scope.kind), latest())] if found and latest else []
+            return [(report, found), *window]
 
         def users_and_teams() -> list[tuple[Report, Downloaded | None]]:
             users = find(USERS, self._parse_users)
             found = [(USERS, users)] if selection.users else []
             if selection.teams and users and users.users:
                 join = lambda records, day: self._parse_teams(records, day, users)  # noqa: E731
-                found.append((TEAMS, self._on_day(client, TEAMS, users.day, join, depends=users.identity)))
+                try:
+                    teams = self._on_day(client, TEAMS, users.day, join, depends=users.identity)
+                except DayUnavailable:
+                    teams = None  # that day's teams are still being produced
+                found.append((TEAMS, teams))
             return found
 
         def repositories() -> list[tuple[Report, Downloaded | None]]:
@@ -162,22 +226,63 @@ class ReportsSource:
         for downloaded in downloads:
             problems.merge(downloaded.problems)
             folded.update(dict(downloaded.folded))
-        return Result(families, days, problems=problems.frozen(), folded=tuple(sorted(folded.items())))
+        notes = tuple(note for downloaded in downloads for note in downloaded.notes)
+        return Result(families, days, notes, problems.frozen(), tuple(sorted(folded.items())))
 
     # Day selection ---------------------------------------------------------------------------
+    def _window(self, today: dt.date) -> list[str]:
+        """The days a report is looked for on, newest first."""
+        return [(today - dt.timedelta(days=back)).isoformat() for back in range(1, self.lookback_days + 1)]
+
     def _newest(self, client: GitHubClient, report: Report, today: dt.date,
                 parse: Parse) -> Downloaded | None:
-        for back in range(1, self.lookback_days + 1):
-            day = (today - dt.timedelta(days=back)).isoformat()
-            found = self._on_day(client, report, day, parse)
+        found = self._first_found(report, self._window(today),
+                                  lambda day: self._on_day(client, report, day, parse))
+        if not found:
+            self._downloaded.pop(report.key, None)
+        return found
+
+    def _first_found(self, report: Report, days: list[str], on_day: Callable[[str], T | None]) -> T | None:
+        """What `on_day` finds on the first day that has a report. A day answering 5xx is still
+        being produced and is stepped over, unless every day does: then GitHub is failing."""
+        unavailable: list[DayUnavailable] = []
+        for day in days:
+            try:
+                found = on_day(day)
+            except DayUnavailable as err:
+                unavailable.append(err)
+                continue
             if found:
                 return found
-        self._downloaded.pop(report.key, None)
+        if unavailable and len(unavailable) == len(days):
+            error = unavailable[0]
+            raise GitHubError(error.status, error.route,
+                              f"every day of the last {len(days)} answered 5xx: GitHub is failing, not producing a day")
+        if unavailable:
+            log.info("%s: %s: %d day(s) answered 5xx, taken as not produced yet",
+                     self.scope, report.endpoint, len(unavailable))
         return None
 
-    def _on_day(self, client: GitHubClient, report: Report, day: str, parse: Parse,
+    def _latest(self, client: GitHubClient, today: dt.date) -> Downloaded | None:
+        """The 28-day aggregated report, read at most once per UTC day; None when there is none."""
+        report = window_report(self.scope.kind)
+        known = self._downloaded.get(report.key)
+        if known and self._window_read_on == today.isoformat():
+            return dataclasses.replace(known, problems=())  # counted when it was parsed
+        try:
+            found = self._on_day(client, report, None, self._parse_window)
+        except DayUnavailable:
+            found = None  # still being produced: asked again at the next refresh
+        if found is None:
+            self._downloaded.pop(report.key, None)
+        else:
+            self._window_read_on = today.isoformat()
+        return found
+
+    def _on_day(self, client: GitHubClient, report: Report, day: str | None, parse: Parse,
                 depends: tuple[str, ...] = ()) -> Downloaded | None:
-        """The report of one day, downloaded only when new or changed; None when there is none.
+        """The report of one day (None: of a `latest` report), downloaded only when new or
+        changed; None when there is none.
 
         `depends` is the identity of another report this one is joined with.
         """
@@ -186,7 +291,7 @@ class ReportsSource:
             return None
         identity = tuple(sorted(urlsplit(link).path for link in links)) + depends
         known = self._downloaded.get(report.key)
-        if known and known.day == day and known.identity == identity:
+        if known and day in (None, known.day) and known.identity == identity:
             return dataclasses.replace(known, problems=())  # counted when it was parsed
         try:
             downloaded = parse(self._records(client, report, links), day)
@@ -204,22 +309,23 @@ class ReportsSource:
         self._downloaded[report.key] = downloaded
         return downloaded
 
-    def _links(self, client: GitHubClient, report: Report, day: str) -> list[str] | None:
+    def _links(self, client: GitHubClient, report: Report, day: str | None) -> list[str] | None:
+        """The day's download links (a `latest` report's: day None); None for every "no report"
+        answer but 5xx, which raises DayUnavailable (see the module docstring)."""
         route = self._route_base + report.endpoint
+        params = {"day": day} if day else None
         try:
-            response = client.get(self._path_base + report.endpoint, route, {"day": day}, ok=(200, 204))
+            response = client.get(self._path_base + report.endpoint, route, params, ok=(200, 204))
         except GitHubError as err:
             if err.status == 404:
                 return None
+            if err.status >= 500:
+                self._answered = True
+                raise DayUnavailable(err) from None
+            explain_forbidden(err, SOURCE, self.scope.kind)
             raise
         self._answered = True
-        body = response.json(route) if response.status == 200 else None
-        if body is None:
-            return None
-        links = body.get("download_links") if isinstance(body, dict) else None
-        if not isinstance(links, list) or not all(isinstance(link, str) for link in links):
-            raise PayloadError(f"{route}: download_links: expected a list of URLs")
-        return links or None
+        return download_links(response.json(route) if response.status == 200 else None, route)
 
     def _records(self, client: GitHubClient, report: Report, links: list[str]) -> Iterator[dict]:
         route = "download:" + report.endpoint
@@ -232,7 +338,7 @@ class ReportsSource:
 
     # Parsing, one report each ---------------------------------------------------------------
     def _builder(self) -> FamilyBuilder:
-        return FamilyBuilder(self.scope.labels())
+        return FamilyBuilder(self.scope.labels(), self.max_series)
 
     def _stamped(self, builder: FamilyBuilder, report: Report, day: str) -> Downloaded:
         """The built families, with the day they are of (the day asked for, as GitHub files it)."""
@@ -242,12 +348,27 @@ class ReportsSource:
 
     def _parse_aggregated(self, records: Iterator[dict], day: str) -> Downloaded:
         builder = self._builder()
+        report = aggregated_report(self.scope.kind)
         for record in records:
-            reports.add_aggregated(builder, record)
-        return self._stamped(builder, aggregated_report(self.scope.kind), day)
+            for entry in as_wrapper(record, report.endpoint)["day_totals"]:
+                if entry.get("day", day) == day:  # a wrapper holds other days too
+                    reports.add_aggregated(builder, entry)
+        return self._stamped(builder, report, day)
+
+    def _parse_window(self, records: Iterator[dict], _day: None) -> Downloaded:
+        builder = self._builder()
+        report = window_report(self.scope.kind)
+        end_day = None
+        for record in records:
+            end_day = reports.add_28_day(builder, as_wrapper(record, report.endpoint)) or end_day
+        if end_day is None:
+            raise PayloadError(f"{report.endpoint}: report_end_day: missing")
+        return self._stamped(builder, report, end_day)
 
     def _parse_users(self, records: Iterator[dict], day: str) -> Downloaded:
-        users = reports.UsersAccumulator(self.entry.per_user, self.salt)
+        users = reports.UsersAccumulator(self.entry.per_user, self.salt,
+                                         join_id=reports.JOIN_IDS[self.scope.kind],
+                                         keep_members=self.entry.reports.teams)
         for record in records:
             users.add(record)
         builder = self._builder()
@@ -258,8 +379,11 @@ class ReportsSource:
 
     def _parse_teams(self, records: Iterator[dict], day: str, users: Downloaded) -> Downloaded:
         builder = self._builder()
-        reports.add_teams(builder, records, users.users, self.entry.teams)
-        return self._stamped(builder, TEAMS, day)
+        missing = reports.add_teams(builder, records, users.users, self.entry.teams)
+        downloaded = self._stamped(builder, TEAMS, day)
+        downloaded.notes = tuple(f"team {slug!r} is configured but not in the {TEAMS.endpoint} report "
+                                 "(unknown slug, or fewer than five seated members)" for slug in missing)
+        return downloaded
 
     def _parse_repos(self, records: Iterator[dict], day: str) -> Downloaded:
         builder = self._builder()

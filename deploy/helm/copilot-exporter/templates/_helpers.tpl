@@ -92,3 +92,8 @@ httpGet:
   {{- end }}
 {{- end }}
 {{- end }}
+
+{{/* The exporter's state directory: a writable volume under a read-only root filesystem. */}}
+{{- define "copilot-exporter.stateDir" -}}
+/var/lib/copilot-exporter
+{{- end }}
