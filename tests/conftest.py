@@ -133,3 +133,10 @@ def make_exporter():
     yield make
     for exporter in running:
         exporter.close()
+
+
+@pytest.fixture(autouse=True)
+def _own_state_dir(tmp_path_factory, monkeypatch):
+    """Every exporter process a test starts (serve, collect, demo) gets a fresh state directory
+    through the environment, never the working directory's: state must not leak between tests."""
+    monkeypatch.setenv("COPILOT_EXPORTER_STATE_DIR", str(tmp_path_factory.mktemp("state")))

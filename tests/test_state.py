@@ -113,6 +113,18 @@ def test_state_survives_a_restart(tmp_path):
     assert again.users_of("org=acme", "2026-10-05") == [UserDay(7, "mona", (1, None))]
 
 
+def test_a_month_of_days_reopens_as_it_was_written(tmp_path, caplog):
+    world = month_of_days(days=10)
+    store = StateStore(tmp_path)
+    fill(store, "org=acme", world)
+    day = max(world)
+    before = (store.users_of("org=acme", day), store.memberships_of("org=acme", day))
+    store.close()
+    again = StateStore(tmp_path)
+    assert (again.users_of("org=acme", day), again.memberships_of("org=acme", day)) == before
+    assert before[1] and "moved aside" not in caplog.text  # a sound database is never taken for corrupt
+
+
 def test_a_second_process_on_the_same_directory_is_refused(tmp_path):
     store = StateStore(tmp_path)
     code = ("import sys; from copilot_exporter.state import StateStore, StateError\n"
