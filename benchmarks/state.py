@@ -4,8 +4,9 @@ user-teams reports are filled on a first start, then a restart on the same state
 The exporter runs in a fresh child process forked from a fork server started first (see
 memory.py for why), with `fill_days_per_refresh: 28` so the first refresh fills the whole
 window; the simulated GitHub runs in another process. Measured: the first refresh's wall time
-(every report of the newest day plus 27 past days of users and user-teams reports), the
-process's peak RSS (ru_maxrss), the database's size on disk, the time of the window queries,
+(every report of the newest day plus 27 past days of users and user-teams reports) and the
+exporter's CPU time in it (the simulated GitHub's own work, generating the reports, is not
+counted there), the process's peak RSS (ru_maxrss), the database's size on disk, the time of the window queries,
 and a second process on the same directory: what it serves before refreshing, its refresh time
 and its downloads (none).
 
@@ -15,6 +16,7 @@ and its downloads (none).
 from __future__ import annotations
 
 import argparse
+import resource
 import tempfile
 import time
 from pathlib import Path
@@ -55,7 +57,9 @@ def _exporter(connection, api_url: str, state_dir: str, teams: int) -> None:
     query_seconds = time.perf_counter() - started
     refresher.stop()
     state.close()
-    connection.send((ok, restored, restore_seconds, seconds, windows, query_seconds, baseline, rss_mb()))
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = usage.ru_utime + usage.ru_stime
+    connection.send((ok, restored, restore_seconds, seconds, cpu, windows, query_seconds, baseline, rss_mb()))
 
 
 def run(sim: RemoteSimulator, state_dir: str, teams: int) -> tuple:
@@ -85,12 +89,13 @@ def main() -> None:
     with RemoteSimulator(world=world) as sim, tempfile.TemporaryDirectory() as state_dir:
         for run_name in ("first start (fills 28 days)", "restart, same state_dir"):
             sim.reset_log()
-            ok, restored, restore_seconds, seconds, windows, query_seconds, baseline, end = run(sim, state_dir, args.teams)
+            ok, restored, restore_seconds, seconds, cpu, windows, query_seconds, baseline, end = run(
+                sim, state_dir, args.teams)
             if not ok:
                 raise SystemExit("a refresh failed: see the log")
             print(f"{run_name}: organization of {args.users:,} users, {args.teams} teams")
             print(f"  series served before the refresh   {restored:>9,} (restored in {restore_seconds:.2f} s)")
-            print(f"  refresh                            {seconds:>9.1f} s, "
+            print(f"  refresh                            {seconds:>9.1f} s ({cpu:.1f} s of CPU in the exporter), "
                   f"{sim.request_count(server='api')} API requests, {sim.request_count(server='download')} downloads")
             print(f"  team windows 7 / 28 days           {windows[7]} / {windows[28]} teams, queried in {query_seconds:.2f} s")
             print(f"  database on disk                   {size_mb(state_dir):>9.1f} MB")

@@ -3,7 +3,8 @@
 What it keeps, per scope (an organization or enterprise) and day, for the last `WINDOW_DAYS` days:
 - the users of the day's users report, by `user_id` (the login only when the operator opted in to
   per-user series), each with the activity the team sums are computed from;
-- the team memberships of the day's user-teams report (`team_id`, slug, `user_id`);
+- the team memberships of the day's user-teams report (`team_id`, slug, `user_id`) whose user is
+  in that day's users report: the team join keeps no other row;
 - the identity of each report downloaded (its links' paths), so a restart downloads nothing it holds;
 - the families last served per scope and report, so a restart serves them before its first refresh.
 

@@ -472,6 +472,11 @@ class ReportsSource:
         if users.users is not None and self.state.identity(self.key, USERS.key, day) != _identity_text(users.identity):
             identities[USERS.key] = _identity_text(users.identity)
         memberships = teams.memberships if teams is not None else [] if no_teams else None
+        if memberships and users.users is not None:
+            # Only the rows the join keeps: members in the day's users report (a quarter to a
+            # fifth of all memberships, as most members are not active on a given day).
+            present = {user_id for user_id, _label, _member in users.users.kept()}
+            memberships = [row for row in memberships if row.user_id in present]
         teams_identity = _identity_text(teams.identity) if teams is not None else NO_REPORT
         if memberships is not None and self.state.identity(self.key, TEAMS.key, day) != teams_identity:
             identities[TEAMS.key] = teams_identity
