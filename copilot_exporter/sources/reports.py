@@ -499,7 +499,8 @@ class ReportsSource:
             identities = [self.state.identity(self.key, report.key, day) for report in kept]
             return any(identity is None or (identity == NO_REPORT and day > settled) for identity in identities)
 
-        for day in [day for day in _days_ending(end_day, WINDOW_DAYS)[1:] if missing(day)][:self.fill_days]:
+        days = [day for day in _days_ending(end_day, WINDOW_DAYS)[1:] if missing(day)]
+        for day in days[:self.fill_days]:
             try:
                 self._fill_day(client, day, kept)
             except DayUnavailable:
@@ -507,6 +508,9 @@ class ReportsSource:
             except RefreshError as err:
                 log.warning("%s: filling the state stopped at %s until the next refresh: %s", self.scope, day, err)
                 return
+        if days:
+            log.info("%s: state: asked GitHub for %d past day(s), %d left for the next refreshes",
+                     self.scope, min(len(days), self.fill_days), max(0, len(days) - self.fill_days))
 
     def _fill_day(self, client: GitHubClient, day: str, kept: tuple[Report, ...]) -> None:
         users = self._on_day(client, USERS, day, self._parse_users, remember=False)
