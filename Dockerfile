@@ -69,7 +69,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     HOME=/nonexistent \
     COPILOT_EXPORTER_CONFIG=/etc/copilot-exporter/config.yaml \
-    COPILOT_EXPORTER_LISTEN_ADDRESS=:9452
+    COPILOT_EXPORTER_LISTEN_ADDRESS=:9452 \
+    COPILOT_EXPORTER_STATE_DIR=/var/lib/copilot-exporter
 
 VOLUME ["/var/lib/copilot-exporter"]
 

@@ -7,6 +7,7 @@ Flags follow Prometheus conventions; each can also be set by the environment var
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 from collections.abc import Sequence
@@ -37,6 +38,8 @@ def _global_flags(suppress: bool) -> argparse.ArgumentParser:
           help=f"address to serve /metrics on, [host]:port (default: the config's, else {DEFAULT_LISTEN})")
     _flag(common, "--web.config.file", dest="web_config_file", env="COPILOT_EXPORTER_WEB_CONFIG_FILE",
           suppress=suppress, help="exporter-toolkit web config file enabling TLS and/or basic auth")
+    _flag(common, "--state.dir", dest="state_dir", env="COPILOT_EXPORTER_STATE_DIR", suppress=suppress,
+          help="directory of the exporter's state database, one process each (default: the config's state_dir)")
     _flag(common, "--log.level", dest="log_level", env="COPILOT_EXPORTER_LOG_LEVEL", suppress=suppress,
           default="info", choices=["debug", "info", "warn", "warning", "error"], help="log level")
     _flag(common, "--log.format", dest="log_format", env="COPILOT_EXPORTER_LOG_FORMAT", suppress=suppress,
@@ -86,13 +89,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     logs.setup({"warn": "warning"}.get(args.log_level, args.log_level), args.log_format)
     if args.command == "demo":
         from copilot_exporter.demo import run_demo  # the simulator is only loaded when asked for
-        return run_demo(args.listen_address or DEFAULT_LISTEN)
+        return run_demo(args.listen_address or DEFAULT_LISTEN, args.state_dir)
     try:
         startup = check(args.config, args.listen_address, args.web_config_file)
     except ConfigError as err:
         print(err, file=sys.stderr)
         return 2
     config = startup.config
+    if args.state_dir:
+        config = dataclasses.replace(config, state_dir=args.state_dir)
     if args.command == "check-config":
         print(f"{args.config}: configuration is valid ({len(config.entries)} scopes)")
         return 0

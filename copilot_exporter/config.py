@@ -34,6 +34,11 @@ DEFAULT_API_URL = "https://api.github.com"
 DEFAULT_LISTEN_ADDRESS = ":9452"
 SOURCES = ("legacy", "reports", "auto")
 PER_USER_MODES = ("off", "login", "hashed")
+# The state directory (SQLite database, lock): relative paths are under the working directory.
+DEFAULT_STATE_DIR = "copilot-exporter-state"
+# Past days of the users and user-teams reports fetched per refresh to fill the 28-day windows:
+# a first start asks for at most this many days each refresh, so it never exhausts the rate limit.
+FILL_DAYS_PER_REFRESH = 7
 SEAT_PLANS = ("business", "enterprise")
 # AI credits included per licence and month (GitHub's standard pools, COPILOT-APIS.md §7).
 DEFAULT_INCLUDED_AI_CREDITS = {"business": 1900.0, "enterprise": 3900.0}
@@ -136,6 +141,8 @@ class Config:
     max_series_per_family: int = MAX_SERIES_PER_FAMILY
     server_limits: ServerLimits = ServerLimits()
     limits: Limits = Limits()  # what GitHub and the network can make a refresh cost
+    state_dir: str = DEFAULT_STATE_DIR
+    fill_days_per_refresh: int = FILL_DAYS_PER_REFRESH
 
 
 # --- public entry points ----------------------------------------------------------------------
@@ -584,7 +591,8 @@ def _file_problem(path: str) -> str | None:
 
 _TOP_KEYS = ("github", "source", "refresh_interval", "seats_refresh_interval", "workers",
              "lookback_days", "user_hash_salt", "organizations", "enterprises", "server",
-             "billing_refresh_interval", "seat_prices", "included_ai_credits", "max_series_per_family")
+             "billing_refresh_interval", "seat_prices", "included_ai_credits", "max_series_per_family",
+             "state_dir", "fill_days_per_refresh")
 _LIMIT_KEYS = ("refresh_timeout", "max_report_bytes", "max_record_bytes", "max_response_bytes",
                "max_redirects", "max_pages", "max_etag_entries", "max_etag_bytes")
 _CREDENTIAL_KEYS = ("token", "token_file", "app")
@@ -636,6 +644,8 @@ def _config(data: Any, problems: list[str]) -> Config | None:
         max_series_per_family=root.integer("max_series_per_family", MAX_SERIES_PER_FAMILY, minimum=1),
         server_limits=_server_limits(server),
         limits=_limits(root),
+        state_dir=root.text("state_dir", DEFAULT_STATE_DIR),
+        fill_days_per_refresh=root.integer("fill_days_per_refresh", FILL_DAYS_PER_REFRESH, minimum=1, maximum=28),
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sys
 
@@ -34,7 +35,7 @@ def demo_config(api_url: str, world: World, listen_address: str, refresh_interva
     }
 
 
-def run_demo(listen_address: str) -> int:
+def run_demo(listen_address: str, state_dir: str | None = None) -> int:
     """Serve the demo; its URL is printed once the server listens. 2 when it cannot listen."""
     problem = _listen_address_problem(listen_address)
     if problem:
@@ -43,6 +44,8 @@ def run_demo(listen_address: str) -> int:
     world = World.default()
     with Simulator(world=world, token=DEMO_TOKEN) as simulator:
         config = parse_config(demo_config(simulator.api_url, world, listen_address))
+        if state_dir:
+            config = dataclasses.replace(config, state_dir=state_dir)
         log.info("simulated GitHub API at %s (reports downloads at %s)", simulator.api_url, simulator.download_url)
         return run(config, listen_address, ready=_announce)
 

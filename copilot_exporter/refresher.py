@@ -18,15 +18,19 @@ from copilot_exporter.config import Config, Credentials, Entry
 from copilot_exporter.errors import RefreshError
 from copilot_exporter.github.auth import token_provider
 from copilot_exporter.github.client import ConnectionFailed, Connection, GitHubClient, Timeout
-from copilot_exporter.model import Scope
+from copilot_exporter.metrics import reports
+from copilot_exporter.model import ORG, FamilyBuilder, Scope
 from copilot_exporter.sources import Result, billing, legacy, seats
 from copilot_exporter.sources.reports import ReportsSource, ReportsUnavailable
+from copilot_exporter.state import StateStore
 from copilot_exporter.store import Store
 from copilot_exporter.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
 
 FIRST_RETRY = 30.0  # seconds before the first retry of a failed job; doubles up to the interval
+# The Store key of copilot_organizations_active_users, which belongs to no one scope.
+ORGANIZATIONS = (Scope("", ""), "organizations")
 
 
 @dataclass
@@ -62,17 +66,21 @@ JOB_KINDS: dict[str, JobKind] = {
 
 class Refresher:
     def __init__(self, config: Config, store: Store, telemetry: Telemetry,
-                 stop: threading.Event | None = None):
+                 stop: threading.Event | None = None, state: StateStore | None = None,
+                 today: Callable[[], dt.date] | None = None):
         self.config = config
         self.store = store
         self.telemetry = telemetry
+        self.state = state
+        self.today = today or _today
         self.stop_event = stop or threading.Event()
         self._wake = threading.Event()
         self._lock = threading.Lock()
         self._connections: dict[tuple[Credentials, Scope | None], Connection] = {}
         self._noted: set[tuple[Scope, str]] = set()
+        self._organizations_lock = threading.Lock()  # one count at a time, whichever job ends first
         self.jobs = [Job(entry, name, kind.interval(config),
-                         reports=ReportsSource(entry, config) if name == "data" else None)
+                         reports=ReportsSource(entry, config, state) if name == "data" else None)
                      for name, kind in JOB_KINDS.items() for entry in config.entries if kind.enabled(entry)]
         for job in self.jobs:  # error counters exist from start-up (the legacy API's after a switch)
             first = {"seats": seats.SOURCE, "billing": billing.SOURCE,
@@ -82,6 +90,17 @@ class Refresher:
                 telemetry.expect(scope, first[job.kind])
         self._pool = ThreadPoolExecutor(config.workers, thread_name_prefix="refresh")
         self._thread: threading.Thread | None = None
+        self._restore()
+
+    def _restore(self) -> None:
+        """Serve what the state kept from before a restart, until the first refresh replaces it."""
+        if self.state is None or self.config.source == legacy.SOURCE:
+            return
+        for job in self.jobs:
+            restored = job.reports.restored() if job.reports is not None else None
+            if restored is not None:
+                self.store.replace(job.entry.scope, "reports", restored.families)
+        self._count_organizations()
 
     # Running ---------------------------------------------------------------------------------
     def run_once(self) -> bool:
@@ -161,7 +180,7 @@ class Refresher:
         def fetch(client: GitHubClient) -> Result:
             try:
                 assert job.reports is not None  # a job on the reports API has its source
-                return job.reports.fetch(client, _today())
+                return job.reports.fetch(client, self.today())
             except (Timeout, ConnectionFailed) as err:
                 unreachable.append(err)
                 raise
@@ -170,7 +189,27 @@ class Refresher:
                            passthrough=ReportsUnavailable if fall_back else ())
         if not unreachable:  # no answer says nothing about which API serves the scope
             self._using(job, "reports")
+        if ok:
+            self._count_organizations()
         return ok
+
+    def _count_organizations(self) -> None:
+        """copilot_organizations_active_users: distinct users over the users reports of every
+        configured organization, per window ending at their newest users day, once the state
+        holds every day of that window for each of them (two or more organizations only)."""
+        sources = [job.reports for job in self.jobs if job.reports is not None and job.entry.scope.kind == ORG]
+        if self.state is None or len(sources) < 2:
+            return
+        with self._organizations_lock:
+            if not all(source.entry.reports.users or source.entry.reports.teams for source in sources):
+                return
+            end = max((day for source in sources if (day := source.users_day())), default=None)
+            counts = {window: self.state.distinct_users([source.key for source in sources], end, days)
+                      for window, days in reports.ORGANIZATION_WINDOWS.items()
+                      if end and all(source.held(end, days) for source in sources)}
+            builder = FamilyBuilder((), self.config.max_series_per_family)
+            reports.add_organizations_active_users(builder, counts)
+            self.store.replace(*ORGANIZATIONS, builder.build())
 
     def _using(self, job: Job, api: str) -> None:
         """Note which API serves the job; on a change, forget what the other one exported."""
@@ -190,7 +229,7 @@ class Refresher:
         results = [
             # mypy cannot infer a lambda whose default argument binds the loop variable
             self._refresh(scope, legacy.SOURCE, client, lambda client, scope=scope: legacy.fetch(  # type: ignore[misc]
-                client, scope, self.config.lookback_days, _today(), after_reports_404,
+                client, scope, self.config.lookback_days, self.today(), after_reports_404,
                 self.config.max_series_per_family), api=legacy.SOURCE)
             for scope in self._legacy_scopes(job.entry)
         ]

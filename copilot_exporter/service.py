@@ -17,6 +17,7 @@ from copilot_exporter.github.app import private_key_problem
 from copilot_exporter.model import ORG
 from copilot_exporter.refresher import Refresher
 from copilot_exporter.server import App, ListenError, serve
+from copilot_exporter.state import StateError, StateStore
 from copilot_exporter.store import Store
 from copilot_exporter.telemetry import Telemetry
 from copilot_exporter.webconfig import WebConfig, load_web_config
@@ -89,11 +90,24 @@ def _key_problems(config: Config) -> list[str]:
     return problems
 
 
+def open_state(config: Config) -> StateStore | None:
+    """The state store of `config.state_dir`; None, with one line on stderr, when it cannot be used."""
+    try:
+        return StateStore(config.state_dir)
+    except StateError as err:
+        print(f"copilot-exporter: {err}", file=sys.stderr)
+        return None
+
+
 def collect(config: Config) -> int:
+    state = open_state(config)
+    if state is None:
+        return 2
     store, telemetry = Store(), Telemetry()
-    refresher = Refresher(config, store, telemetry)
+    refresher = Refresher(config, store, telemetry, state=state)
     ok = refresher.run_once()
     refresher.stop()
+    state.close()
     text = store.render(openmetrics=False)[1] + exposition.render_families(telemetry.families(), False)
     sys.stdout.write(text)
     return 0 if ok else 1
@@ -104,7 +118,7 @@ def run(config: Config, listen_address: str, web_config_file: str | None = None,
     """Serve until SIGTERM/SIGINT: the refresher in the background, the HTTP server in front.
 
     `ready` is called with the server's URL once it listens. Returns 2 without serving when the
-    web config file is invalid or the address cannot be listened on.
+    web config file is invalid, the state directory is in use or the address cannot be listened on.
     """
     if web_config_file and web is None:
         try:
@@ -112,13 +126,17 @@ def run(config: Config, listen_address: str, web_config_file: str | None = None,
         except ConfigError as err:
             print(f"{web_config_file}: {err}", file=sys.stderr)
             return 2
+    state = open_state(config)
+    if state is None:
+        return 2
     store, telemetry = Store(), Telemetry()
     try:
         server = serve(App(store, telemetry), listen_address, web, config.server_limits)
     except ListenError as err:
         print(err, file=sys.stderr)
+        state.close()
         return 2
-    refresher = Refresher(config, store, telemetry)
+    refresher = Refresher(config, store, telemetry, state=state)
     log.info("serving on %s (version %s, %d scopes, source %s, %s%s)", listen_address, __version__,
              len(config.entries), config.source, "https" if web and web.tls else "http",
              ", basic auth" if web and web.basic_auth_users else "")
@@ -139,7 +157,7 @@ def run(config: Config, listen_address: str, web_config_file: str | None = None,
         server.serve_forever(poll_interval=0.2)
     finally:
         refresher.stop()
-        server.server_close()
+        server.server_close()  # the state closes with the process: a worker may still be writing
     return 0
 
 

@@ -81,15 +81,17 @@ TOKEN = "test-token-4f9c2a"
 class RunningExporter:
     """An exporter (store, telemetry, refresher, HTTP server on a free port) for one config."""
 
-    def __init__(self, config):
+    def __init__(self, config, state_dir=None, today=None):
         from copilot_exporter.refresher import Refresher
         from copilot_exporter.server import App, serve
+        from copilot_exporter.state import StateStore
         from copilot_exporter.store import Store
         from copilot_exporter.telemetry import Telemetry
 
         self.config = config
         self.store, self.telemetry = Store(), Telemetry()
-        self.refresher = Refresher(config, self.store, self.telemetry)
+        self.state = StateStore(state_dir) if state_dir is not None else None
+        self.refresher = Refresher(config, self.store, self.telemetry, state=self.state, today=today)
         self.server = serve(App(self.store, self.telemetry), "127.0.0.1:0")
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
@@ -118,6 +120,8 @@ class RunningExporter:
         self.refresher.stop()
         self.server.shutdown()
         self.server.server_close()
+        if self.state is not None:
+            self.state.close()
 
 
 def read_report(sim, base: str, endpoint: str, day) -> list[dict]:
@@ -170,11 +174,18 @@ def simulator():
 def make_exporter():
     running = []
 
-    def make(config) -> RunningExporter:
-        exporter = RunningExporter(config)
+    def make(config, state_dir=None, today=None) -> RunningExporter:
+        exporter = RunningExporter(config, state_dir, today)
         running.append(exporter)
         return exporter
 
     yield make
     for exporter in running:
         exporter.close()
+
+
+@pytest.fixture(autouse=True)
+def _own_state_dir(tmp_path_factory, monkeypatch):
+    """Every exporter process a test starts (serve, collect, demo) gets a fresh state directory
+    through the environment, never the working directory's: state must not leak between tests."""
+    monkeypatch.setenv("COPILOT_EXPORTER_STATE_DIR", str(tmp_path_factory.mktemp("state")))

@@ -298,3 +298,37 @@ def test_the_demo_prints_no_url_when_it_cannot_listen():
         result = run_cli("demo", "--web.listen-address", f"127.0.0.1:{busy.getsockname()[1]}", timeout=60)
     assert result.returncode == 2 and result.stdout == ""
     assert "the address is already in use" in result.stderr and "Traceback" not in result.stderr
+
+
+# --- the state directory ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_state_dir_flag_on_either_side(simulator, tmp_path, where):
+    config = write_config(tmp_path, simulator.api_url, "reports")
+    state = tmp_path / "flagged"
+    result = run_cli(*before_or_after("collect", ["--config", config, "--state.dir", str(state)], where),
+                     env={"SIM_TOKEN": TOKEN, "COPILOT_EXPORTER_STATE_DIR": str(tmp_path / "from-env")})
+    assert result.returncode == 0, result.stderr
+    assert (state / "state.sqlite3").is_file() and not (tmp_path / "from-env").exists()
+
+
+def test_state_dir_from_the_config_and_from_the_environment(simulator, tmp_path):
+    configured = tmp_path / "configured"
+    config = write_config(tmp_path, simulator.api_url, "reports", state_dir=str(configured))
+    env = {"SIM_TOKEN": TOKEN, "COPILOT_EXPORTER_STATE_DIR": ""}  # empty: unset
+    assert run_cli("collect", "--config", config, env=env).returncode == 0
+    assert (configured / "state.sqlite3").is_file()
+    from_env = tmp_path / "from-env"
+    assert run_cli("collect", "--config", config, env={**env, "COPILOT_EXPORTER_STATE_DIR": str(from_env)}).returncode == 0
+    assert (from_env / "state.sqlite3").is_file()
+
+
+def test_an_unusable_state_dir_is_one_line_and_exit_2(simulator, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    result = run_cli("collect", "--config", write_config(tmp_path, simulator.api_url, "reports"),
+                     "--state.dir", str(blocker / "state"), env={"SIM_TOKEN": TOKEN})
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [f"copilot-exporter: state_dir {blocker / 'state'}: cannot be used "
+                                                  "(Not a directory)"]

@@ -850,3 +850,20 @@ def test_deeply_nested_yaml_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError) as info:
         load_config(path, {})
     assert info.value.problems == [f"{path}: not valid YAML: nested too deeply"]
+
+
+def test_state_dir_and_fill_days_have_defaults_and_keys():
+    config = parse_config(minimal(), {})
+    assert (config.state_dir, config.fill_days_per_refresh) == ("copilot-exporter-state", 7)
+    config = parse_config(minimal(state_dir="/var/lib/copilot-exporter", fill_days_per_refresh=28), {})
+    assert (config.state_dir, config.fill_days_per_refresh) == ("/var/lib/copilot-exporter", 28)
+
+
+@pytest.mark.parametrize("data, message", [
+    (minimal(state_dir=""), "state_dir: must not be empty"),
+    (minimal(state_dir=3), "state_dir: must be a string, got integer"),
+    (minimal(fill_days_per_refresh=0), "fill_days_per_refresh: must be between 1 and 28, got 0"),
+    (minimal(fill_days_per_refresh=29), "fill_days_per_refresh: must be between 1 and 28, got 29"),
+])
+def test_bad_state_settings(data, message):
+    assert only_problem(data) == message

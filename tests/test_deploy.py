@@ -145,6 +145,7 @@ def test_dockerfile_defaults_suit_a_read_only_container():
     assert env["PYTHONDONTWRITEBYTECODE"] == "1"
     assert env["COPILOT_EXPORTER_CONFIG"] == "/etc/copilot-exporter/config.yaml"
     assert env["COPILOT_EXPORTER_LISTEN_ADDRESS"] == f":{PORT}"
+    assert env["COPILOT_EXPORTER_STATE_DIR"] == STATE_DIR  # the volume below
     assert instruction(final, "EXPOSE") == [str(PORT)]
     assert [json.loads(args) for args in instruction(final, "ENTRYPOINT")] == [["copilot-exporter"]]
     assert [json.loads(args) for args in instruction(final, "CMD")] == [["serve"]]
@@ -559,6 +560,7 @@ def test_helm_state_directory_is_a_writable_empty_dir_by_default(render):
     objects = render(*ORG)
     mount = volume_mount(objects, "state")
     assert mount["mountPath"] == STATE_DIR and not mount.get("readOnly")
+    assert pod_environment(objects)["COPILOT_EXPORTER_STATE_DIR"] == STATE_DIR  # the exporter uses it
     assert "emptyDir" in volume(objects, "state")
     assert "PersistentVolumeClaim" not in kinds(objects)
 

@@ -34,15 +34,16 @@ NOW = dt.datetime.combine(TODAY, dt.time(12, 0), dt.timezone.utc)
 KEPT_SELF_METRICS = {"copilot_exporter_up", "copilot_exporter_errors_total", "copilot_exporter_github_requests_total"}
 
 
-def collect_demo(monkeypatch) -> str:
-    """`copilot-exporter collect` over the demo's configuration and world, at TODAY and NOW."""
+def collect_demo(monkeypatch, state_dir) -> str:
+    """`copilot-exporter collect` over the demo's configuration and world, at TODAY and NOW, with
+    an empty state directory."""
     monkeypatch.setattr(refresher, "_today", lambda: TODAY)
     monkeypatch.setattr(seats, "fetch", functools.partial(seats.fetch, now=NOW.timestamp()))
     monkeypatch.setattr(billing, "fetch", functools.partial(billing.fetch, now=NOW.timestamp()))
     world = World.default(today=TODAY)
     with Simulator(world=world, token=DEMO_TOKEN) as sim:
         sim.reference_time = NOW
-        config = parse_config(demo_config(sim.api_url, world, ":9452"))
+        config = parse_config({**demo_config(sim.api_url, world, ":9452"), "state_dir": str(state_dir)})
         out = io.StringIO()
         with contextlib.redirect_stdout(out):
             status = service.collect(config)
@@ -68,8 +69,8 @@ def normalise(text: str) -> str:
 
 
 @pytest.mark.integration
-def test_the_demo_exposition_equals_the_golden_file(monkeypatch, request):
-    exposition = normalise(collect_demo(monkeypatch))
+def test_the_demo_exposition_equals_the_golden_file(monkeypatch, request, tmp_path):
+    exposition = normalise(collect_demo(monkeypatch, tmp_path / "state"))
     if request.config.getoption("--update-golden"):
         GOLDEN.parent.mkdir(exist_ok=True)
         GOLDEN.write_text(exposition)

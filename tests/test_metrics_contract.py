@@ -33,7 +33,7 @@ def test_readme_metric_table_matches_the_catalogue():
         "README metric table is stale: python scripts/metrics_table.py"
 
 
-def full_exposition(simulator, make_exporter) -> str:
+def full_exposition(simulator, make_exporter, state_dir) -> str:
     """Every source at once: legacy (one org through auto's fallback), reports with per-user and repositories, seats, billing."""
     simulator.add_fault("/orgs/globex/copilot/metrics/reports", Fault(status=404))
     config = exporter_config(
@@ -44,16 +44,17 @@ def full_exposition(simulator, make_exporter) -> str:
                        {"name": "globex", "teams": ["mobile"]},
                        {"name": "umbrella", "per_user": "hashed"}],
         enterprises=[{"name": "initech", "teams": ["core"]}],
+        fill_days_per_refresh=28,  # team windows need every day of 28 held: filled in one refresh
     )
-    exporter = make_exporter(config)
+    exporter = make_exporter(config, state_dir)
     assert exporter.refresh()
     return exporter.scrape_text()
 
 
 @pytest.mark.integration
-def test_every_exposed_series_follows_the_catalogue(simulator, make_exporter):
+def test_every_exposed_series_follows_the_catalogue(simulator, make_exporter, tmp_path):
     seen, seen_team_ids = set(), set()
-    for family in text_string_to_metric_families(full_exposition(simulator, make_exporter)):
+    for family in text_string_to_metric_families(full_exposition(simulator, make_exporter, tmp_path)):
         for sample in family.samples:
             assert sample.name in CATALOGUE, f"{sample.name} is not in the catalogue"
             info = CATALOGUE[sample.name]

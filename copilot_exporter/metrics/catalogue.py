@@ -173,8 +173,12 @@ _define("legacy", GAUGE, {
 })
 
 _define("reports_users", GAUGE, {
-    "copilot_weekly_active_users": "Distinct users with any Copilot activity over the trailing 7 days.",
-    "copilot_monthly_active_users": "Distinct users with any Copilot activity over the trailing 28 days.",
+    "copilot_weekly_active_users": (
+        "Distinct users with any Copilot activity over the trailing 7 days; with `team`, the "
+        "team's distinct members in the users reports of those 7 days (once the exporter holds every one)."),
+    "copilot_monthly_active_users": (
+        "Distinct users with any Copilot activity over the trailing 28 days; with `team`, the "
+        "team's distinct members in the users reports of those 28 days (once the exporter holds every one)."),
     "copilot_monthly_active_chat_users": "Distinct users of Copilot Chat over the trailing 28 days.",
     "copilot_monthly_active_agent_users": "Distinct users of Copilot agent mode over the trailing 28 days.",
     "copilot_daily_active_cli_users": "Users of Copilot CLI on the reported day.",
@@ -431,7 +435,8 @@ for _name, _info in CATALOGUE.items():
 # an enterprise team and a business team may share a slug). Series of legacy team scopes carry
 # `team` only.
 TEAM_FAMILIES = frozenset({
-    "copilot_daily_active_users", *ACTIVITY_COUNTERS, "copilot_ai_credits_used", "copilot_users_used",
+    "copilot_daily_active_users", "copilot_weekly_active_users", "copilot_monthly_active_users",
+    *ACTIVITY_COUNTERS, "copilot_ai_credits_used", "copilot_users_used",
 })
 
 # Metrics that carry no scope label: they describe the exporter process, not a scope.

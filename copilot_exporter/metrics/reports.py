@@ -16,7 +16,7 @@ import hashlib
 import heapq
 import hmac
 from collections import Counter
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 
 from copilot_exporter.errors import PayloadError
 from copilot_exporter.metrics.fields import Fields
@@ -450,6 +450,16 @@ class UsersAccumulator:
         """The report's day (from its first record carrying one), None before any record."""
         return self._day
 
+    def kept(self) -> Iterator[tuple[int, str | None, Member]]:
+        """Each user kept (see `keep_members`) once: `user_id`, per-user label (None when
+        per_user is off) and Member."""
+        seen: set[int] = set()
+        for members in self._members.values():
+            for user_id, member in members.items():
+                if user_id not in seen:
+                    seen.add(user_id)
+                    yield user_id, self._user_labels.get(user_id), member
+
     def member(self, user_id: int | None, day: str | None, join_id: str | None) -> Member | None:
         """What the report holds for a user on a day in a scope (see Member), else None."""
         return self._members.get((day, join_id), {}).get(user_id) if user_id is not None else None
@@ -544,6 +554,49 @@ def add_teams(
     for team_id, team in teams.items():
         team.add_to(builder, team_id)
     return tuple(sorted(wanted - listed))
+
+
+def membership(row: dict) -> tuple[str, str, int, str | None] | None:
+    """(team_id, slug, user_id, day) of a user-teams row; None for a row add_teams cannot join."""
+    fields = Fields(row, TEAMS_REPORT)
+    slug, team_id = fields.label("slug"), fields.ident("team_id")
+    user_id = fields.get("user_id", "integer")
+    if slug is None or team_id is None or user_id is None:
+        return None
+    return team_id, slug, user_id, fields.get("day", "string")
+
+
+# Metric of a team's distinct members over a window -> the window's length in days.
+TEAM_WINDOWS: dict[str, int] = {
+    "copilot_weekly_active_users": 7,
+    "copilot_monthly_active_users": 28,
+}
+
+
+def add_team_windows(
+    builder: FamilyBuilder,
+    windows: Mapping[str, Iterable[tuple[str, str, int]]],
+    only_teams: Collection[str] = (),
+) -> None:
+    """Per team and filled window (a TEAM_WINDOWS metric -> (team_id, slug, distinct members)),
+    `copilot_weekly_active_users{org="acme",team="web",team_id="42"} 9`; only the slugs of
+    `only_teams` when it is not empty."""
+    wanted = frozenset(only_teams)
+    for name, teams in windows.items():
+        for team_id, slug, members in teams:
+            if not wanted or slug in wanted:
+                builder.add(name, members, team=slug, team_id=team_id)
+
+
+# Window label -> days, of copilot_organizations_active_users.
+ORGANIZATION_WINDOWS: dict[str, int] = {"daily": 1, "weekly": 7, "monthly": 28}
+
+
+def add_organizations_active_users(builder: FamilyBuilder, counts: Mapping[str, int]) -> None:
+    """Distinct users across the configured organizations, per filled window:
+    `copilot_organizations_active_users{window="weekly"} 130`."""
+    for window, count in counts.items():
+        builder.add("copilot_organizations_active_users", count, window=window)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -584,13 +584,20 @@ def _teams(world: World, scope: Scope) -> list[tuple[Scope, list[int] | range]]:
     return [(team, members) for team in teams if len(members := world.members(team)) >= 5]
 
 
+def team_members_on(world: World, team: Scope, members: list[int] | range, day: datetime.date) -> list[int] | range:
+    """A team's members on `day`: its members, unless people move between teams (`team_churn`)."""
+    if not world.team_churn:
+        return members
+    return [index for index in world.members(Scope(team.kind, team.name)) if world.in_team_on(team, index, day)]
+
+
 def team_rows(world: World, scope: Scope, day: datetime.date) -> Iterator[dict]:
     """One row per (member, team), whether or not the member was active that day."""
     ids = world.scope_ids(scope)
     scope_id = {"organization_id": ids["organization_id"]} if scope.kind == "org" else ids
     for team, members in _teams(world, scope):
         team_id = world.team_id(team)
-        for index in members:
+        for index in team_members_on(world, team, members, day):
             yield {"user_id": world.user_id(index), "user_login": world.login(index),
                    "day": day.isoformat(), **scope_id, "team_id": team_id, "slug": team.team}
 
@@ -626,7 +633,7 @@ class ReportFile:
         if self.report == "users-1-day":
             return len(active_users(w, s, day))
         if self.report == "user-teams-1-day":
-            return sum(len(members) for _, members in _teams(w, s))
+            return sum(len(team_members_on(w, team, members, day)) for team, members in _teams(w, s))
         if self.report == "repos-1-day":
             return len(repo_records(w, s, day))
         if self.report == "users-28-day":

@@ -313,6 +313,9 @@ class World:
     organizations: tuple[OrgSpec, ...] = ()
     enterprises: tuple[EnterpriseSpec, ...] = ()
     app: AppSpec | None = None
+    # Chance that a user's membership of a team is the other way round on a given day: people
+    # move between teams. 0 (the default): memberships never change.
+    team_churn: float = 0.0
 
     def __post_init__(self):
         object.__setattr__(self, "organizations", tuple(self.organizations))
@@ -445,6 +448,14 @@ class World:
     def in_team(self, team: Scope, index: int) -> bool:
         """Whether a user of the team's organization or enterprise belongs to the team."""
         return Draws(self.seed, "team", *team.team_key, index).random() < 0.35
+
+    def in_team_on(self, team: Scope, index: int, day: datetime.date) -> bool:
+        """Whether a user of the team's organization or enterprise is in the team on `day`."""
+        member = self.in_team(team, index)
+        if not self.team_churn:
+            return member
+        moves = Draws(self.seed, "team-move", *team.team_key, index, day.toordinal())
+        return not member if moves.random() < self.team_churn else member
 
     def licensed_count(self, scope: Scope) -> int:
         """Members holding a licence: what the legacy API's five-licence threshold looks at."""

@@ -23,6 +23,14 @@ whose `day_totals` are in no particular order. Either can arrive where the other
 `as_wrapper` gives every aggregated record the wrapper's shape, and a 1-day read takes the
 entry of its day.
 
+With a state store (`state.py`), the users and user-teams reports of each day read are kept
+for 28 days: team weekly/monthly actives are distinct counts over the joined rows of 7 / 28
+days, and distinct users across organizations over their users reports. Past days missing from
+the store are asked for a few at a time (`fill_days_per_refresh`), newest first; a day GitHub
+has no report for is kept as such (NO_REPORT), so a window is filled once every one of its days
+has been asked. A window's series appear only then. What was served is kept too, and restored
+when the source is built: a restart serves at once and downloads nothing it holds.
+
 `fetch_day` reads every report of one given day through the same parsing and mapping; it is what
 `copilot-exporter backfill` writes history from, taking the aggregated records of the days the
 28-day report covers from that one report (`window_days`). A day's values are served from when its report
@@ -33,6 +41,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -42,18 +51,23 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from copilot_exporter.config import Config, Entry
-from copilot_exporter.errors import PayloadError
+from copilot_exporter.errors import PayloadError, RefreshError
 from copilot_exporter.github.client import GitHubClient, GitHubError
 from copilot_exporter.github.records import iter_records
 from copilot_exporter.metrics import reports
 from copilot_exporter.model import ENTERPRISE, Family, FamilyBuilder, Problem, Problems, day_timestamp
 from copilot_exporter.sources import Result, explain_forbidden
+from copilot_exporter.state import WINDOW_DAYS, Membership, Served, StateStore, UserDay
 
 log = logging.getLogger(__name__)
 
 SOURCE = "reports"
 Parse = Callable[[Iterator[dict], Any], "Downloaded"]  # records, the day (None: a `latest` report)
 T = TypeVar("T")
+NO_REPORT = "none"  # the identity kept for a day GitHub has no report for
+# A day can still appear or change until about three full days after it (COPILOT-APIS.md §2):
+# a younger day kept as NO_REPORT is asked again.
+SETTLED_AFTER = 3  # days
 
 
 class ReportsUnavailable(GitHubError):
@@ -88,6 +102,7 @@ class Downloaded:
     problems: tuple[Problem, ...] = ()  # found while parsing; reported once, not on each reuse
     folded: tuple[tuple[str, int], ...] = ()
     notes: tuple[str, ...] = ()  # lasting conditions (e.g. a configured team not listed), kept on reuse
+    memberships: list[Membership] | None = None  # the user-teams rows read, to keep in the state
 
 
 def aggregated_report(kind: str) -> Report:
@@ -99,6 +114,7 @@ def aggregated_report(kind: str) -> Report:
 USERS = Report("users", "users-1-day")
 TEAMS = Report("user_teams", "user-teams-1-day")
 REPOS = Report("repos", "repos-1-day")
+TEAM_WINDOWS = Report("team_windows", "")  # computed from the state, never asked of GitHub
 
 
 def window_report(kind: str) -> Report:
@@ -135,13 +151,19 @@ def download_links(body: Any, route: str) -> list[str] | None:
 class ReportsSource:
     """The reports of one organization or enterprise; remembers what it downloaded."""
 
-    def __init__(self, entry: Entry, config: Config):
+    def __init__(self, entry: Entry, config: Config, state: StateStore | None = None):
         self.entry = entry
         self.scope = entry.scope
+        self.key = str(entry.scope)  # the scope's key in the state store
         self.lookback_days = config.lookback_days
         self.salt = config.user_hash_salt
         self.max_series = config.max_series_per_family
+        self.state = state
+        self.fill_days = config.fill_days_per_refresh
         self._downloaded: dict[str, Downloaded] = {}
+        if state is not None:
+            for report, served in state.served(self.key).items():
+                self._downloaded[report] = Downloaded(served.day, tuple(json.loads(served.identity)), served.families)
         self._window_read_on: str | None = None  # the UTC day the 28-day report was last read
         base = "/enterprises/{enterprise}" if self.scope.kind == ENTERPRISE else "/orgs/{org}"
         self._route_base = base + "/copilot/metrics/reports/"
@@ -151,7 +173,7 @@ class ReportsSource:
         """Per report, the newest day found in the lookback window (what the exporter serves)."""
         today = today or dt.datetime.now(dt.timezone.utc).date()
         result = self._collect(client, lambda report, parse: self._newest(client, report, today, parse),
-                               latest=lambda: self._latest(client, today))
+                               latest=lambda: self._latest(client, today), today=today)
         notes = () if result.days else (
             f"no report in the last {self.lookback_days} days yet (reports land within about two days)",)
         return dataclasses.replace(result, notes=result.notes + notes)
@@ -186,6 +208,34 @@ class ReportsSource:
                     days.setdefault(entry["day"], entry)
         return days
 
+    def restored(self) -> Result | None:
+        """What the state kept as last served, as `fetch` would return it; None when nothing."""
+        selection = self.entry.reports
+        reports_ = [aggregated_report(self.scope.kind), window_report(self.scope.kind)] if selection.aggregated else []
+        reports_ += ([USERS] if selection.users else []) + ([TEAMS] if selection.teams else [])
+        reports_ += [REPOS] if selection.repositories else []
+        found = [(report, self._downloaded[report.key]) for report in reports_ if report.key in self._downloaded]
+        users = self._downloaded.get(USERS.key)
+        if selection.teams and users is not None:
+            found.append((TEAM_WINDOWS, self._team_windows(users.day)))
+        if not found:
+            return None
+        return Result(tuple(family for _report, downloaded in found for family in downloaded.families),
+                      {report.key: downloaded.day for report, downloaded in found})
+
+    def users_day(self) -> str | None:
+        """The day of the users report currently served (or restored), None when there is none."""
+        users = self._downloaded.get(USERS.key)
+        return users.day if users is not None else None
+
+    def held(self, end_day: str, days: int, reports_: tuple[Report, ...] = (USERS,)) -> bool:
+        """Whether every day of the `days` ending at `end_day` has been asked of GitHub for each
+        report: kept, or known to have no report."""
+        if self.state is None:
+            return False
+        wanted = set(_days_ending(end_day, days))
+        return all(wanted <= set(self._state.days_held(self.key, report.key)) for report in reports_)
+
     def newest_day(self, client: GitHubClient, today: dt.date) -> str | None:
         """The newest day `fetch` would export now, over every enabled report, found from the
         report links alone (nothing is downloaded); None when there is none in the window."""
@@ -204,7 +254,7 @@ class ReportsSource:
         return reports_ + ([REPOS] if selection.repositories else [])
 
     def _collect(self, client: GitHubClient, find: Callable[[Report, Parse], Downloaded | None],
-                 latest: Callable[[], Downloaded | None] | None = None) -> Result:
+                 latest: Callable[[], Downloaded | None] | None = None, today: dt.date | None = None) -> Result:
         """The enabled reports, each on the day `find` picks for it; teams join the users report;
         `latest` reads the 28-day report when a 1-day aggregated report was found.
 
@@ -224,13 +274,20 @@ class ReportsSource:
         def users_and_teams() -> list[tuple[Report, Downloaded | None]]:
             users = find(USERS, self._parse_users)
             found = [(USERS, users)] if selection.users else []
-            if selection.teams and users and users.users:
-                join = lambda records, day: self._parse_teams(records, day, users)  # noqa: E731
+            teams, no_teams = None, False
+            if selection.teams and users:
+                join = lambda records, day: self._parse_teams(records, day, self._members(client, users))  # noqa: E731
                 try:
                     teams = self._on_day(client, TEAMS, users.day, join, depends=users.identity)
+                    no_teams = teams is None
                 except DayUnavailable:
                     teams = None  # that day's teams are still being produced
                 found.append((TEAMS, teams))
+            if self.state is not None and users is not None and today is not None:
+                self._keep(users.day, users, teams, no_teams)
+                self._fill(client, users.day, today)
+                if selection.teams:
+                    found.append((TEAM_WINDOWS, self._team_windows(users.day)))
             return found
 
         def repositories() -> list[tuple[Report, Downloaded | None]]:
@@ -306,18 +363,20 @@ class ReportsSource:
         return found
 
     def _on_day(self, client: GitHubClient, report: Report, day: str | None, parse: Parse,
-                depends: tuple[str, ...] = ()) -> Downloaded | None:
+                depends: tuple[str, ...] = (), remember: bool = True) -> Downloaded | None:
         """The report of one day (None: of a `latest` report), downloaded only when new or
         changed; None when there is none.
 
-        `depends` is the identity of another report this one is joined with.
+        `depends` is the identity of another report this one is joined with. `remember`: keep
+        it as the report served (and in the state's served values); False for a past day read
+        only to fill the state.
         """
         links = self._links(client, report, day)
         if not links:
             return None
         identity = tuple(sorted(urlsplit(link).path for link in links)) + depends
         known = self._downloaded.get(report.key)
-        if known and day in (None, known.day) and known.identity == identity:
+        if remember and known and day in (None, known.day) and known.identity == identity:
             return dataclasses.replace(known, problems=())  # counted when it was parsed
         try:
             downloaded = parse(self._records(client, report, links), day)
@@ -332,7 +391,11 @@ class ReportsSource:
             except GitHubError as again:
                 raise PayloadError(f"{report.endpoint} {day}: download links refused twice ({again.status})") from None
         downloaded.identity = identity
-        self._downloaded[report.key] = downloaded
+        if remember:
+            self._downloaded[report.key] = downloaded
+            if self.state is not None:
+                self.state.remember_served(self.key, report.key, Served(
+                    downloaded.day, _identity_text(identity), downloaded.families))
         return downloaded
 
     def _links(self, client: GitHubClient, report: Report, day: str | None) -> list[str] | None:
@@ -394,7 +457,7 @@ class ReportsSource:
     def _parse_users(self, records: Iterator[dict], day: str) -> Downloaded:
         users = reports.UsersAccumulator(self.entry.per_user, self.salt,
                                          join_id=reports.JOIN_IDS[self.scope.kind],
-                                         keep_members=self.entry.reports.teams)
+                                         keep_members=self.entry.reports.teams or self.state is not None)
         for record in records:
             users.add(record)
         builder = self._builder()
@@ -403,11 +466,13 @@ class ReportsSource:
         downloaded.users = users
         return downloaded
 
-    def _parse_teams(self, records: Iterator[dict], day: str, users: Downloaded) -> Downloaded:
+    def _parse_teams(self, records: Iterator[dict], day: str, users: reports.UsersAccumulator) -> Downloaded:
         builder = self._builder()
-        assert users.users is not None  # _parse_users sets it
-        missing = reports.add_teams(builder, records, users.users, self.entry.teams)
+        memberships: list[Membership] = []
+        rows = _kept_memberships(records, day, memberships) if self.state is not None else records
+        missing = reports.add_teams(builder, rows, users, self.entry.teams)
         downloaded = self._stamped(builder, TEAMS, day)
+        downloaded.memberships = memberships if self.state is not None else None
         downloaded.notes = tuple(f"team {slug!r} is configured but not in the {TEAMS.endpoint} report "
                                  "(unknown slug, or fewer than five seated members)" for slug in missing)
         return downloaded
@@ -416,3 +481,119 @@ class ReportsSource:
         builder = self._builder()
         reports.add_repositories(builder, records, self.entry.max_repositories)
         return self._stamped(builder, REPOS, day)
+
+    # The state: days kept, past days filled, windows ----------------------------------------
+    @property
+    def _state(self) -> StateStore:
+        """The state store; the methods below run only for a source that has one."""
+        assert self.state is not None
+        return self.state
+
+    def _members(self, client: GitHubClient, users: Downloaded) -> reports.UsersAccumulator:
+        """The users report's members for the team join. One restored from the state holds
+        none (the user-teams report changed since the restart): its users report is read again."""
+        if users.users is None:
+            links = self._links(client, USERS, users.day) or []
+            users.users = self._parse_users(self._records(client, USERS, links), users.day).users
+        assert users.users is not None  # _parse_users sets it
+        return users.users
+
+    def _keep(self, day: str, users: Downloaded, teams: Downloaded | None, no_teams: bool = False) -> None:
+        """Write a day's users and team memberships to the state, in one transaction, unless it
+        holds them already; `no_teams`: GitHub has no user-teams report that day."""
+        identities: dict[str, str] = {}
+        if users.users is not None and self._state.identity(self.key, USERS.key, day) != _identity_text(users.identity):
+            identities[USERS.key] = _identity_text(users.identity)
+        memberships = teams.memberships if teams is not None else [] if no_teams else None
+        if memberships and users.users is not None:
+            # Only the rows the join keeps: members in the day's users report (a quarter to a
+            # fifth of all memberships, as most members are not active on a given day).
+            present = {user_id for user_id, _label, _member in users.users.kept()}
+            memberships = [row for row in memberships if row.user_id in present]
+        teams_identity = _identity_text(teams.identity) if teams is not None else NO_REPORT
+        if memberships is not None and self._state.identity(self.key, TEAMS.key, day) != teams_identity:
+            identities[TEAMS.key] = teams_identity
+        if not identities:
+            return
+        per_user = self.entry.per_user != "off"  # logins (or their hashes) only when opted in
+        kept = users.users
+        self._state.write_day(
+            self.key, day, identities=identities,
+            users=(UserDay(user_id, label if per_user else None, member)
+                   for user_id, label, member in kept.kept()) if kept is not None and USERS.key in identities else None,
+            memberships=memberships if TEAMS.key in identities else None)
+
+    def _fill(self, client: GitHubClient, end_day: str, today: dt.date) -> None:
+        """Ask GitHub for at most `fill_days` past days of the window ending at `end_day` that
+        the state does not hold, newest first; a failure stops until the next refresh."""
+        kept = (USERS, TEAMS) if self.entry.reports.teams else (USERS,)
+        settled = (today - dt.timedelta(days=SETTLED_AFTER)).isoformat()
+
+        def missing(day: str) -> bool:
+            identities = [self._state.identity(self.key, report.key, day) for report in kept]
+            return any(identity is None or (identity == NO_REPORT and day > settled) for identity in identities)
+
+        days = [day for day in _days_ending(end_day, WINDOW_DAYS)[1:] if missing(day)]
+        for day in days[:self.fill_days]:
+            try:
+                self._fill_day(client, day, kept)
+            except DayUnavailable:
+                continue  # still being produced: asked again at the next refresh
+            except RefreshError as err:
+                log.warning("%s: filling the state stopped at %s until the next refresh: %s", self.scope, day, err)
+                return
+        if days:
+            log.info("%s: state: asked GitHub for %d past day(s), %d left for the next refreshes",
+                     self.scope, min(len(days), self.fill_days), max(0, len(days) - self.fill_days))
+
+    def _fill_day(self, client: GitHubClient, day: str, kept: tuple[Report, ...]) -> None:
+        users = self._on_day(client, USERS, day, self._parse_users, remember=False)
+        if users is None:
+            self._state.write_day(self.key, day, identities={report.key: NO_REPORT for report in kept},
+                                 users=[], memberships=[] if TEAMS in kept else None)
+            return
+        teams = None
+        if TEAMS in kept:
+            teams = self._on_day(client, TEAMS, day, self._parse_memberships, depends=users.identity,
+                                 remember=False)
+        self._keep(day, users, teams, no_teams=TEAMS in kept and teams is None)
+
+    def _parse_memberships(self, records: Iterator[dict], day: str) -> Downloaded:
+        memberships: list[Membership] = []
+        for _row in _kept_memberships(records, day, memberships):
+            pass
+        return Downloaded(day, (), (), memberships=memberships)
+
+    def _team_windows(self, end_day: str) -> Downloaded:
+        """Team weekly/monthly actives ending at `end_day`, for each window the state fills, and
+        a note saying how many days of the longest window it holds."""
+        kept = (USERS, TEAMS)
+        windows = {name: [(str(window.team_id), window.slug, window.active_users)
+                          for window in self._state.team_windows(self.key, end_day, days)]
+                   for name, days in reports.TEAM_WINDOWS.items() if self.held(end_day, days, kept)}
+        builder = self._builder()
+        reports.add_team_windows(builder, windows, self.entry.teams)
+        wanted = set(_days_ending(end_day, WINDOW_DAYS))
+        held = wanted.intersection(*(self._state.days_held(self.key, report.key) for report in kept))
+        note = (f"state: {len(held)} of the {WINDOW_DAYS} days up to {end_day} of the users and user-teams "
+                "reports held (team weekly and monthly actives appear once 7 and 28 are)")
+        return Downloaded(end_day, (), builder.build(), notes=(note,))
+
+
+def _identity_text(identity: tuple[str, ...]) -> str:
+    return json.dumps(list(identity))
+
+
+def _days_ending(end_day: str, days: int) -> list[str]:
+    """The `days` days ending at `end_day`, newest first."""
+    end = dt.date.fromisoformat(end_day)
+    return [(end - dt.timedelta(days=back)).isoformat() for back in range(days)]
+
+
+def _kept_memberships(records: Iterator[dict], day: str, into: list[Membership]) -> Iterator[dict]:
+    """The records, unchanged; each row of `day` that names a team and a user also goes `into`."""
+    for row in records:
+        found = reports.membership(row)
+        if found is not None and found[3] in (None, day):
+            into.append(Membership(*found[:3]))
+        yield row

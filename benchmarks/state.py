@@ -1,0 +1,107 @@
+"""The state store at scale: an organization of 100,000 users whose 28 days of users and
+user-teams reports are filled on a first start, then a restart on the same state_dir.
+
+The exporter runs in a fresh child process forked from a fork server started first (see
+memory.py for why), with `fill_days_per_refresh: 28` so the first refresh fills the whole
+window; the simulated GitHub runs in another process. Measured: the first refresh's wall time
+(every report of the newest day plus 27 past days of users and user-teams reports) and the
+exporter's CPU time in it (the simulated GitHub's own work, generating the reports, is not
+counted there), the process's peak RSS (ru_maxrss), the database's size on disk, the time of the window queries,
+and a second process on the same directory: what it serves before refreshing, its refresh time
+and its downloads (none).
+
+    python benchmarks/state.py [--users 100000] [--teams 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import tempfile
+import time
+from pathlib import Path
+
+from common import machine
+from memory import CONTEXT, rss_mb, start_fork_server
+
+from copilot_exporter.simulator.remote import RemoteSimulator
+
+ORG = "bigco"
+
+
+def _exporter(connection, api_url: str, state_dir: str, teams: int) -> None:
+    from copilot_exporter.config import parse_config
+    from copilot_exporter.refresher import Refresher
+    from copilot_exporter.state import StateStore
+    from copilot_exporter.store import Store
+    from copilot_exporter.telemetry import Telemetry
+
+    baseline = rss_mb()
+    config = parse_config({
+        "github": {"api_url": api_url, "token": "bench-token", "read_timeout": "5m"},
+        "source": "reports", "fill_days_per_refresh": 28, "refresh_timeout": "30m",
+        "organizations": [{"name": ORG, "seats": False}],
+    })
+    state, store = StateStore(state_dir), Store()
+    started = time.perf_counter()
+    refresher = Refresher(config, store, Telemetry(), state=state)
+    restored = sum(len(family.samples) for family in store.families())
+    restore_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    ok = refresher.run_once()
+    seconds = time.perf_counter() - started
+    source = refresher.jobs[0].reports
+    day = source.users_day()
+    started = time.perf_counter()
+    windows = {days: len(state.team_windows(source.key, day, days)) for days in (7, 28)}
+    query_seconds = time.perf_counter() - started
+    refresher.stop()
+    state.close()
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = usage.ru_utime + usage.ru_stime
+    connection.send((ok, restored, restore_seconds, seconds, cpu, windows, query_seconds, baseline, rss_mb()))
+
+
+def run(sim: RemoteSimulator, state_dir: str, teams: int) -> tuple:
+    connection, child = CONTEXT.Pipe()
+    process = CONTEXT.Process(target=_exporter, args=(child, sim.api_url, state_dir, teams), daemon=True)
+    process.start()
+    result = connection.recv()
+    process.join(30)
+    return result
+
+
+def size_mb(directory: str) -> float:
+    return sum(path.stat().st_size for path in Path(directory).glob("state.sqlite3*")) / 1e6
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--users", type=int, default=100_000)
+    parser.add_argument("--teams", type=int, default=3)
+    args = parser.parse_args()
+    from copilot_exporter.simulator import OrgSpec, World
+
+    start_fork_server()
+    print(f"machine: {machine()}\n")
+    teams = tuple(f"team-{i}" for i in range(args.teams))
+    world = World(organizations=(OrgSpec(ORG, users=args.users, teams=teams),))
+    with RemoteSimulator(world=world) as sim, tempfile.TemporaryDirectory() as state_dir:
+        for run_name in ("first start (fills 28 days)", "restart, same state_dir"):
+            sim.reset_log()
+            ok, restored, restore_seconds, seconds, cpu, windows, query_seconds, baseline, end = run(
+                sim, state_dir, args.teams)
+            if not ok:
+                raise SystemExit("a refresh failed: see the log")
+            print(f"{run_name}: organization of {args.users:,} users, {args.teams} teams")
+            print(f"  series served before the refresh   {restored:>9,} (restored in {restore_seconds:.2f} s)")
+            print(f"  refresh                            {seconds:>9.1f} s ({cpu:.1f} s of CPU in the exporter), "
+                  f"{sim.request_count(server='api')} API requests, {sim.request_count(server='download')} downloads")
+            print(f"  team windows 7 / 28 days           {windows[7]} / {windows[28]} teams, queried in {query_seconds:.2f} s")
+            print(f"  database on disk                   {size_mb(state_dir):>9.1f} MB")
+            print(f"  RSS: baseline {baseline[0]:.1f} MB, after {end[0]:.1f} MB, "
+                  f"peak ru_maxrss {end[1]:.1f} MB (VmHWM {end[2]:.1f} MB)\n", flush=True)
+
+
+if __name__ == "__main__":
+    main()
