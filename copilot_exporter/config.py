@@ -37,6 +37,9 @@ PER_USER_MODES = ("off", "login", "hashed")
 SEAT_PLANS = ("business", "enterprise")
 # AI credits included per licence and month (GitHub's standard pools, COPILOT-APIS.md §7).
 DEFAULT_INCLUDED_AI_CREDITS = {"business": 1900.0, "enterprise": 3900.0}
+# How often a report's newest held day is asked again: GitHub can change a day until it is
+# final, within three full UTC days; unchanged reports are not downloaded again.
+REREAD_INTERVAL = 6 * 3600.0
 _CURRENCY = re.compile(r"[A-Z]{3}")  # an ISO 4217 code
 
 # HTTP server limits (`server:`). A scrape is one short request on a fresh connection, sent at
@@ -136,6 +139,7 @@ class Config:
     max_series_per_family: int = MAX_SERIES_PER_FAMILY
     server_limits: ServerLimits = ServerLimits()
     limits: Limits = Limits()  # what GitHub and the network can make a refresh cost
+    reread_interval: float = REREAD_INTERVAL
 
 
 # --- public entry points ----------------------------------------------------------------------
@@ -576,7 +580,8 @@ def _file_problem(path: str) -> str | None:
 
 _TOP_KEYS = ("github", "source", "refresh_interval", "seats_refresh_interval", "workers",
              "lookback_days", "user_hash_salt", "organizations", "enterprises", "server",
-             "billing_refresh_interval", "seat_prices", "included_ai_credits", "max_series_per_family")
+             "billing_refresh_interval", "seat_prices", "included_ai_credits", "max_series_per_family",
+             "reread_interval")
 _LIMIT_KEYS = ("refresh_timeout", "max_report_bytes", "max_record_bytes", "max_response_bytes",
                "max_redirects", "max_pages", "max_etag_entries", "max_etag_bytes")
 _CREDENTIAL_KEYS = ("token", "token_file", "app")
@@ -628,6 +633,7 @@ def _config(data: Any, problems: list[str]) -> Config | None:
         max_series_per_family=root.integer("max_series_per_family", MAX_SERIES_PER_FAMILY, minimum=1),
         server_limits=_server_limits(server),
         limits=_limits(root),
+        reread_interval=root.duration("reread_interval", "6h", minimum="0s"),
     )
 
 
