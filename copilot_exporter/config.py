@@ -29,6 +29,7 @@ from copilot_exporter.github.client import API_VERSION
 from copilot_exporter.limits import Limits, parse_size
 from copilot_exporter.model import ENTERPRISE, MAX_SERIES_PER_FAMILY, ORG, Scope
 from copilot_exporter.secret_file import SecretFileError, read_secret_file
+from copilot_exporter.shards import Shard, parse_shard
 
 DEFAULT_API_URL = "https://api.github.com"
 DEFAULT_LISTEN_ADDRESS = ":9452"
@@ -140,6 +141,11 @@ class Config:
     server_limits: ServerLimits = ServerLimits()
     limits: Limits = Limits()  # what GitHub and the network can make a refresh cost
     reread_interval: float = REREAD_INTERVAL
+    shard: Shard | None = None  # None: every entry; else only the entries of this shard
+
+    def own_entries(self) -> tuple[Entry, ...]:
+        """The entries this exporter refreshes: all, or those of its shard."""
+        return tuple(e for e in self.entries if self.shard is None or self.shard.owns(e.scope))
 
 
 # --- public entry points ----------------------------------------------------------------------
@@ -581,7 +587,7 @@ def _file_problem(path: str) -> str | None:
 _TOP_KEYS = ("github", "source", "refresh_interval", "seats_refresh_interval", "workers",
              "lookback_days", "user_hash_salt", "organizations", "enterprises", "server",
              "billing_refresh_interval", "seat_prices", "included_ai_credits", "max_series_per_family",
-             "reread_interval")
+             "reread_interval", "shard")
 _LIMIT_KEYS = ("refresh_timeout", "max_report_bytes", "max_record_bytes", "max_response_bytes",
                "max_redirects", "max_pages", "max_etag_entries", "max_etag_bytes")
 _CREDENTIAL_KEYS = ("token", "token_file", "app")
@@ -634,7 +640,19 @@ def _config(data: Any, problems: list[str]) -> Config | None:
         server_limits=_server_limits(server),
         limits=_limits(root),
         reread_interval=root.duration("reread_interval", "6h", minimum="0s"),
+        shard=_shard(root),
     )
+
+
+def _shard(root: Section) -> Shard | None:
+    text = root.text("shard")
+    if text is None:
+        return None
+    try:
+        return parse_shard(text)
+    except ValueError as err:
+        root.problem("shard", str(err))
+        return None
 
 
 def _limits(root: Section) -> Limits:

@@ -73,7 +73,7 @@ class Refresher:
         self._noted: set[tuple[Scope, str]] = set()
         self.jobs = [Job(entry, name, kind.interval(config),
                          reports=ReportsSource(entry, config) if name == "data" else None)
-                     for name, kind in JOB_KINDS.items() for entry in config.entries if kind.enabled(entry)]
+                     for name, kind in JOB_KINDS.items() for entry in config.own_entries() if kind.enabled(entry)]
         for job in self.jobs:  # error counters exist from start-up (the legacy API's after a switch)
             first = {"seats": seats.SOURCE, "billing": billing.SOURCE,
                      "data": legacy.SOURCE if config.source == "legacy" else "reports"}
