@@ -41,6 +41,9 @@ DEFAULT_INCLUDED_AI_CREDITS = {"business": 1900.0, "enterprise": 3900.0}
 # How often a report's newest held day is asked again: GitHub can change a day until it is
 # final, within three full UTC days; unchanged reports are not downloaded again.
 REREAD_INTERVAL = 6 * 3600.0
+# The share of each credential's hourly GitHub budget the exporter spends at most: the rest is
+# left to other tools using the same token.
+REQUEST_BUDGET_SHARE = 0.5
 _CURRENCY = re.compile(r"[A-Z]{3}")  # an ISO 4217 code
 
 # HTTP server limits (`server:`). A scrape is one short request on a fresh connection, sent at
@@ -142,6 +145,7 @@ class Config:
     limits: Limits = Limits()  # what GitHub and the network can make a refresh cost
     reread_interval: float = REREAD_INTERVAL
     shard: Shard | None = None  # None: every entry; else only the entries of this shard
+    request_budget_share: float = REQUEST_BUDGET_SHARE
 
     def own_entries(self) -> tuple[Entry, ...]:
         """The entries this exporter refreshes: all, or those of its shard."""
@@ -587,7 +591,7 @@ def _file_problem(path: str) -> str | None:
 _TOP_KEYS = ("github", "source", "refresh_interval", "seats_refresh_interval", "workers",
              "lookback_days", "user_hash_salt", "organizations", "enterprises", "server",
              "billing_refresh_interval", "seat_prices", "included_ai_credits", "max_series_per_family",
-             "reread_interval", "shard")
+             "reread_interval", "shard", "request_budget_share")
 _LIMIT_KEYS = ("refresh_timeout", "max_report_bytes", "max_record_bytes", "max_response_bytes",
                "max_redirects", "max_pages", "max_etag_entries", "max_etag_bytes")
 _CREDENTIAL_KEYS = ("token", "token_file", "app")
@@ -641,7 +645,18 @@ def _config(data: Any, problems: list[str]) -> Config | None:
         limits=_limits(root),
         reread_interval=root.duration("reread_interval", "6h", minimum="0s"),
         shard=_shard(root),
+        request_budget_share=_share(root, "request_budget_share", REQUEST_BUDGET_SHARE),
     )
+
+
+def _share(root: Section, key: str, default: float) -> float:
+    value = root.typed(key, (int, float), "a number greater than 0 and at most 1")
+    if value is None:
+        return default
+    if not 0 < value <= 1:
+        root.problem(key, f"must be greater than 0 and at most 1, got {value}")
+        return default
+    return float(value)
 
 
 def _shard(root: Section) -> Shard | None:

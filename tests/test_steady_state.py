@@ -94,14 +94,27 @@ def test_held_days_are_asked_again_after_the_reread_interval_and_a_revision_is_d
     assert sum(asked.values()) == 1  # not due yet
     result, asked, downloads = refresh(sim, source, START + 6 * HOUR)
     held = day(sim, 2)
-    assert {(report, held) for report in ("organization-1-day", "users-1-day", "user-teams-1-day",
-                                          "repos-1-day")} <= set(asked)
+    # The aggregated report's held day, unchanged: the others count as unchanged too.
+    assert asked == {("organization-1-day", day(sim, 1)): 1, ("organization-1-day", held): 1}
     assert downloads == 0 and result.families == first.families  # unchanged: not downloaded again
     sim.revise("org", "acme", sim.world.today - dt.timedelta(days=2))
     _, _, downloads = refresh(sim, source, START + 7 * HOUR)
     assert downloads == 0  # the revision is seen at the next re-read, not before
-    result, _, downloads = refresh(sim, source, START + 12 * HOUR)
+    result, asked, downloads = refresh(sim, source, START + 12 * HOUR)
+    assert {(report, held) for report in ("organization-1-day", "users-1-day", "user-teams-1-day",
+                                          "repos-1-day")} <= set(asked)  # it changed: every report asked
     assert downloads > 0 and result.families != first.families
+
+
+def test_without_the_aggregated_report_each_held_day_is_asked_again_itself(sim):
+    config = exporter_config(sim.api_url, source="reports", reread_interval="6h", organizations=[
+        {"name": "acme", "teams": "all", "repositories": True, "seats": False,
+         "reports": {"aggregated": False, "users": True, "teams": True}}])
+    source = ReportsSource(config.entries[0], config)
+    refresh(sim, source, START)
+    _, asked, downloads = refresh(sim, source, START + 6 * HOUR)
+    assert {(report, day(sim, 2)) for report in ("users-1-day", "user-teams-1-day", "repos-1-day")} <= set(asked)
+    assert downloads == 0
 
 
 def test_with_the_aggregated_report_off_each_report_asks_its_next_day(sim):

@@ -7,7 +7,9 @@ held, up to yesterday (in steady state one day, or none once yesterday is held).
 report is asked first; the others are asked only for days it has (they are published together),
 so while a day is not out a refresh of a scope costs one request. A held day can still change
 until GitHub finalises it (within three full UTC days), so each report's held day is asked again
-once `reread_interval` has passed since it was last asked (identical links: nothing downloaded). The links' paths identify the content (the query string only signs it), so a report whose
+once `reread_interval` has passed since it was last asked (identical links: nothing downloaded);
+when the aggregated report's held day comes back unchanged, the others count as asked (a
+revision of a day's data revises its totals). The links' paths identify the content (the query string only signs it), so a report whose
 day and paths are unchanged is not downloaded again: its parsed result is reused.
 
 "No report that day" comes in many shapes, and each one means: step back a day. They are 204;
@@ -140,6 +142,8 @@ class ReportsSource:
 
     _now = 0.0  # the Unix time of the current refresh (`fetch`)
     _asking = False  # within `fetch`: a joined report unchanged since it was read is not asked again
+    _rereads = True  # whether held days due to be asked again may be (False: the request budget is low)
+    deferred_rereads = 0  # re-reads put off so far
 
     def __init__(self, entry: Entry, config: Config):
         self.entry = entry
@@ -155,17 +159,22 @@ class ReportsSource:
         self._route_base = base + "/copilot/metrics/reports/"
         self._path_base = base.format(enterprise=self.scope.name, org=self.scope.name) + "/copilot/metrics/reports/"
 
-    def fetch(self, client: GitHubClient, today: dt.date | None = None, now: float | None = None) -> Result:
+    def fetch(self, client: GitHubClient, today: dt.date | None = None, now: float | None = None,
+              rereads: bool = True) -> Result:
         """Per report, the newest day found in the lookback window (what the exporter serves);
-        `now` (a Unix time) decides which held days are due to be asked again."""
+        `now` (a Unix time) decides which held days are due to be asked again; with `rereads`
+        False none is (the request budget is low), and `deferred_rereads` counts them."""
         today = today or dt.datetime.now(dt.timezone.utc).date()
         self._now = time.time() if now is None else now
+        self._rereads = rereads
         aggregated = aggregated_report(self.scope.kind)
         first: dict[str, Downloaded | None] = {}
         self._answered = False
-        if self.entry.reports.aggregated and aggregated.key in self._downloaded:
+        held = self._downloaded.get(aggregated.key)
+        if self.entry.reports.aggregated and held is not None:
             # Steady state: the aggregated report's answer says whether the others can be new.
             first[aggregated.key] = self._newest(client, aggregated, today, self._parse_aggregated)
+            self._confirm_others(held, first[aggregated.key])
         ceiling = first[aggregated.key].day if first.get(aggregated.key) else None
         answered_first = self._answered
 
@@ -302,9 +311,25 @@ class ReportsSource:
         self._answered = True  # the scope answered before: a 404 now is for a day, not for it
         return dataclasses.replace(held, problems=())  # counted when it was parsed
 
+    def _confirm_others(self, held: Downloaded, found: Downloaded | None) -> None:
+        """When the aggregated report's held day was just asked again and is unchanged, the
+        other reports' held days count as asked too: a revision of a day's data revises its
+        totals. (A day revised otherwise is replaced by the next day within a day anyway.)"""
+        aggregated = aggregated_report(self.scope.kind).key
+        if (found is None or found.day != held.day or found.identity != held.identity
+                or self._asked_at.get(aggregated) != self._now):
+            return
+        for key in self._downloaded:
+            if key != aggregated:
+                self._asked_at[key] = self._now
+
     def _reread_due(self, report: Report) -> bool:
         """Whether the held day of the report was last asked `reread_interval` ago or more."""
-        return self._now - self._asked_at.get(report.key, float("-inf")) >= self.reread_interval
+        due = self._now - self._asked_at.get(report.key, float("-inf")) >= self.reread_interval
+        if due and not self._rereads:
+            self.deferred_rereads += 1
+            return False
+        return due
 
     def _first_found(self, report: Report, days: list[str], on_day: Callable[[str], T | None]) -> T | None:
         """What `on_day` finds on the first day that has a report. A day answering 5xx is still
