@@ -94,6 +94,9 @@ class Refresher:
             scopes = self._legacy_scopes(job.entry) if first[job.kind] == legacy.SOURCE else [job.entry.scope]
             for scope in scopes:
                 telemetry.expect(scope, first[job.kind])
+        if config.shard is not None:
+            log.info("shard %s: refreshing %d of the %d configured scopes", config.shard,
+                     len(config.own_entries()), len(config.entries))
         self._pool = ThreadPoolExecutor(config.workers, thread_name_prefix="refresh")
         self._thread: threading.Thread | None = None
 

@@ -9,7 +9,8 @@ import time
 import pytest
 import requests
 
-from copilot_exporter.config import Credentials
+from copilot_exporter.config import AppAuth, Credentials
+from copilot_exporter.model import ORG, Scope
 from copilot_exporter.refresher import credential_label
 from copilot_exporter.simulator import Simulator, World
 from conftest import TOKEN, exporter_config
@@ -99,6 +100,8 @@ def test_with_budget_to_spare_nothing_is_put_off(sim, make_exporter):
 @pytest.mark.parametrize("credentials,scope,label", [
     (Credentials(token="secret-value"), None, "token"),
     (Credentials(token="secret-value", token_file="/run/secrets/github-token"), None, "token_file:github-token"),
+    (Credentials(app=AppAuth("123", "/run/secrets/secret-key.pem", 7)), None, "app:123"),
+    (Credentials(app=AppAuth("123", "/run/secrets/secret-key.pem", None)), Scope(ORG, "acme"), "app:123:acme"),
 ])
 def test_credential_labels_reveal_no_secret(credentials, scope, label):
     assert credential_label(credentials, scope) == label

@@ -9,8 +9,9 @@ so while a day is not out a refresh of a scope costs one request. A held day can
 until GitHub finalises it (within three full UTC days), so each report's held day is asked again
 once `reread_interval` has passed since it was last asked (identical links: nothing downloaded);
 when the aggregated report's held day comes back unchanged, the others count as asked (a
-revision of a day's data revises its totals). The links' paths identify the content (the query string only signs it), so a report whose
-day and paths are unchanged is not downloaded again: its parsed result is reused.
+revision of a day's data revises its totals). The links' paths identify the content (the query
+string only signs it), so a report whose day and paths are unchanged is not downloaded again:
+its parsed result is reused.
 
 "No report that day" comes in many shapes, and each one means: step back a day. They are 204;
 200 with an empty body, `null`, `""` or any bare JSON string ("No report available for this
