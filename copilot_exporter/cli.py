@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from copilot_exporter import __version__, backfill, logs, remote_write
 from copilot_exporter.errors import ConfigError
 from copilot_exporter.service import check, collect, run
+from copilot_exporter.shards import parse_shard
 
 COMMANDS = ("serve", "collect", "check-config", "backfill", "demo")
 DEFAULT_LISTEN = ":9452"
@@ -44,6 +45,8 @@ def _global_flags(suppress: bool) -> argparse.ArgumentParser:
           default="info", choices=["debug", "info", "warn", "warning", "error"], help="log level")
     _flag(common, "--log.format", dest="log_format", env="COPILOT_EXPORTER_LOG_FORMAT", suppress=suppress,
           default="logfmt", choices=["logfmt", "json"], help="log format")
+    _flag(common, "--shard", dest="shard", env="COPILOT_EXPORTER_SHARD", suppress=suppress,
+          help="refresh only shard i of n of the configured scopes, i/n (0-based; default: the config's shard)")
     return common
 
 
@@ -98,8 +101,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = startup.config
     if args.state_dir:
         config = dataclasses.replace(config, state_dir=args.state_dir)
+    if args.shard:
+        try:
+            config = dataclasses.replace(config, shard=parse_shard(args.shard))
+        except ValueError as err:
+            print(f"--shard: {err}", file=sys.stderr)
+            return 2
     if args.command == "check-config":
-        print(f"{args.config}: configuration is valid ({len(config.entries)} scopes)")
+        shard = f"; shard {config.shard}: {len(config.own_entries())} of them" if config.shard else ""
+        print(f"{args.config}: configuration is valid ({len(config.entries)} scopes{shard})")
         return 0
     if args.command == "collect":
         return collect(config)

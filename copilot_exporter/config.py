@@ -29,6 +29,7 @@ from copilot_exporter.github.client import API_VERSION
 from copilot_exporter.limits import Limits, parse_size
 from copilot_exporter.model import ENTERPRISE, MAX_SERIES_PER_FAMILY, ORG, Scope
 from copilot_exporter.secret_file import SecretFileError, read_secret_file
+from copilot_exporter.shards import Shard, parse_shard
 
 DEFAULT_API_URL = "https://api.github.com"
 DEFAULT_LISTEN_ADDRESS = ":9452"
@@ -42,6 +43,12 @@ FILL_DAYS_PER_REFRESH = 7
 SEAT_PLANS = ("business", "enterprise")
 # AI credits included per licence and month (GitHub's standard pools, COPILOT-APIS.md §7).
 DEFAULT_INCLUDED_AI_CREDITS = {"business": 1900.0, "enterprise": 3900.0}
+# How often a report's newest held day is asked again: GitHub can change a day until it is
+# final, within three full UTC days; unchanged reports are not downloaded again.
+REREAD_INTERVAL = 6 * 3600.0
+# The share of each credential's hourly GitHub budget the exporter spends at most: the rest is
+# left to other tools using the same token.
+REQUEST_BUDGET_SHARE = 0.5
 _CURRENCY = re.compile(r"[A-Z]{3}")  # an ISO 4217 code
 
 # HTTP server limits (`server:`). A scrape is one short request on a fresh connection, sent at
@@ -143,6 +150,13 @@ class Config:
     limits: Limits = Limits()  # what GitHub and the network can make a refresh cost
     state_dir: str = DEFAULT_STATE_DIR
     fill_days_per_refresh: int = FILL_DAYS_PER_REFRESH
+    reread_interval: float = REREAD_INTERVAL
+    shard: Shard | None = None  # None: every entry; else only the entries of this shard
+    request_budget_share: float = REQUEST_BUDGET_SHARE
+
+    def own_entries(self) -> tuple[Entry, ...]:
+        """The entries this exporter refreshes: all, or those of its shard."""
+        return tuple(e for e in self.entries if self.shard is None or self.shard.owns(e.scope))
 
 
 # --- public entry points ----------------------------------------------------------------------
@@ -592,7 +606,7 @@ def _file_problem(path: str) -> str | None:
 _TOP_KEYS = ("github", "source", "refresh_interval", "seats_refresh_interval", "workers",
              "lookback_days", "user_hash_salt", "organizations", "enterprises", "server",
              "billing_refresh_interval", "seat_prices", "included_ai_credits", "max_series_per_family",
-             "state_dir", "fill_days_per_refresh")
+             "state_dir", "fill_days_per_refresh", "reread_interval", "shard", "request_budget_share")
 _LIMIT_KEYS = ("refresh_timeout", "max_report_bytes", "max_record_bytes", "max_response_bytes",
                "max_redirects", "max_pages", "max_etag_entries", "max_etag_bytes")
 _CREDENTIAL_KEYS = ("token", "token_file", "app")
@@ -646,7 +660,31 @@ def _config(data: Any, problems: list[str]) -> Config | None:
         limits=_limits(root),
         state_dir=root.text("state_dir", DEFAULT_STATE_DIR),
         fill_days_per_refresh=root.integer("fill_days_per_refresh", FILL_DAYS_PER_REFRESH, minimum=1, maximum=28),
+        reread_interval=root.duration("reread_interval", "6h", minimum="0s"),
+        shard=_shard(root),
+        request_budget_share=_share(root, "request_budget_share", REQUEST_BUDGET_SHARE),
     )
+
+
+def _share(root: Section, key: str, default: float) -> float:
+    value = root.typed(key, (int, float), "a number greater than 0 and at most 1")
+    if value is None:
+        return default
+    if not 0 < value <= 1:
+        root.problem(key, f"must be greater than 0 and at most 1, got {value}")
+        return default
+    return float(value)
+
+
+def _shard(root: Section) -> Shard | None:
+    text = root.text("shard")
+    if text is None:
+        return None
+    try:
+        return parse_shard(text)
+    except ValueError as err:
+        root.problem("shard", str(err))
+        return None
 
 
 def _limits(root: Section) -> Limits:

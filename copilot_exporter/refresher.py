@@ -1,13 +1,20 @@
 """Background refreshes: which (entry, source) jobs exist, when they run, what a result changes.
 
-Jobs run in a bounded worker pool. A job that fails is retried sooner, with a backoff that
-grows up to its interval, without delaying the other jobs; its last good data stays served.
+Jobs run in a bounded worker pool. Each credential's requests stay within request_budget_share
+of GitHub's hourly limit (the client waits past it); before that, when what is left of the
+hour would no longer cover the data jobs' next-day probes, seats and billing refreshes and
+report re-reads are put off, and counted in copilot_exporter_deferred_jobs_total.
+
+A job that fails is retried sooner, with a backoff that grows up to its interval, without
+delaying the other jobs; its last good data stays served.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -31,6 +38,14 @@ log = logging.getLogger(__name__)
 FIRST_RETRY = 30.0  # seconds before the first retry of a failed job; doubles up to the interval
 # The Store key of copilot_organizations_active_users, which belongs to no one scope.
 ORGANIZATIONS = (Scope("", ""), "organizations")
+
+# Seconds a seats or billing refresh is put off when the request budget runs low: requests of
+# the last hour leave the budget's window continuously, so a few minutes free some.
+DEFER_DELAY = 300.0
+# The least urgent work, put off first when the request budget runs low (the next-day probes of
+# the data jobs are kept); reports re-reads are put off inside the data job.
+LOW_URGENCY = ("seats", "billing")
+RESERVE = 10  # requests kept beyond the probes: a found day asks for the other reports too
 
 
 @dataclass
@@ -81,13 +96,16 @@ class Refresher:
         self._organizations_lock = threading.Lock()  # one count at a time, whichever job ends first
         self.jobs = [Job(entry, name, kind.interval(config),
                          reports=ReportsSource(entry, config, state) if name == "data" else None)
-                     for name, kind in JOB_KINDS.items() for entry in config.entries if kind.enabled(entry)]
+                     for name, kind in JOB_KINDS.items() for entry in config.own_entries() if kind.enabled(entry)]
         for job in self.jobs:  # error counters exist from start-up (the legacy API's after a switch)
             first = {"seats": seats.SOURCE, "billing": billing.SOURCE,
                      "data": legacy.SOURCE if config.source == "legacy" else "reports"}
             scopes = self._legacy_scopes(job.entry) if first[job.kind] == legacy.SOURCE else [job.entry.scope]
             for scope in scopes:
                 telemetry.expect(scope, first[job.kind])
+        if config.shard is not None:
+            log.info("shard %s: refreshing %d of the %d configured scopes", config.shard,
+                     len(config.own_entries()), len(config.entries))
         self._pool = ThreadPoolExecutor(config.workers, thread_name_prefix="refresh")
         self._thread: threading.Thread | None = None
         self._restore()
@@ -124,12 +142,16 @@ class Refresher:
             now = time.time()
             with self._lock:
                 due = [job for job in self.jobs if not job.running and job.next_run <= now]
+            due = [job for job in due if not self._defer(job, now)]
+            with self._lock:
                 for job in due:
                     job.running = True
                 idle = [job.next_run for job in self.jobs if not job.running]
             for job in due:
                 self._pool.submit(self._run_scheduled, job)
-            timeout = max(0.05, min(idle, default=now + 60) - time.time())
+            for connection in list(self._connections.values()):
+                connection.publish_budget()  # the hour's window moves on even when idle
+            timeout = max(0.05, min(min(idle, default=now + 60), now + 60) - time.time())
             self._wake.wait(timeout)
             self._wake.clear()
 
@@ -145,6 +167,30 @@ class Refresher:
             job.next_run = time.time() + delay
             job.running = False
         self._wake.set()
+
+    # The request budget -----------------------------------------------------------------------
+    def _budget_low(self, connection: Connection) -> bool:
+        """Whether what is left of the credential's hourly share would not cover, beyond the
+        data jobs' next-day probes for the coming hour, more than a few requests."""
+        left = connection.budget_left()
+        if left is None:
+            return False
+        probes = sum(1 for job in self.jobs if job.kind == "data" and self._connection(job.entry) is connection)
+        per_hour = max(1, math.ceil(3600 / self.config.refresh_interval))
+        return left < probes * per_hour + RESERVE
+
+    def _defer(self, job: Job, now: float) -> bool:
+        """Put a due seats or billing job off when its credential's budget runs low."""
+        if job.kind not in LOW_URGENCY:
+            return False
+        if not self._budget_low(self._connection(job.entry, for_billing=job.kind == "billing")):
+            return False
+        log.info("%s: %s refresh put off %.0fs: the request budget runs low", job.entry.scope, job.kind,
+                 DEFER_DELAY)
+        self.telemetry.count_deferred(job.kind)
+        with self._lock:
+            job.next_run = now + DEFER_DELAY
+        return True
 
     # One job ---------------------------------------------------------------------------------
     def _run(self, job: Job) -> bool:
@@ -177,13 +223,19 @@ class Refresher:
     def _reports(self, job: Job, client: GitHubClient, fall_back: bool = False) -> bool:
         unreachable: list[RefreshError] = []
 
+        source = job.reports
+        assert source is not None  # a job on the reports API has its source
+
         def fetch(client: GitHubClient) -> Result:
+            deferred = source.deferred_rereads
             try:
-                assert job.reports is not None  # a job on the reports API has its source
-                return job.reports.fetch(client, self.today())
+                return source.fetch(client, self.today(), rereads=not self._budget_low(client.connection))
             except (Timeout, ConnectionFailed) as err:
                 unreachable.append(err)
                 raise
+            finally:
+                if source.deferred_rereads > deferred:
+                    self.telemetry.count_deferred("reports", source.deferred_rereads - deferred)
 
         ok = self._refresh(job.entry.scope, "reports", client, fetch, "reports",
                            passthrough=ReportsUnavailable if fall_back else ())
@@ -285,6 +337,15 @@ class Refresher:
                                          result.notes)
         return True
 
+    def _credential_label(self, credentials: Credentials, scope: Scope | None) -> str:
+        """credential_label, with `#2`, `#3`... for other credentials of the same name; under the lock."""
+        label = credential_label(credentials, scope)
+        taken = {connection.credential for connection in self._connections.values()}
+        number = 1
+        while (f"{label}#{number}" if number > 1 else label) in taken:
+            number += 1
+        return f"{label}#{number}" if number > 1 else label
+
     def _connection(self, entry: Entry, for_billing: bool = False) -> Connection:
         """One connection per set of credentials; per organization too for a GitHub App whose
         installation is looked up, since each organization has its own installation token.
@@ -307,8 +368,20 @@ class Refresher:
                     read_timeout=github.read_timeout, max_retries=github.max_retries,
                     retry_backoff=github.retry_backoff, max_rate_limit_wait=github.max_rate_limit_wait,
                     api_version=github.api_version, stop=self.stop_event, limits=self.config.limits,
+                    budget_share=self.config.request_budget_share,
+                    credential=self._credential_label(credentials, entry.scope if per_org else None),
                 )
             return self._connections[key]
+
+
+def credential_label(credentials: Credentials, scope: Scope | None = None) -> str:
+    """A name for a credential in metrics that reveals nothing secret: `token`,
+    `token_file:<file name>`, `app:<app id>` (`app:<app id>:<org>` per installation)."""
+    if credentials.app is not None:
+        return f"app:{credentials.app.app_id}" + (f":{scope.name}" if scope is not None else "")
+    if credentials.token_file:
+        return f"token_file:{os.path.basename(credentials.token_file)}"
+    return "token"
 
 
 def _today() -> dt.date:

@@ -140,6 +140,15 @@ class App:
                 "; ".join(status.notes),
             )) + "</tr>")
         table = "".join(rows) or '<tr><td colspan="9">no refresh yet</td></tr>'
+        budgets, deferred = self.telemetry.budgets()
+        budget = "".join(
+            f"<li>{html.escape(credential)}: {spent} requests in the last hour"
+            + (f" of {allowance} allowed (request_budget_share)" if allowance is not None else "") + "</li>"
+            for credential, (spent, allowance) in sorted(budgets.items()))
+        if deferred:
+            budget += "<li>put off as the request budget ran low: " + ", ".join(
+                f"{html.escape(source)} {count}" for source, count in sorted(deferred.items())) + "</li>"
+        budget = f"<h2>Request budget</h2><ul>{budget}</ul>" if budget else ""
         return (
             "<!doctype html><html><head><meta charset='utf-8'><title>Copilot exporter</title>"
             "<style>body{font-family:sans-serif;margin:2em}td,th{padding:4px 10px;text-align:left;"
@@ -148,7 +157,7 @@ class App:
             "<a href='/metrics'>Metrics</a> &middot; <a href='/healthz'>Health</a></p>"
             "<table><tr><th>scope</th><th>source</th><th>API</th><th>state</th><th>last refresh</th>"
             "<th>last success</th><th>day exported</th><th>last error</th><th>notes</th></tr>"
-            f"{table}</table></body></html>\n"
+            f"{table}</table>{budget}</body></html>\n"
         )
 
 

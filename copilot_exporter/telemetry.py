@@ -47,6 +47,8 @@ class Telemetry:
         self._dropped: dict[tuple[Scope, str, str], int] = {}
         self._folded: dict[tuple[Scope, str], tuple[tuple[str, int], ...]] = {}
         self._rate_limits: dict[int, tuple[int, float]] = {}
+        self._budgets: dict[str, tuple[int, int | None]] = {}  # credential -> (spent in the last hour, allowance)
+        self._deferred: dict[str, int] = {}  # source -> jobs or re-reads put off for the request budget
         self._status: dict[tuple[Scope, str], SourceStatus] = {}
         self._process = CollectorRegistry()
         ProcessCollector(registry=self._process)
@@ -69,6 +71,23 @@ class Telemetry:
         with self._lock:
             self._rate_limits[connection] = (remaining, reset)
             self.version += 1
+
+    def set_request_budget(self, credential: str, spent: int, allowance: int | None) -> None:
+        with self._lock:
+            if self._budgets.get(credential) != (spent, allowance):
+                self._budgets[credential] = (spent, allowance)
+                self.version += 1
+
+    def count_deferred(self, source: str, count: int = 1) -> None:
+        """Work of `source` put off because the request budget ran low."""
+        with self._lock:
+            self._deferred[source] = self._deferred.get(source, 0) + count
+            self.version += 1
+
+    def budgets(self) -> tuple[dict[str, tuple[int, int | None]], dict[str, int]]:
+        """Per credential (spent in the last hour, hourly allowance); per source, work deferred."""
+        with self._lock:
+            return dict(self._budgets), dict(self._deferred)
 
     def expect(self, scope: Scope, source: str) -> None:
         """Create the error counters of a scope and source at 0 for the common reasons."""
@@ -134,6 +153,8 @@ class Telemetry:
             folded = list(self._folded.items())
             requests = list(self._requests.items())
             limits = list(self._rate_limits.values())
+            budgets = sorted(self._budgets.items())
+            deferred = sorted(self._deferred.items())
         up, success, duration = [], [], []
         for (scope, source), status in statuses:
             labels = scope.labels() + (("source", source),)
@@ -163,6 +184,13 @@ class Telemetry:
             Family("copilot_exporter_github_requests_total", tuple(
                 ((("endpoint", route), ("code", code)), count) for (route, code), count in sorted(requests)
             )),
+            Family("copilot_exporter_github_requests_per_hour", tuple(
+                ((("credential", credential),), spent) for credential, (spent, _) in budgets)),
+            Family("copilot_exporter_github_request_allowance_per_hour", tuple(
+                ((("credential", credential),), allowance) for credential, (_, allowance) in budgets
+                if allowance is not None)),
+            Family("copilot_exporter_deferred_jobs_total", tuple(
+                ((("source", source),), count) for source, count in deferred)),
         ]
         if limits:
             # Several credentials may be in use: the scarcest budget is the one to alert on.

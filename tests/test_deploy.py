@@ -29,6 +29,8 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
+from copilot_exporter.shards import Shard, parse_shard
+
 pytestmark = pytest.mark.e2e
 
 
@@ -843,3 +845,42 @@ def test_helm_scheduling_values_reach_the_pod(render):
     assert pod["nodeSelector"] == {"disk": "ssd"}
     assert pod["tolerations"] == [{"operator": "Exists"}]
     assert pod["containers"][0]["resources"]["limits"]["memory"] == "1Gi"
+
+
+def test_helm_statefulset_mode_gives_each_of_3_pods_its_shard(render):
+    objects = render(*ALL_ON, "--set", "shards=3")
+    assert "Deployment" not in kinds(objects)
+    stateful = one(objects, "StatefulSet")
+    assert stateful["spec"]["replicas"] == 3
+    assert stateful["spec"]["serviceName"] == one(objects, "Service")["metadata"]["name"]
+    (pod,) = stateful["spec"]["template"]["spec"]["containers"]
+    env = {var["name"]: var for var in pod["env"]}
+    names = [var["name"] for var in pod["env"]]
+    assert env["POD_NAME"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    assert names.index("POD_NAME") < names.index("COPILOT_EXPORTER_SHARD")  # $(POD_NAME) is defined first
+    # Kubernetes expands $(POD_NAME); a StatefulSet's pods are named <name>-<ordinal>.
+    shards = {parse_shard(env["COPILOT_EXPORTER_SHARD"]["value"].replace(
+        "$(POD_NAME)", f"{stateful['metadata']['name']}-{ordinal}")) for ordinal in range(3)}
+    assert shards == {Shard(0, 3), Shard(1, 3), Shard(2, 3)}
+    # One ServiceMonitor, through the Service, selects every pod of the StatefulSet.
+    monitor = one(objects, "ServiceMonitor")
+    pod_labels = stateful["spec"]["template"]["metadata"]["labels"]
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= one(objects, "Service")["metadata"]["labels"].items()
+    assert one(objects, "Service")["spec"]["selector"].items() <= pod_labels.items()
+    assert stateful["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
+
+
+def test_helm_statefulset_mode_gives_each_shard_its_own_claim(render):
+    objects = render(*ORG, "--set", "shards=3", "--set", "state.persistence.enabled=true",
+                     "--set", "state.persistence.size=2Gi")
+    assert "PersistentVolumeClaim" not in kinds(objects)
+    stateful = one(objects, "StatefulSet")
+    (claim,) = stateful["spec"]["volumeClaimTemplates"]
+    assert claim["metadata"]["name"] == "state" and claim["spec"]["resources"]["requests"]["storage"] == "2Gi"
+    assert not [v for v in stateful["spec"]["template"]["spec"]["volumes"] if v["name"] == "state"]
+    assert one(render(*ORG, "--set", "shards=1"), "Deployment")["spec"]["replicas"] == 1
+
+
+def test_helm_lint_statefulset_mode(helm, helm_env):
+    result = run_helm(helm, helm_env, "lint", "--strict", str(CHART), *ALL_ON, "--set", "shards=3")
+    assert result.returncode == 0, result.stdout + result.stderr

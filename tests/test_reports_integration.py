@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 
@@ -164,7 +165,8 @@ def test_a_no_report_answer_steps_back_only_its_own_scope_and_report(simulator, 
 
 
 def test_every_day_answering_5xx_is_an_outage_and_keeps_the_last_good_data(simulator, make_exporter):
-    exporter = make_exporter(reports_config(simulator))
+    # reread_interval 0s: the held day is asked again at every refresh, and answers 5xx too
+    exporter = make_exporter(dataclasses.replace(reports_config(simulator), reread_interval=0.0))
     assert exporter.refresh()
     good = exporter.value("copilot_daily_active_users", org="acme")
     simulator.withhold_report("503", name="acme")
@@ -223,7 +225,8 @@ def test_no_report_in_the_window_is_not_a_failure(simulator, make_exporter, capl
 
 
 def test_unchanged_reports_are_not_downloaded_again_but_revisions_are(simulator, make_exporter):
-    exporter = make_exporter(reports_config(simulator))
+    # reread_interval 0s: every refresh asks for the held day again (test_steady_state.py: when)
+    exporter = make_exporter(dataclasses.replace(reports_config(simulator), reread_interval=0.0))
     assert exporter.refresh()
     before = exporter.value("copilot_code_generation_activities", org="acme")
     simulator.reset_log()
@@ -249,7 +252,8 @@ def test_an_expired_link_is_asked_for_again_once(simulator, make_exporter):
 
 
 def test_links_that_keep_failing_are_a_bad_payload(simulator, make_exporter):
-    exporter = make_exporter(reports_config(simulator))
+    # reread_interval 0s: every refresh asks for the held day again (test_steady_state.py: when)
+    exporter = make_exporter(dataclasses.replace(reports_config(simulator), reread_interval=0.0))
     assert exporter.refresh()
     good = exporter.value("copilot_daily_active_users", org="acme")
     simulator.revise("org", "acme", NEWEST)  # new content, so it must download

@@ -7,6 +7,7 @@ and read /metrics over real HTTP with the prometheus_client parser and `promtool
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -150,7 +151,8 @@ def test_integers_are_exact_up_to_2_to_the_53_and_floats_beyond():
     ("code_generation_activity_count", float("inf")),
 ])
 def test_an_impossible_number_in_a_report_keeps_the_last_good_data(simulator, make_exporter, field, value):
-    exporter = make_exporter(reports_config(simulator))
+    # reread_interval 0s: the next refresh asks for the held day again, and meets the revision
+    exporter = make_exporter(dataclasses.replace(reports_config(simulator), reread_interval=0.0))
     assert exporter.refresh()
     good = exporter.value("copilot_lines_added", org="acme")
     [record] = read_report(simulator, "/orgs/acme", "organization-1-day", NEWEST)

@@ -21,7 +21,7 @@ import ssl
 import threading
 import time
 import zlib
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -168,6 +168,8 @@ class Connection:
         api_version: str = API_VERSION,
         stop: threading.Event | None = None,
         limits: Limits = Limits(),
+        budget_share: float = 1.0,
+        credential: str = "token",
     ):
         self.api_url = api_url.rstrip("/")
         self._origin = _origin(self.api_url)
@@ -199,6 +201,15 @@ class Connection:
         self._lock = threading.Lock()
         self._remaining: int | None = None
         self._reset: float = 0.0
+        # The share of GitHub's hourly budget (X-RateLimit-Limit) this exporter may spend, and
+        # when it spent each request of the last hour (a 304 costs nothing).
+        self.budget_share = budget_share
+        self.credential = credential  # a name for metrics that reveals no secret
+        self._limit: int | None = None
+        self._spent: deque[float] = deque()
+        self._share_changed = threading.Condition(self._lock)
+        self._probing = False  # a request is out to learn the limit
+        self._told = False  # an answer came: from then on, no limit told means none to keep within
 
     def client(self, timeout: float | None = None) -> GitHubClient:
         """A client for one refresh, with its own retry budget, ending `timeout` seconds from now
@@ -212,6 +223,11 @@ class Connection:
     MAX_RESET_TIMESTAMP = 2 ** 36  # about the year 4147
 
     def note_rate_limit(self, headers: requests.structures.CaseInsensitiveDict) -> None:
+        limit = headers.get("X-RateLimit-Limit")
+        if limit is not None and limit.isdigit() and 0 < int(limit) <= self.MAX_RATE_LIMIT:
+            with self._share_changed:
+                self._limit = int(limit)
+                self._share_changed.notify_all()
         remaining, reset = headers.get("X-RateLimit-Remaining"), headers.get("X-RateLimit-Reset")
         if remaining is None or reset is None:
             return
@@ -238,6 +254,71 @@ class Connection:
         with self._lock:
             if self._reset == reset:
                 self._remaining = None  # the window has reset; the next answer tells the new budget
+
+    # The request budget: at most budget_share of the hourly limit in any hour. A request takes
+    # its place in the hour before it is sent (so concurrent refreshes cannot overshoot), and
+    # gives it back when answered 304. Until an answer has told the limit, one request at a time.
+    def take_share(self, deadline: float = float("inf")) -> float | None:
+        """Before a request: wait until the hour's share has room, and take a place in it; the
+        place (a Unix time) to give back with `settle_share`, None while the limit is unknown."""
+        while True:
+            now = time.time()
+            with self._share_changed:
+                if self._limit is None:
+                    if self._told:
+                        return None  # answers carry no limit (rate limiting off): nothing to keep within
+                    if not self._probing:
+                        self._probing = True
+                        return None
+                    self._share_changed.wait(min(1.0, max(0.0, deadline - time.monotonic())))
+                    if time.monotonic() >= deadline:
+                        raise RateLimited("no answer has told GitHub's rate limit before the refresh's deadline")
+                    continue
+                spent, allowance = self._budget(now)
+                if allowance is not None and spent < allowance:
+                    self._spent.append(now)
+                    return now
+                oldest = self._spent[0] if self._spent else now
+            self.sleep_or_give_up(oldest + 3600 - now + 0.01, "request_budget_share of the hourly limit spent",
+                                  deadline)
+
+    def settle_share(self, place: float | None, status: int | None) -> None:
+        """After a request: `status` None when no answer came. A 304 costs nothing: its place is
+        given back; the first request (no place taken) is counted once answered."""
+        with self._share_changed:
+            if place is None:
+                self._probing = False
+                self._told = self._told or status is not None
+                if status is not None and status != 304:
+                    self._spent.append(time.time())
+            elif status == 304 or status is None:
+                try:
+                    self._spent.remove(place)
+                except ValueError:
+                    pass  # already out of the hour's window
+            self._share_changed.notify_all()
+        self.publish_budget()
+
+    def publish_budget(self, now: float | None = None) -> None:
+        """Tell telemetry the requests spent in the last hour and the hourly allowance."""
+        with self._lock:
+            spent, allowance = self._budget(time.time() if now is None else now)
+        self._telemetry.set_request_budget(self.credential, spent, allowance)
+
+    def _budget(self, now: float) -> tuple[int, int | None]:
+        """(requests spent in the hour before `now`, the hourly allowance or None while unknown);
+        under the lock."""
+        while self._spent and self._spent[0] <= now - 3600:
+            self._spent.popleft()
+        allowance = None if self._limit is None else max(1, int(self._limit * self.budget_share))
+        return len(self._spent), allowance
+
+    def budget_left(self, now: float | None = None) -> int | None:
+        """Requests this exporter may still send within the hour; None while GitHub has not said
+        its limit."""
+        with self._lock:
+            spent, allowance = self._budget(time.time() if now is None else now)
+        return None if allowance is None else allowance - spent
 
     def sleep_or_give_up(self, seconds: float, why: str, deadline: float = float("inf")) -> None:
         if seconds > self.max_rate_limit_wait:
@@ -332,6 +413,7 @@ class GitHubClient:
             headers = conn.authorization()
             if cached:
                 headers["If-None-Match"] = cached[0]
+            place, answer = conn.take_share(self.deadline), None
             try:
                 timeout = self._timeout()
                 answer = exchange(conn.count, route, lambda: conn.session.get(
@@ -339,8 +421,11 @@ class GitHubClient:
                     limit=conn.limits.max_response_bytes, deadline=self.deadline)
             except (Timeout, ConnectionFailed) as failure:
                 error: RefreshError = failure
-            else:
-                conn.note_rate_limit(answer.headers)
+            finally:  # whatever happened, the place taken in the hour's share is settled
+                if answer is not None:
+                    conn.note_rate_limit(answer.headers)
+                conn.settle_share(place, None if answer is None else answer.status)
+            if answer is not None:
                 if answer.status == 304 and cached:
                     return Response(200, cached[1], answer.headers)
                 if location := self._redirect(answer.status, answer.headers, url, hops, route):

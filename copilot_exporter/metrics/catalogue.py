@@ -325,6 +325,12 @@ _define("exporter", GAUGE, {
     "copilot_exporter_github_rate_limit_remaining": "GitHub API requests left in the current window.",
     "copilot_exporter_github_rate_limit_reset_timestamp_seconds": "When the GitHub rate-limit window resets.",
     "copilot_exporter_build_info": "Exporter build information (value 1).",
+    "copilot_exporter_github_requests_per_hour": (
+        "GitHub API requests of this credential in the last hour that count against its primary "
+        "rate limit (answers 304 do not)."),
+    "copilot_exporter_github_request_allowance_per_hour": (
+        "Requests per hour this exporter may spend with this credential: request_budget_share "
+        "of GitHub's X-RateLimit-Limit."),
     "copilot_exporter_folded_series": (
         "Series of this family that the last refresh of this scope and source folded into the "
         "label value `others` (or dropped, for a family that cannot be summed) because the family "
@@ -340,6 +346,9 @@ _define("exporter", COUNTER, {
     "copilot_exporter_render_failures_total": (
         "Refreshed data that could not be rendered for /metrics; the previous rendering of this "
         "scope and source is served instead."),
+    "copilot_exporter_deferred_jobs_total": (
+        "Refreshes (seats, billing) and report re-reads (reports) put off because the request "
+        "budget (request_budget_share of GitHub's hourly limit) ran low."),
 })
 
 # The process metrics every Prometheus client exposes, rendered by prometheus-client's
@@ -417,6 +426,9 @@ _LABELS: dict[str, tuple[str, ...]] = {
     "copilot_exporter_render_failures_total": ("source",),
     "copilot_exporter_github_requests_total": ("endpoint", "code"),
     "copilot_exporter_build_info": ("version",),
+    "copilot_exporter_github_requests_per_hour": ("credential",),
+    "copilot_exporter_github_request_allowance_per_hour": ("credential",),
+    "copilot_exporter_deferred_jobs_total": ("source",),
 }
 for _name, _labels in _LABELS.items():
     CATALOGUE[_name] = replace(CATALOGUE[_name], labels=_labels)
@@ -444,5 +456,7 @@ UNSCOPED = frozenset({
     "copilot_organizations_active_users",
     "copilot_exporter_github_requests_total", "copilot_exporter_github_rate_limit_remaining",
     "copilot_exporter_github_rate_limit_reset_timestamp_seconds", "copilot_exporter_build_info",
+    "copilot_exporter_github_requests_per_hour", "copilot_exporter_github_request_allowance_per_hour",
+    "copilot_exporter_deferred_jobs_total",
     *PROCESS,
 })

@@ -65,8 +65,8 @@ class RemoteSimulator:
     def revise(self, kind: str, name: str, day: dt.date) -> None:
         self._call("revise", kind, name, day)
 
-    def set_rate_limit(self, remaining: int, reset_in: float) -> None:
-        self._call("set_rate_limit", remaining, reset_in)
+    def set_rate_limit(self, remaining: int, reset_in: float, limit: int | None = None) -> None:
+        self._call("set_rate_limit", remaining, reset_in, limit)
 
     def withhold_report(self, shape: str, day: dt.date | None = None, name: str | None = None,
                         report: str | None = None) -> None:

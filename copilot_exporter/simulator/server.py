@@ -139,7 +139,10 @@ class Simulator:
     def clear_faults(self) -> None:
         self._faults.clear()
 
-    def set_rate_limit(self, remaining: int, reset_in: float) -> None:
+    def set_rate_limit(self, remaining: int, reset_in: float, limit: int | None = None) -> None:
+        """The primary budget left, its reset in seconds, and (when given) the hourly limit."""
+        if limit is not None:
+            self._rate.limit = limit
         self._rate.set(remaining, reset_in)
 
     def withhold_report(self, shape: str, day: datetime.date | None = None,

@@ -1,9 +1,17 @@
 """Source `reports`: the Copilot usage metrics reports API, what github.com serves today.
 
-Each report endpoint answers with signed links to NDJSON files on another host. Per report we
-ask for yesterday, then go back a day at a time up to `lookback_days`, and export the newest day
-found. The links' paths identify the content (the query string only signs it), so a report whose
-day and paths are unchanged is not downloaded again: its parsed result is reused.
+Each report endpoint answers with signed links to NDJSON files on another host. Per report the
+first refresh asks for yesterday, then goes back a day at a time up to `lookback_days`, and
+exports the newest day found. Later refreshes ask only what can be new: the days after the one
+held, up to yesterday (in steady state one day, or none once yesterday is held). The aggregated
+report is asked first; the others are asked only for days it has (they are published together),
+so while a day is not out a refresh of a scope costs one request. A held day can still change
+until GitHub finalises it (within three full UTC days), so each report's held day is asked again
+once `reread_interval` has passed since it was last asked (identical links: nothing downloaded);
+when the aggregated report's held day comes back unchanged, the others count as asked (a
+revision of a day's data revises its totals). The links' paths identify the content (the query
+string only signs it), so a report whose day and paths are unchanged is not downloaded again:
+its parsed result is reused.
 
 "No report that day" comes in many shapes, and each one means: step back a day. They are 204;
 200 with an empty body, `null`, `""` or any bare JSON string ("No report available for this
@@ -43,6 +51,7 @@ import dataclasses
 import datetime as dt
 import json
 import logging
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -151,6 +160,11 @@ def download_links(body: Any, route: str) -> list[str] | None:
 class ReportsSource:
     """The reports of one organization or enterprise; remembers what it downloaded."""
 
+    _now = 0.0  # the Unix time of the current refresh (`fetch`)
+    _asking = False  # within `fetch`: a joined report unchanged since it was read is not asked again
+    _rereads = True  # whether held days due to be asked again may be (False: the request budget is low)
+    deferred_rereads = 0  # re-reads put off so far
+
     def __init__(self, entry: Entry, config: Config, state: StateStore | None = None):
         self.entry = entry
         self.scope = entry.scope
@@ -161,6 +175,8 @@ class ReportsSource:
         self.state = state
         self.fill_days = config.fill_days_per_refresh
         self._downloaded: dict[str, Downloaded] = {}
+        self.reread_interval = config.reread_interval
+        self._asked_at: dict[str, float] = {}  # report key -> when its held day was last asked
         if state is not None:
             for report, served in state.served(self.key).items():
                 self._downloaded[report] = Downloaded(served.day, tuple(json.loads(served.identity)), served.families)
@@ -169,11 +185,37 @@ class ReportsSource:
         self._route_base = base + "/copilot/metrics/reports/"
         self._path_base = base.format(enterprise=self.scope.name, org=self.scope.name) + "/copilot/metrics/reports/"
 
-    def fetch(self, client: GitHubClient, today: dt.date | None = None) -> Result:
-        """Per report, the newest day found in the lookback window (what the exporter serves)."""
+    def fetch(self, client: GitHubClient, today: dt.date | None = None, now: float | None = None,
+              rereads: bool = True) -> Result:
+        """Per report, the newest day found in the lookback window (what the exporter serves);
+        `now` (a Unix time) decides which held days are due to be asked again; with `rereads`
+        False none is (the request budget is low), and `deferred_rereads` counts them."""
         today = today or dt.datetime.now(dt.timezone.utc).date()
-        result = self._collect(client, lambda report, parse: self._newest(client, report, today, parse),
-                               latest=lambda: self._latest(client, today), today=today)
+        self._now = time.time() if now is None else now
+        self._rereads = rereads
+        aggregated = aggregated_report(self.scope.kind)
+        first: dict[str, Downloaded | None] = {}
+        self._answered = False
+        held = self._downloaded.get(aggregated.key)
+        if self.entry.reports.aggregated and held is not None:
+            # Steady state: the aggregated report's answer says whether the others can be new.
+            first[aggregated.key] = self._newest(client, aggregated, today, self._parse_aggregated)
+            self._confirm_others(held, first[aggregated.key])
+        newest = first.get(aggregated.key)
+        ceiling = newest.day if newest else None
+        answered_first = self._answered
+
+        def find(report: Report, parse: Parse) -> Downloaded | None:
+            if report.key in first:
+                self._answered = self._answered or answered_first  # it was asked above
+                return first[report.key]
+            return self._newest(client, report, today, parse, ceiling)
+
+        self._asking = True
+        try:
+            result = self._collect(client, find, latest=lambda: self._latest(client, today), today=today)
+        finally:
+            self._asking = False
         notes = () if result.days else (
             f"no report in the last {self.lookback_days} days yet (reports land within about two days)",)
         return dataclasses.replace(result, notes=result.notes + notes)
@@ -318,12 +360,61 @@ class ReportsSource:
         return [(today - dt.timedelta(days=back)).isoformat() for back in range(1, self.lookback_days + 1)]
 
     def _newest(self, client: GitHubClient, report: Report, today: dt.date,
-                parse: Parse) -> Downloaded | None:
-        found = self._first_found(report, self._window(today),
-                                  lambda day: self._on_day(client, report, day, parse))
+                parse: Parse, ceiling: str | None = None) -> Downloaded | None:
+        """The report's newest day: with a day held, only newer days (up to `ceiling` when
+        given) and, when due, the held day again; else the lookback walk."""
+        window = self._window(today)
+        held = self._downloaded.get(report.key)
+        if held is not None and held.day >= window[-1]:
+            found = self._after_held(client, report, held, [day for day in window if day > held.day
+                                                            and (ceiling is None or day <= ceiling)], parse)
+            if found is not None:
+                return found
+            window = [day for day in window if day < held.day]  # the held day has gone: look further back
+        found = self._first_found(report, window, lambda day: self._on_day(client, report, day, parse))
         if not found:
             self._downloaded.pop(report.key, None)
         return found
+
+    def _after_held(self, client: GitHubClient, report: Report, held: Downloaded, newer: list[str],
+                    parse: Parse) -> Downloaded | None:
+        """A newer day's report, else the held day's (asked again when due); None when the held
+        day has gone (then the window is walked again)."""
+        on_day = lambda day: self._on_day(client, report, day, parse)  # noqa: E731
+        for day in newer:
+            try:
+                found = on_day(day)
+            except DayUnavailable:
+                continue  # still being produced
+            if found:
+                return found
+        if self._reread_due(report):
+            try:
+                return on_day(held.day)
+            except DayUnavailable as err:  # a day it served before: GitHub is failing
+                raise GitHubError(err.status, err.route, "the day held answered 5xx: GitHub is failing") from None
+        self._answered = True  # the scope answered before: a 404 now is for a day, not for it
+        return dataclasses.replace(held, problems=())  # counted when it was parsed
+
+    def _confirm_others(self, held: Downloaded, found: Downloaded | None) -> None:
+        """When the aggregated report's held day was just asked again and is unchanged, the
+        other reports' held days count as asked too: a revision of a day's data revises its
+        totals. (A day revised otherwise is replaced by the next day within a day anyway.)"""
+        aggregated = aggregated_report(self.scope.kind).key
+        if (found is None or found.day != held.day or found.identity != held.identity
+                or self._asked_at.get(aggregated) != self._now):
+            return
+        for key in self._downloaded:
+            if key != aggregated:
+                self._asked_at[key] = self._now
+
+    def _reread_due(self, report: Report) -> bool:
+        """Whether the held day of the report was last asked `reread_interval` ago or more."""
+        due = self._now - self._asked_at.get(report.key, float("-inf")) >= self.reread_interval
+        if due and not self._rereads:
+            self.deferred_rereads += 1
+            return False
+        return due
 
     def _first_found(self, report: Report, days: list[str], on_day: Callable[[str], T | None]) -> T | None:
         """What `on_day` finds on the first day that has a report. A day answering 5xx is still
@@ -371,11 +462,16 @@ class ReportsSource:
         it as the report served (and in the state's served values); False for a past day read
         only to fill the state.
         """
+        known = self._downloaded.get(report.key)
+        if (self._asking and depends and known and known.day == day and known.identity[-len(depends):] == depends
+                and not self._reread_due(report)):
+            return dataclasses.replace(known, problems=())  # joined with an unchanged report
         links = self._links(client, report, day)
         if not links:
             return None
+        if day is not None and remember:  # a past day read to fill the state is no re-read
+            self._asked_at[report.key] = self._now
         identity = tuple(sorted(urlsplit(link).path for link in links)) + depends
-        known = self._downloaded.get(report.key)
         if remember and known and day in (None, known.day) and known.identity == identity:
             return dataclasses.replace(known, problems=())  # counted when it was parsed
         try:

@@ -1,0 +1,138 @@
+"""GitHub API requests per organization in steady state and per simulated day, the time of a
+steady-state refresh, and the memory held per organization: what the capacity table says.
+
+Every organization has every report on (aggregated, users, user-teams, repositories) and seats.
+The simulated GitHub runs in a child process and adds `--latency` to every answer; yesterday's
+reports are not out yet (the simulator's default), so a steady-state refresh asks for the next
+day and finds nothing. The clock is an argument: an hourly refresh and a new UTC day are
+simulated, not waited for. At each new day the simulated world moves to the next day: the day
+before becomes available, the new yesterday is not out yet. Seats are fetched every 6 hours, with
+conditional requests (a 304 does not count against GitHub's limit, and is not counted here).
+
+    python benchmarks/budget.py [--orgs 200] [--workers 4] [--latency 0.1] [--days 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import resource
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from common import machine
+
+from copilot_exporter.simulator.remote import RemoteSimulator
+
+HOUR = 3600.0
+SEATS_EVERY = 6  # hours: seats_refresh_interval's default
+
+
+def world(orgs: int):
+    from copilot_exporter.simulator import OrgSpec, World
+
+    return World(organizations=tuple(OrgSpec(f"org-{i:04d}", users=40, teams=("backend", "frontend"))
+                                     for i in range(orgs)))
+
+
+def config(api_url: str, orgs: int, workers: int):
+    from copilot_exporter.config import parse_config
+
+    return parse_config({
+        "github": {"api_url": api_url, "token": "bench-token", "max_retries": 1, "retry_backoff": "100ms"},
+        "source": "reports",
+        "workers": workers,
+        "organizations": [{"name": f"org-{i:04d}", "repositories": True, "seats": True} for i in range(orgs)],
+    })
+
+
+def counted(sim: RemoteSimulator) -> tuple[int, int, int]:
+    """(reports API requests, seats API requests, downloads) since the log was reset; 304s are free."""
+    reports = seats = downloads = 0
+    for request in sim.requests:
+        if request.server == "download":
+            downloads += 1
+        elif request.status != 304:
+            if "/copilot/metrics/reports/" in request.path:
+                reports += 1
+            else:
+                seats += 1
+    return reports, seats, downloads
+
+
+def rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def main() -> None:
+    from copilot_exporter.github.client import Connection
+    from copilot_exporter.sources import seats
+    from copilot_exporter.sources.reports import ReportsSource
+    from copilot_exporter.telemetry import Telemetry
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--orgs", type=int, default=200)
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--latency", type=float, default=0.1, help="seconds added to every answer")
+    parser.add_argument("--days", type=int, default=2, help="simulated days of hourly refreshes")
+    args = parser.parse_args()
+    print(f"machine: {machine()}")
+    print(f"{args.orgs} organizations, every report and seats; {args.latency * 1000:.0f} ms per request; "
+          f"{args.workers} workers\n")
+    baseline = rss_mb()
+    the_world = world(args.orgs)
+    with RemoteSimulator(world=the_world, latency=args.latency) as sim:
+        sim.set_rate_limit(10**6, HOUR, limit=10**6)  # the budget is measured here, not enforced
+        cfg = config(sim.api_url, args.orgs, args.workers)
+        sources = [ReportsSource(entry, cfg) for entry in cfg.entries]
+        connection = Connection(sim.api_url, lambda: "bench-token", Telemetry())
+        pool = ThreadPoolExecutor(args.workers)
+        start = 1_900_000_000.0
+
+        def refresh(hour: int, today: dt.date, with_seats: bool) -> float:
+            now = start + hour * HOUR
+            began = time.perf_counter()
+            list(pool.map(lambda source: source.fetch(connection.client(), today, now=now), sources))
+            if with_seats:
+                list(pool.map(lambda source: seats.fetch(connection.client(), source.scope), sources))
+            return time.perf_counter() - began
+
+        today = the_world.today
+        sim.reset_log()
+        first = refresh(0, today, with_seats=True)
+        reports, seat_calls, downloads = counted(sim)
+        print(f"first refresh: {first:.1f} s; per organization {reports / args.orgs:.2f} reports API requests, "
+              f"{seat_calls / args.orgs:.2f} seats requests, {downloads / args.orgs:.2f} downloads")
+        steady_times = []
+        for hour in range(1, 4):
+            sim.reset_log()
+            steady_times.append(refresh(hour, today, with_seats=False))
+            reports, seat_calls, downloads = counted(sim)
+            print(f"steady refresh {hour}: {steady_times[-1]:.1f} s; per organization "
+                  f"{reports / args.orgs:.2f} API requests, {downloads} downloads", flush=True)
+        hours = 4
+        for day in range(args.days):
+            today += dt.timedelta(days=1)
+            sim.set("world", dataclasses.replace(the_world, today=today))
+            sim.set("missing_report_days", {today - dt.timedelta(days=1)})
+            sim.reset_log()
+            for hour in range(24):
+                refresh(hours, today, with_seats=hour % SEATS_EVERY == 0)
+                hours += 1
+            reports, seat_calls, downloads = counted(sim)
+            print(f"simulated day {day + 1} ({today}): per organization {reports / args.orgs:.1f} reports API "
+                  f"requests + {seat_calls / args.orgs:.1f} seats requests (not 304) = "
+                  f"{(reports + seat_calls) / args.orgs:.1f}; {downloads / args.orgs:.1f} downloads", flush=True)
+        pool.shutdown()
+    steady = sorted(steady_times)[len(steady_times) // 2]
+    held = sum(len(family.samples) for source in sources for downloaded in source._downloaded.values()
+               for family in downloaded.families)
+    print(f"\nsteady refresh, median: {steady:.1f} s for {args.orgs} organizations "
+          f"({steady / args.orgs * 1000:.0f} ms each; 2,000 would take {steady / args.orgs * 2000:.0f} s)")
+    print(f"series held: {held} ({held / args.orgs:.0f} per organization); peak RSS {rss_mb():.1f} MB, "
+          f"{(rss_mb() - baseline) / args.orgs * 1000:.0f} kB per organization above the {baseline:.1f} MB start")
+
+
+if __name__ == "__main__":
+    main()
