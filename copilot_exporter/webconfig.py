@@ -70,8 +70,9 @@ AUTH_CACHE_SECONDS = 60.0  # how long a verified user and password skip bcrypt a
 # bcrypt checks running at once: each takes a core for tens of milliseconds; half the cores
 # leaves the rest to answer scrapes while a flood of wrong passwords queues here.
 BCRYPT_CONCURRENCY = max(1, min(4, (os.cpu_count() or 2) // 2))
-# How long a request waits for a bcrypt check before it is refused unchecked (401): a flood of
-# wrong passwords then costs its own requests their answers, not the server its threads.
+# How long a request waits for a bcrypt check before it is answered 503 unchecked: a flood of
+# wrong passwords then costs its own requests their answers, not the server its threads, and a
+# valid user not yet verified is told to retry rather than that the password is wrong.
 BCRYPT_QUEUE_WAIT = 5.0
 REALM = "copilot-exporter"
 
@@ -336,16 +337,23 @@ class _BasicAuth:
         self._checks = threading.BoundedSemaphore(BCRYPT_CONCURRENCY)
 
     def __call__(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
-        if environ.get("PATH_INFO") == "/healthz" or self._authorized(environ.get("HTTP_AUTHORIZATION")):
+        authorized = environ.get("PATH_INFO") == "/healthz" or self._authorized(environ.get("HTTP_AUTHORIZATION"))
+        if authorized:
             return self._app(environ, start_response)
-        body = b"unauthorized\n"
-        start_response("401 Unauthorized", [
-            ("Content-Type", "text/plain"), ("Content-Length", str(len(body))),
-            ("WWW-Authenticate", f'Basic realm="{REALM}"'),
-        ])
+        if authorized is None:
+            body = b"too many credential checks waiting, retry\n"
+            headers = [("Content-Type", "text/plain"), ("Content-Length", str(len(body))), ("Retry-After", "1")]
+            start_response("503 Service Unavailable", headers)
+        else:
+            body = b"unauthorized\n"
+            start_response("401 Unauthorized", [
+                ("Content-Type", "text/plain"), ("Content-Length", str(len(body))),
+                ("WWW-Authenticate", f'Basic realm="{REALM}"'),
+            ])
         return [] if environ.get("REQUEST_METHOD") == "HEAD" else [body]
 
-    def _authorized(self, header: str | None) -> bool:
+    def _authorized(self, header: str | None) -> bool | None:
+        """True or False for the credentials; None when they could not be checked in time."""
         credentials = _basic_credentials(header)
         if credentials is None:
             return False
@@ -355,17 +363,18 @@ class _BasicAuth:
         if cached and cached[1] > time.monotonic() and hmac.compare_digest(cached[0], digest):
             self._verified[user] = (digest, time.monotonic() + AUTH_CACHE_SECONDS)
             return True
-        if not self._check(user, password):
-            return False
+        checked = self._check(user, password)
+        if not checked:
+            return checked
         self._verified[user] = (digest, time.monotonic() + AUTH_CACHE_SECONDS)
         return True
 
-    def _check(self, user: str, password: bytes) -> bool:
+    def _check(self, user: str, password: bytes) -> bool | None:
         hashed = self._users.get(user)
         # bcrypt only ever used the first 72 bytes (htpasswd truncates too); bcrypt>=5 refuses more.
         if not self._checks.acquire(timeout=BCRYPT_QUEUE_WAIT):
-            log.debug("refused basic auth of %r unchecked: too many checks waiting", user)
-            return False
+            log.debug("basic auth of %r not checked: too many checks waiting", user)
+            return None
         try:
             matches = self._bcrypt.checkpw(password[:72], hashed or self._dummy_hash)
         finally:

@@ -184,6 +184,18 @@ def test_verified_credentials_are_cached_but_failures_are_not(checkpw_calls):
     assert len(checkpw_calls) == 3
 
 
+def test_credentials_that_cannot_be_checked_in_time_get_503_not_401(checkpw_calls, monkeypatch):
+    app = webconfig.protect(lambda environ, start: start("200 OK", []) or [b""],
+                            WebConfig(basic_auth_users={"alice": HASH}))
+    monkeypatch.setattr(webconfig, "BCRYPT_QUEUE_WAIT", 0.01)
+    while app._checks.acquire(blocking=False):  # every check slot busy, as under a flood
+        pass
+    assert _status(app, _environ("alice", PASSWORD)) == "503 Service Unavailable"
+    assert checkpw_calls == []  # nothing was checked, so nothing was refused as wrong
+    app._checks.release()
+    assert _status(app, _environ("alice", PASSWORD)) == "200 OK"
+
+
 def test_cached_credentials_expire(checkpw_calls, monkeypatch):
     app = webconfig.protect(lambda environ, start: start("200 OK", []) or [b""],
                             WebConfig(basic_auth_users={"alice": HASH}))
