@@ -21,30 +21,12 @@ import resource
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from common import machine
+from common import machine, organizations_config, organizations_world
 
 from copilot_exporter.simulator.remote import RemoteSimulator
 
 HOUR = 3600.0
 SEATS_EVERY = 6  # hours: seats_refresh_interval's default
-
-
-def world(orgs: int):
-    from copilot_exporter.simulator import OrgSpec, World
-
-    return World(organizations=tuple(OrgSpec(f"org-{i:04d}", users=40, teams=("backend", "frontend"))
-                                     for i in range(orgs)))
-
-
-def config(api_url: str, orgs: int, workers: int):
-    from copilot_exporter.config import parse_config
-
-    return parse_config({
-        "github": {"api_url": api_url, "token": "bench-token", "max_retries": 1, "retry_backoff": "100ms"},
-        "source": "reports",
-        "workers": workers,
-        "organizations": [{"name": f"org-{i:04d}", "repositories": True, "seats": True} for i in range(orgs)],
-    })
 
 
 def counted(sim: RemoteSimulator) -> tuple[int, int, int]:
@@ -81,10 +63,10 @@ def main() -> None:
     print(f"{args.orgs} organizations, every report and seats; {args.latency * 1000:.0f} ms per request; "
           f"{args.workers} workers\n")
     baseline = rss_mb()
-    the_world = world(args.orgs)
+    the_world = organizations_world(args.orgs)
     with RemoteSimulator(world=the_world, latency=args.latency) as sim:
         sim.set_rate_limit(10**6, HOUR, limit=10**6)  # the budget is measured here, not enforced
-        cfg = config(sim.api_url, args.orgs, args.workers)
+        cfg = organizations_config(sim.api_url, args.orgs, args.workers, seats=True)
         sources = [ReportsSource(entry, cfg) for entry in cfg.entries]
         connection = Connection(sim.api_url, lambda: "bench-token", Telemetry())
         pool = ThreadPoolExecutor(args.workers)

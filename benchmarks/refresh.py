@@ -15,29 +15,11 @@ from __future__ import annotations
 import argparse
 import time
 
-from common import machine
+from common import machine, organizations_config, organizations_world
 
 from copilot_exporter.simulator.remote import RemoteSimulator
 
 DEFAULT_WORKERS = 4
-
-
-def world(orgs: int):
-    from copilot_exporter.simulator import OrgSpec, World
-
-    return World(organizations=tuple(OrgSpec(f"org-{i:03d}", users=40, teams=("backend", "frontend"))
-                                     for i in range(orgs)))
-
-
-def config(api_url: str, orgs: int, workers: int):
-    from copilot_exporter.config import parse_config
-
-    return parse_config({
-        "github": {"api_url": api_url, "token": "bench-token", "max_retries": 1, "retry_backoff": "100ms"},
-        "source": "reports",
-        "workers": workers,
-        "organizations": [{"name": f"org-{i:03d}", "repositories": True, "seats": False} for i in range(orgs)],
-    })
 
 
 def refresh(sim: RemoteSimulator, refresher) -> tuple[float, bool, int, int]:
@@ -62,7 +44,7 @@ def exporter(sim: RemoteSimulator, orgs: int, workers: int):
     from copilot_exporter.telemetry import Telemetry
 
     store = Store()
-    return Refresher(config(sim.api_url, orgs, workers), store, Telemetry()), store
+    return Refresher(organizations_config(sim.api_url, orgs, workers, seats=False), store, Telemetry()), store
 
 
 def series(store) -> int:
@@ -82,7 +64,7 @@ def main() -> None:
     print(f"{'orgs':>5} {'workers':>7} {'refresh':8} {'seconds':>8} {'speedup':>8} {'API':>6} {'downloads':>9} "
           f"{'per org':>7} {'series':>7}")
     sequential = None
-    with RemoteSimulator(world=world(args.orgs), latency=args.latency) as sim:
+    with RemoteSimulator(world=organizations_world(args.orgs), latency=args.latency) as sim:
         for workers in (int(n) for n in args.workers.split(",")):
             refresher, store = exporter(sim, args.orgs, workers)
             try:
@@ -101,7 +83,7 @@ def main() -> None:
             finally:
                 refresher.stop()
     for orgs in (int(n) for n in args.growth.split(",") if n):
-        with RemoteSimulator(world=world(orgs), latency=args.latency) as sim:
+        with RemoteSimulator(world=organizations_world(orgs), latency=args.latency) as sim:
             refresher, store = exporter(sim, orgs, DEFAULT_WORKERS)
             try:
                 seconds, ok, calls, downloads = refresh(sim, refresher)
