@@ -60,8 +60,10 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=2, help="simulated days of hourly refreshes")
     args = parser.parse_args()
     print(f"machine: {machine()}")
-    print(f"{args.orgs} organizations, every report and seats; {args.latency * 1000:.0f} ms per request; "
-          f"{args.workers} workers\n")
+    print(
+        f"{args.orgs} organizations, every report and seats; {args.latency * 1000:.0f} ms per request; "
+        f"{args.workers} workers\n"
+    )
     baseline = rss_mb()
     the_world = organizations_world(args.orgs)
     with RemoteSimulator(world=the_world, latency=args.latency) as sim:
@@ -84,15 +86,20 @@ def main() -> None:
         sim.reset_log()
         first = refresh(0, today, with_seats=True)
         reports, seat_calls, downloads = counted(sim)
-        print(f"first refresh: {first:.1f} s; per organization {reports / args.orgs:.2f} reports API requests, "
-              f"{seat_calls / args.orgs:.2f} seats requests, {downloads / args.orgs:.2f} downloads")
+        print(
+            f"first refresh: {first:.1f} s; per organization {reports / args.orgs:.2f} reports API requests, "
+            f"{seat_calls / args.orgs:.2f} seats requests, {downloads / args.orgs:.2f} downloads"
+        )
         steady_times = []
         for hour in range(1, 4):
             sim.reset_log()
             steady_times.append(refresh(hour, today, with_seats=False))
             reports, seat_calls, downloads = counted(sim)
-            print(f"steady refresh {hour}: {steady_times[-1]:.1f} s; per organization "
-                  f"{reports / args.orgs:.2f} API requests, {downloads} downloads", flush=True)
+            print(
+                f"steady refresh {hour}: {steady_times[-1]:.1f} s; per organization "
+                f"{reports / args.orgs:.2f} API requests, {downloads} downloads",
+                flush=True,
+            )
         hours = 4
         for day in range(args.days):
             today += dt.timedelta(days=1)
@@ -103,17 +110,28 @@ def main() -> None:
                 refresh(hours, today, with_seats=hour % SEATS_EVERY == 0)
                 hours += 1
             reports, seat_calls, downloads = counted(sim)
-            print(f"simulated day {day + 1} ({today}): per organization {reports / args.orgs:.1f} reports API "
-                  f"requests + {seat_calls / args.orgs:.1f} seats requests (not 304) = "
-                  f"{(reports + seat_calls) / args.orgs:.1f}; {downloads / args.orgs:.1f} downloads", flush=True)
+            print(
+                f"simulated day {day + 1} ({today}): per organization {reports / args.orgs:.1f} reports API "
+                f"requests + {seat_calls / args.orgs:.1f} seats requests (not 304) = "
+                f"{(reports + seat_calls) / args.orgs:.1f}; {downloads / args.orgs:.1f} downloads",
+                flush=True,
+            )
         pool.shutdown()
     steady = sorted(steady_times)[len(steady_times) // 2]
-    held = sum(len(family.samples) for source in sources for downloaded in source._downloaded.values()
-               for family in downloaded.families)
-    print(f"\nsteady refresh, median: {steady:.1f} s for {args.orgs} organizations "
-          f"({steady / args.orgs * 1000:.0f} ms each; 2,000 would take {steady / args.orgs * 2000:.0f} s)")
-    print(f"series held: {held} ({held / args.orgs:.0f} per organization); peak RSS {rss_mb():.1f} MB, "
-          f"{(rss_mb() - baseline) / args.orgs * 1000:.0f} kB per organization above the {baseline:.1f} MB start")
+    held = sum(
+        len(family.samples)
+        for source in sources
+        for downloaded in source._downloaded.values()
+        for family in downloaded.families
+    )
+    print(
+        f"\nsteady refresh, median: {steady:.1f} s for {args.orgs} organizations "
+        f"({steady / args.orgs * 1000:.0f} ms each; 2,000 would take {steady / args.orgs * 2000:.0f} s)"
+    )
+    print(
+        f"series held: {held} ({held / args.orgs:.0f} per organization); peak RSS {rss_mb():.1f} MB, "
+        f"{(rss_mb() - baseline) / args.orgs * 1000:.0f} kB per organization above the {baseline:.1f} MB start"
+    )
 
 
 if __name__ == "__main__":

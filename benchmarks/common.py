@@ -23,8 +23,10 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    return (f"{os.cpu_count()} CPUs ({model}), Python {platform.python_version()} "
-            f"({platform.python_implementation()}), {platform.system()} {platform.release()}")
+    return (
+        f"{os.cpu_count()} CPUs ({model}), Python {platform.python_version()} "
+        f"({platform.python_implementation()}), {platform.system()} {platform.release()}"
+    )
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -46,17 +48,20 @@ def organizations_world(orgs: int):
     """A simulated GitHub of `orgs` organizations, 40 users and two teams each."""
     from copilot_exporter.simulator import OrgSpec, World
 
-    return World(organizations=tuple(OrgSpec(f"org-{i:04d}", users=40, teams=("backend", "frontend"))
-                                     for i in range(orgs)))
+    return World(
+        organizations=tuple(OrgSpec(f"org-{i:04d}", users=40, teams=("backend", "frontend")) for i in range(orgs))
+    )
 
 
 def organizations_config(api_url: str, orgs: int, workers: int, seats: bool):
     """The exporter's configuration for `organizations_world`: the reports API, repositories on."""
     from copilot_exporter.config import parse_config
 
-    return parse_config({
-        "github": {"api_url": api_url, "token": "bench-token", "max_retries": 1, "retry_backoff": "100ms"},
-        "source": "reports",
-        "workers": workers,
-        "organizations": [{"name": f"org-{i:04d}", "repositories": True, "seats": seats} for i in range(orgs)],
-    })
+    return parse_config(
+        {
+            "github": {"api_url": api_url, "token": "bench-token", "max_retries": 1, "retry_backoff": "100ms"},
+            "source": "reports",
+            "workers": workers,
+            "organizations": [{"name": f"org-{i:04d}", "repositories": True, "seats": seats} for i in range(orgs)],
+        }
+    )

@@ -53,6 +53,7 @@ def start_fork_server() -> None:
 
 # -- serving -------------------------------------------------------------------------------------
 
+
 def _serving(connection, series: int) -> None:
     from scrape import scopes
 
@@ -122,8 +123,10 @@ def serving(series: int, seconds: float = 5.0) -> None:
     connection.send("done")
     baseline, filled, end = connection.recv()
     process.join(30)
-    print(f"serving {series:,} series ({', '.join(f'{name} {size / 1e6:.1f} MB' for name, size in sizes.items())}), "
-          f"{count[0]} scrapes in every format by 4 concurrent clients:")
+    print(
+        f"serving {series:,} series ({', '.join(f'{name} {size / 1e6:.1f} MB' for name, size in sizes.items())}), "
+        f"{count[0]} scrapes in every format by 4 concurrent clients:"
+    )
     print(f"  baseline (interpreter, imports)  {baseline[0]:7.1f} MB")
     print(f"  store filled, before any scrape  {filled[0]:7.1f} MB")
     print(f"  after the scrapes                {end[0]:7.1f} MB")
@@ -132,6 +135,7 @@ def serving(series: int, seconds: float = 5.0) -> None:
 
 # -- ingesting -----------------------------------------------------------------------------------
 
+
 def _ingesting(connection, api_url: str, org: str) -> None:
     from copilot_exporter.config import parse_config
     from copilot_exporter.refresher import Refresher
@@ -139,11 +143,13 @@ def _ingesting(connection, api_url: str, org: str) -> None:
     from copilot_exporter.telemetry import Telemetry
 
     baseline = rss_mb()
-    config = parse_config({
-        "github": {"api_url": api_url, "token": "bench-token", "read_timeout": "5m"},
-        "source": "reports",
-        "organizations": [{"name": org, "repositories": True, "seats": False}],
-    })
+    config = parse_config(
+        {
+            "github": {"api_url": api_url, "token": "bench-token", "read_timeout": "5m"},
+            "source": "reports",
+            "organizations": [{"name": org, "repositories": True, "seats": False}],
+        }
+    )
     store = Store()
     refresher = Refresher(config, store, Telemetry())
     started = time.perf_counter()
@@ -169,8 +175,10 @@ def ingesting(users: int) -> float:
         downloaded = sim.request_count(server="download")
     if not ok:
         raise SystemExit("the refresh failed: see the log")
-    print(f"ingesting the reports of an organization of {users:,} users (aggregated, users, user-teams, "
-          f"repositories): {reported:,.0f} user records in {downloaded} files, {seconds:.1f} s, {series} series:")
+    print(
+        f"ingesting the reports of an organization of {users:,} users (aggregated, users, user-teams, "
+        f"repositories): {reported:,.0f} user records in {downloaded} files, {seconds:.1f} s, {series} series:"
+    )
     print(f"  baseline (interpreter, imports)  {baseline[0]:7.1f} MB")
     print(f"  after the refresh                {end[0]:7.1f} MB")
     print(f"  peak RSS: ru_maxrss {end[1]:.1f} MB, VmHWM {end[2]:.1f} MB")
@@ -181,8 +189,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--series", type=int, default=100_000)
     parser.add_argument("--users", type=int, default=100_000)
-    parser.add_argument("--records", type=int, default=100_000,
-                        help="then an organization large enough for its users report to hold this many records")
+    parser.add_argument(
+        "--records",
+        type=int,
+        default=100_000,
+        help="then an organization large enough for its users report to hold this many records",
+    )
     args = parser.parse_args()
     start_fork_server()
     print(f"machine: {machine()}\n")

@@ -59,10 +59,14 @@ def main() -> None:
     parser.add_argument("--growth", default="50,100", help="organization counts for the default pool")
     args = parser.parse_args()
     print(f"machine: {machine()}")
-    print(f"{args.orgs} organizations, reports: aggregated, users, user-teams, repositories; "
-          f"{args.latency * 1000:.0f} ms per request\n")
-    print(f"{'orgs':>5} {'workers':>7} {'refresh':8} {'seconds':>8} {'speedup':>8} {'API':>6} {'downloads':>9} "
-          f"{'per org':>7} {'series':>7}")
+    print(
+        f"{args.orgs} organizations, reports: aggregated, users, user-teams, repositories; "
+        f"{args.latency * 1000:.0f} ms per request\n"
+    )
+    print(
+        f"{'orgs':>5} {'workers':>7} {'refresh':8} {'seconds':>8} {'speedup':>8} {'API':>6} {'downloads':>9} "
+        f"{'per org':>7} {'series':>7}"
+    )
     sequential = None
     with RemoteSimulator(world=organizations_world(args.orgs), latency=args.latency) as sim:
         for workers in (int(n) for n in args.workers.split(",")):
@@ -76,8 +80,11 @@ def main() -> None:
                     if run == "first" and workers == 1:
                         sequential = seconds
                     speedup = f"{sequential / seconds:.2f}x" if sequential and run == "first" else ""
-                    print(f"{args.orgs:>5} {workers:>7} {run:8} {seconds:>8.1f} {speedup:>8} {calls:>6} {downloads:>9} "
-                          f"{(calls + downloads) / args.orgs:>7.1f} {series(store):>7}", flush=True)
+                    print(
+                        f"{args.orgs:>5} {workers:>7} {run:8} {seconds:>8.1f} {speedup:>8} {calls:>6} {downloads:>9} "
+                        f"{(calls + downloads) / args.orgs:>7.1f} {series(store):>7}",
+                        flush=True,
+                    )
                     if run == "second" and downloads:
                         print(f"  a second refresh downloaded {downloads} unchanged report files")
             finally:
@@ -87,8 +94,11 @@ def main() -> None:
             refresher, store = exporter(sim, orgs, DEFAULT_WORKERS)
             try:
                 seconds, ok, calls, downloads = refresh(sim, refresher)
-                print(f"{orgs:>5} {DEFAULT_WORKERS:>7} {'first':8} {seconds:>8.1f} {'':>8} {calls:>6} {downloads:>9} "
-                      f"{(calls + downloads) / orgs:>7.1f} {series(store):>7}", flush=True)
+                print(
+                    f"{orgs:>5} {DEFAULT_WORKERS:>7} {'first':8} {seconds:>8.1f} {'':>8} {calls:>6} {downloads:>9} "
+                    f"{(calls + downloads) / orgs:>7.1f} {series(store):>7}",
+                    flush=True,
+                )
             finally:
                 refresher.stop()
 

@@ -27,15 +27,47 @@ import time
 
 from common import machine, median, percentile, spawn
 
-LANGUAGES = ("python", "typescript", "javascript", "go", "java", "csharp", "cpp", "c", "rust", "ruby",
-             "php", "kotlin", "swift", "scala", "shell", "sql", "html", "css", "markdown", "yaml")
-MODELS = ("gpt-4.1", "gpt-4o", "gpt-5", "gpt-5-mini", "claude-sonnet-4", "claude-sonnet-4.5",
-          "claude-opus-4.1", "gemini-2.5-pro", "o3-mini", "default")
-FAMILIES = ("copilot_code_generation_activities_by_language_model",
-            "copilot_code_acceptance_activities_by_language_model",
-            "copilot_lines_suggested_to_add_by_language_model",
-            "copilot_lines_added_by_language_model",
-            "copilot_lines_deleted_by_language_model")
+LANGUAGES = (
+    "python",
+    "typescript",
+    "javascript",
+    "go",
+    "java",
+    "csharp",
+    "cpp",
+    "c",
+    "rust",
+    "ruby",
+    "php",
+    "kotlin",
+    "swift",
+    "scala",
+    "shell",
+    "sql",
+    "html",
+    "css",
+    "markdown",
+    "yaml",
+)
+MODELS = (
+    "gpt-4.1",
+    "gpt-4o",
+    "gpt-5",
+    "gpt-5-mini",
+    "claude-sonnet-4",
+    "claude-sonnet-4.5",
+    "claude-opus-4.1",
+    "gemini-2.5-pro",
+    "o3-mini",
+    "default",
+)
+FAMILIES = (
+    "copilot_code_generation_activities_by_language_model",
+    "copilot_code_acceptance_activities_by_language_model",
+    "copilot_lines_suggested_to_add_by_language_model",
+    "copilot_lines_added_by_language_model",
+    "copilot_lines_deleted_by_language_model",
+)
 PER_ORG = len(FAMILIES) * len(LANGUAGES) * len(MODELS)  # 1,000 series per organization
 
 
@@ -45,9 +77,11 @@ def organization_families(index: int):
 
     builder = FamilyBuilder((("org", f"organization-{index:04d}"),))
     for f, name in enumerate(FAMILIES):
-        for l, language in enumerate(LANGUAGES):
+        for lang, language in enumerate(LANGUAGES):
             for m, model in enumerate(MODELS):
-                builder.add(name, (index * 7919 + f * 104729 + l * 31 + m * 977) % 50_000, language=language, model=model)
+                builder.add(
+                    name, (index * 7919 + f * 104729 + lang * 31 + m * 977) % 50_000, language=language, model=model
+                )
     return builder.build()
 
 
@@ -59,6 +93,7 @@ def scopes(series: int):
 
 
 # -- servers, each in its own process ---------------------------------------------------------
+
 
 def _exporter_app(series: int, miss: bool):
     from copilot_exporter.server import App
@@ -76,6 +111,7 @@ def _exporter_app(series: int, miss: bool):
     def changing(environ, start_response):
         telemetry.count_request("/orgs/{org}/copilot/metrics/reports/users-1-day", "200")
         return app(environ, start_response)
+
     return changing
 
 
@@ -117,6 +153,7 @@ def _static_app(path: str, gzipped_path: str):
             headers.append(("Content-Encoding", "gzip"))
         start_response("200 OK", headers)
         return [body]
+
     return app
 
 
@@ -153,6 +190,7 @@ class Server:
 
 # -- the client ----------------------------------------------------------------------------------
 
+
 def get(port: int, gzip: bool) -> bytes:
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
     try:
@@ -166,8 +204,9 @@ def get(port: int, gzip: bool) -> bytes:
         connection.close()
 
 
-def latency_rounds(servers: dict[str, Server], gzip: bool, rounds: int, per_round: int,
-                   budget: float) -> dict[str, list[float]]:
+def latency_rounds(
+    servers: dict[str, Server], gzip: bool, rounds: int, per_round: int, budget: float
+) -> dict[str, list[float]]:
     """Sequential scrapes, the servers taking turns `per_round` scrapes at a time, so that a
     change of the machine's load during the run weighs on all of them alike. A server slower
     than `budget` seconds per round gets fewer scrapes (3 at least)."""
@@ -232,9 +271,14 @@ def main() -> None:
     if "static file" in variants and "exporter" not in variants:
         variants.insert(0, "exporter")  # the floor serves the exporter's bytes
     print(f"machine: {machine()}")
-    print(f"latency: sequential scrapes, a new connection each (HTTP/1.0), {args.rounds} turns of "
-          f"{args.per_round} per server; throughput: 4 concurrent clients, 5 turns of {args.seconds:g}s per server\n")
-    print(f"{'series':>7} {'encoding':8} {'server':18} {'body':>9} {'n':>5} {'median ms':>10} {'p99 ms':>8} {'scrapes/s':>10}")
+    print(
+        f"latency: sequential scrapes, a new connection each (HTTP/1.0), {args.rounds} turns of "
+        f"{args.per_round} per server; throughput: 4 concurrent clients, 5 turns of {args.seconds:g}s per server\n"
+    )
+    print(
+        f"{'series':>7} {'encoding':8} {'server':18} {'body':>9} {'n':>5} "
+        f"{'median ms':>10} {'p99 ms':>8} {'scrapes/s':>10}"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         for series in (int(n) for n in args.series.split(",")):
             files = (os.path.join(tmp, f"{series}.txt"), os.path.join(tmp, f"{series}.txt.gz"))
@@ -252,20 +296,28 @@ def main() -> None:
                     encoding = "gzip" if gzip else "plain"
                     measured = latency_rounds(servers, gzip, args.rounds, args.per_round, budget=2.0)
                     rates = throughput_rounds(servers, gzip, 5, args.seconds)
-                    stats = {name: (median(values), percentile(values, 99), rates[name]) for name, values in measured.items()}
+                    stats = {
+                        name: (median(values), percentile(values, 99), rates[name]) for name, values in measured.items()
+                    }
                     for name, server in servers.items():
                         size = len(get(server.port, gzip))
-                        print(f"{series:>7} {encoding:8} {name:18} {size / 1e6:>7.2f}MB {len(measured[name]):>5} "
-                              f"{stats[name][0] * 1e3:>10.2f} {stats[name][1] * 1e3:>8.2f} {stats[name][2]:>10.1f}")
+                        print(
+                            f"{series:>7} {encoding:8} {name:18} {size / 1e6:>7.2f}MB {len(measured[name]):>5} "
+                            f"{stats[name][0] * 1e3:>10.2f} {stats[name][1] * 1e3:>8.2f} {stats[name][2]:>10.1f}"
+                        )
                     exporter, ratios = stats.get("exporter"), []
                     if exporter and "static file" in stats:
                         floor = stats["static file"]
-                        ratios.append(f"exporter vs static file: median {exporter[0] / floor[0]:.2f}x, "
-                                      f"p99 {exporter[1] / floor[1]:.2f}x, throughput {floor[2] / exporter[2]:.2f}x lower")
+                        ratios.append(
+                            f"exporter vs static file: median {exporter[0] / floor[0]:.2f}x, "
+                            f"p99 {exporter[1] / floor[1]:.2f}x, throughput {floor[2] / exporter[2]:.2f}x lower"
+                        )
                     if exporter and "prometheus_client" in stats:
                         client = stats["prometheus_client"]
-                        ratios.append(f"prometheus_client vs exporter: median {client[0] / exporter[0]:.0f}x, "
-                                      f"throughput {exporter[2] / client[2]:.0f}x lower")
+                        ratios.append(
+                            f"prometheus_client vs exporter: median {client[0] / exporter[0]:.0f}x, "
+                            f"throughput {exporter[2] / client[2]:.0f}x lower"
+                        )
                     if exporter and "exporter, miss" in stats:
                         ratios.append(f"miss vs exporter: median {stats['exporter, miss'][0] / exporter[0]:.2f}x")
                     print(f"{series:>7} {encoding:8} " + " | ".join(ratios), flush=True)

@@ -37,11 +37,15 @@ def _exporter(connection, api_url: str, state_dir: str, teams: int) -> None:
     from copilot_exporter.telemetry import Telemetry
 
     baseline = rss_mb()
-    config = parse_config({
-        "github": {"api_url": api_url, "token": "bench-token", "read_timeout": "5m"},
-        "source": "reports", "fill_days_per_refresh": 28, "refresh_timeout": "30m",
-        "organizations": [{"name": ORG, "seats": False}],
-    })
+    config = parse_config(
+        {
+            "github": {"api_url": api_url, "token": "bench-token", "read_timeout": "5m"},
+            "source": "reports",
+            "fill_days_per_refresh": 28,
+            "refresh_timeout": "30m",
+            "organizations": [{"name": ORG, "seats": False}],
+        }
+    )
     state, store = StateStore(state_dir), Store()
     started = time.perf_counter()
     refresher = Refresher(config, store, Telemetry(), state=state)
@@ -90,17 +94,26 @@ def main() -> None:
         for run_name in ("first start (fills 28 days)", "restart, same state_dir"):
             sim.reset_log()
             ok, restored, restore_seconds, seconds, cpu, windows, query_seconds, baseline, end = run(
-                sim, state_dir, args.teams)
+                sim, state_dir, args.teams
+            )
             if not ok:
                 raise SystemExit("a refresh failed: see the log")
             print(f"{run_name}: organization of {args.users:,} users, {args.teams} teams")
             print(f"  series served before the refresh   {restored:>9,} (restored in {restore_seconds:.2f} s)")
-            print(f"  refresh                            {seconds:>9.1f} s ({cpu:.1f} s of CPU in the exporter), "
-                  f"{sim.request_count(server='api')} API requests, {sim.request_count(server='download')} downloads")
-            print(f"  team windows 7 / 28 days           {windows[7]} / {windows[28]} teams, queried in {query_seconds:.2f} s")
+            print(
+                f"  refresh                            {seconds:>9.1f} s ({cpu:.1f} s of CPU in the exporter), "
+                f"{sim.request_count(server='api')} API requests, {sim.request_count(server='download')} downloads"
+            )
+            print(
+                f"  team windows 7 / 28 days           {windows[7]} / {windows[28]} teams, "
+                f"queried in {query_seconds:.2f} s"
+            )
             print(f"  database on disk                   {size_mb(state_dir):>9.1f} MB")
-            print(f"  RSS: baseline {baseline[0]:.1f} MB, after {end[0]:.1f} MB, "
-                  f"peak ru_maxrss {end[1]:.1f} MB (VmHWM {end[2]:.1f} MB)\n", flush=True)
+            print(
+                f"  RSS: baseline {baseline[0]:.1f} MB, after {end[0]:.1f} MB, "
+                f"peak ru_maxrss {end[1]:.1f} MB (VmHWM {end[2]:.1f} MB)\n",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

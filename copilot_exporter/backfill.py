@@ -115,7 +115,7 @@ def with_labels(series: str, labels: tuple[tuple[str, str], ...]) -> str:
     """`name{a="b"}` with `labels` appended inside the braces."""
     if not labels:
         return series
-    escaped = (value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r'\"') for _, value in labels)
+    escaped = (value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"") for _, value in labels)
     extra = ",".join(f'{name}="{value}"' for (name, _), value in zip(labels, escaped))
     if series.endswith("}"):
         return f"{series[:-1]},{extra}}}"
@@ -157,8 +157,7 @@ class Track:
 def _fingerprint(entry: Entry, config: Config) -> str:
     """What a scope's values depend on besides the day: a changed entry invalidates its chunks."""
     salt = hashlib.sha256((config.user_hash_salt or "").encode()).hexdigest()
-    data = [str(entry.scope), list(entry.teams), vars(entry.reports), entry.max_repositories,
-            entry.per_user, salt]
+    data = [str(entry.scope), list(entry.teams), vars(entry.reports), entry.max_repositories, entry.per_user, salt]
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -238,7 +237,7 @@ def merged(paths: list[str], scratch: str) -> Iterator[Record]:
         for start in range(0, len(paths), MAX_OPEN):
             run = os.path.join(scratch, f"run-{generation}-{start}.tsv")
             with open(run, "w", encoding="utf-8") as file:
-                for _, series, day, value in heapq.merge(*(_read(p) for p in paths[start:start + MAX_OPEN])):
+                for _, series, day, value in heapq.merge(*(_read(p) for p in paths[start : start + MAX_OPEN])):
                     file.write(f"{day}\t{value}\t{series}\n")
             runs.append(run)
         paths, generation = runs, generation + 1
@@ -254,8 +253,9 @@ class Written:
     clamped: set[str] = field(default_factory=set)  # days cut at the cutoff
 
 
-def write_openmetrics(path: str, records: Iterable[Record], step: int, cutoff: int,
-                      labels: tuple[tuple[str, str], ...] = ()) -> Written:
+def write_openmetrics(
+    path: str, records: Iterable[Record], step: int, cutoff: int, labels: tuple[tuple[str, str], ...] = ()
+) -> Written:
     """The OpenMetrics file: each family once, each series' samples in time order, `# EOF`.
 
     Day D's value is written at D + LAG + k * step, for every such time before D + LAG + DAY
@@ -313,15 +313,24 @@ def series_labels(series: str, labels: tuple[tuple[str, str], ...] = ()) -> tupl
     """The label pairs of an exposition series `name{a="b"}` plus `labels`, `__name__` included,
     sorted by name, without empty values (an empty label is no label)."""
     name, _, inner = series.partition("{")
-    pairs = [(key, re.sub(r"\\.", lambda m: _UNESCAPE.get(m.group(), m.group()[1]), value))
-             for key, value in _LABEL.findall(inner)]
+    pairs = [
+        (key, re.sub(r"\\.", lambda m: _UNESCAPE.get(m.group(), m.group()[1]), value))
+        for key, value in _LABEL.findall(inner)
+    ]
     return tuple(sorted(pair for pair in [("__name__", name), *pairs, *labels] if pair[1]))
 
 
 # The command --------------------------------------------------------------------------------
-def run_backfill(config: Config, first: dt.date, last: dt.date | None, output: str | None,
-                 step: int = DEFAULT_STEP, labels: Iterable[tuple[str, str]] = (),
-                 err: TextIO | None = None, remote: remote_write.Options | None = None) -> int:
+def run_backfill(
+    config: Config,
+    first: dt.date,
+    last: dt.date | None,
+    output: str | None,
+    step: int = DEFAULT_STEP,
+    labels: Iterable[tuple[str, str]] = (),
+    err: TextIO | None = None,
+    remote: remote_write.Options | None = None,
+) -> int:
     """Write the history of every configured scope from `first` to `last` (or the default end)
     into `output` and/or send it to `remote`; 0 when complete, 1 when some days failed or were
     not accepted (rerun to resume), 2 when the arguments cannot work."""
@@ -338,8 +347,15 @@ def run_backfill(config: Config, first: dt.date, last: dt.date | None, output: s
 
 
 class Backfill:
-    def __init__(self, config: Config, output: str | None, step: int, err: TextIO,
-                 labels: tuple[tuple[str, str], ...] = (), remote: remote_write.Options | None = None):
+    def __init__(
+        self,
+        config: Config,
+        output: str | None,
+        step: int,
+        err: TextIO,
+        labels: tuple[tuple[str, str], ...] = (),
+        remote: remote_write.Options | None = None,
+    ):
         self.config = config
         self.output = output
         self.step = step
@@ -365,9 +381,14 @@ class Backfill:
         return connection.client(timeout=RATE_LIMIT_WAIT + connection.limits.refresh_timeout)
 
     def requests(self) -> int:
-        return int(sum(value for family in self.telemetry.families()
-                       if family.name == "copilot_exporter_github_requests_total"
-                       for _, value in family.samples))
+        return int(
+            sum(
+                value
+                for family in self.telemetry.families()
+                if family.name == "copilot_exporter_github_requests_total"
+                for _, value in family.samples
+            )
+        )
 
     def run(self, first: dt.date, last: dt.date | None) -> int:
         try:
@@ -395,8 +416,10 @@ class Backfill:
         writable = dt.datetime.fromtimestamp(int(now) - RECENT - LAG - 1, dt.timezone.utc).date()
         seats = [str(entry.scope) for entry in self.config.entries if entry.seats]
         if seats:
-            self.say("backfill: seats have no history (GitHub only lists the current seats): "
-                     f"not backfilled for {', '.join(seats)}")
+            self.say(
+                "backfill: seats have no history (GitHub only lists the current seats): "
+                f"not backfilled for {', '.join(seats)}"
+            )
 
         tracks = self._tracks(first, today)
         for track in tracks:
@@ -406,14 +429,20 @@ class Backfill:
         state = State(self.state_path)
         fingerprints = {id(track): _fingerprint(track.entry, self.config) for track in tracks}
         units = sorted(((day, index) for index, track in enumerate(tracks) for day in track.days))
-        pending = [(tracks[index], day) for day, index in units
-                   if not state.finished(tracks[index].key(day), fingerprints[id(tracks[index])],
-                                         self._chunk(tracks[index], day))]
+        pending = [
+            (tracks[index], day)
+            for day, index in units
+            if not state.finished(
+                tracks[index].key(day), fingerprints[id(tracks[index])], self._chunk(tracks[index], day)
+            )
+        ]
         total, done = len(units), len(units) - len(pending)
         for track in tracks:
             self._read_window(track, [day for other, day in pending if other is track], today)
-        self.say(f"backfill: {total} days to write over {len(tracks)} scopes, one sample every "
-                 f"{self.step}s per series" + (f"; resuming: {done} already done" if done else ""))
+        self.say(
+            f"backfill: {total} days to write over {len(tracks)} scopes, one sample every "
+            f"{self.step}s per series" + (f"; resuming: {done} already done" if done else "")
+        )
 
         started, done_here, aborted = time.monotonic(), 0, False
         try:
@@ -428,8 +457,10 @@ class Backfill:
                 except RefreshError as error:
                     hint = getattr(error, "hint", "")
                     self.failures.append(f"{track.scope} {day}: {error.reason}: {error}")
-                    self.say(f"backfill: {track.scope} {day} failed ({error.reason}): {error}"
-                             + (f"; {hint}" if hint else ""))
+                    self.say(
+                        f"backfill: {track.scope} {day} failed ({error.reason}): {error}"
+                        + (f"; {hint}" if hint else "")
+                    )
                     continue
                 state.record(track.key(day), fingerprints[id(track)], status)
                 done += 1
@@ -440,22 +471,32 @@ class Backfill:
         self._progress(done, total, started, done_here, force=True)
 
         if self.failures or aborted:
-            where = " or ".join(([self.output] if self.output else [])
-                                + (["the remote-write endpoint"] if self.remote else []))
-            self.say(f"backfill: {len(self.failures)} day(s) failed, {done} of {total} done; "
-                     f"nothing written to {where} yet: rerun the same command to retry "
-                     "them (finished days are kept)")
+            where = " or ".join(
+                ([self.output] if self.output else []) + (["the remote-write endpoint"] if self.remote else [])
+            )
+            self.say(
+                f"backfill: {len(self.failures)} day(s) failed, {done} of {total} done; "
+                f"nothing written to {where} yet: rerun the same command to retry "
+                "them (finished days are kept)"
+            )
             return 1
-        chunks = [(day, self._chunk(track, day)) for track in tracks for day in track.days
-                  if state.units[track.key(day)]["status"] == "done"]
+        chunks = [
+            (day, self._chunk(track, day))
+            for track in tracks
+            for day in track.days
+            if state.units[track.key(day)]["status"] == "done"
+        ]
         cutoff = int(time.time()) - RECENT
         if self.output:
-            written = write_openmetrics(self.output, merged(sorted(c for _, c in chunks), self.parts), self.step,
-                                        cutoff, self.labels)
+            written = write_openmetrics(
+                self.output, merged(sorted(c for _, c in chunks), self.parts), self.step, cutoff, self.labels
+            )
             self._summary(written, tracks, state, cutoff, listing=not self.remote)
         if self.remote and not self._send(self.remote, chunks, tracks, state, cutoff):
-            self.say(f"backfill: {self.state_path} and {self.parts}/ are kept: rerun the same command to send "
-                     "again without asking GitHub (the same samples with the same timestamps)")
+            self.say(
+                f"backfill: {self.state_path} and {self.parts}/ are kept: rerun the same command to send "
+                "again without asking GitHub (the same samples with the same timestamps)"
+            )
             return 1
         shutil.rmtree(self.parts, ignore_errors=True)
         if os.path.exists(self.state_path):
@@ -485,8 +526,10 @@ class Backfill:
                     continue
             since = max(first, today - dt.timedelta(days=LEGACY_WINDOW_DAYS))
             if first < since:
-                self.say(f"backfill: {entry.scope}: the legacy API keeps the last {LEGACY_WINDOW_DAYS} "
-                         f"days: {first}..{since - dt.timedelta(days=1)} are not available")
+                self.say(
+                    f"backfill: {entry.scope}: the legacy API keeps the last {LEGACY_WINDOW_DAYS} "
+                    f"days: {first}..{since - dt.timedelta(days=1)} are not available"
+                )
             for scope in [entry.scope] + [entry.scope.with_team(team) for team in entry.teams]:
                 try:
                     days = legacy.fetch_days(self.client(entry), scope, since)
@@ -502,8 +545,7 @@ class Backfill:
         self.failures.append(f"{scope}: {error}")
         self.say(f"backfill: {scope} failed ({error.reason}): {error}" + (f"; {hint}" if hint else ""))
 
-    def _plan(self, track: Track, first: dt.date, last: dt.date | None, yesterday: dt.date,
-              writable: dt.date) -> None:
+    def _plan(self, track: Track, first: dt.date, last: dt.date | None, yesterday: dt.date, writable: dt.date) -> None:
         start = first
         if track.api == "metrics":
             start = max(first, yesterday + dt.timedelta(days=1 - LEGACY_WINDOW_DAYS))
@@ -513,12 +555,16 @@ class Backfill:
         else:
             end = last
             if live and last >= live:
-                self.say(f"backfill: {track.name}: --to {last} includes {live}, the day the live "
-                         "exporter serves now: that day will be in both history and live data")
+                self.say(
+                    f"backfill: {track.name}: --to {last} includes {live}, the day the live "
+                    "exporter serves now: that day will be in both history and live data"
+                )
         if end > writable:
-            self.say(f"backfill: {track.name}: days after {writable} are not written: by the timestamp "
-                     "convention they would be shown less than 3 hours ago or later, which Prometheus "
-                     "refuses to import (the live exporter serves them)")
+            self.say(
+                f"backfill: {track.name}: days after {writable} are not written: by the timestamp "
+                "convention they would be shown less than 3 hours ago or later, which Prometheus "
+                "refuses to import (the live exporter serves them)"
+            )
             end = writable
         end = min(end, yesterday)
         track.days = [(start + dt.timedelta(days=n)).isoformat() for n in range((end - start).days + 1)]
@@ -534,13 +580,17 @@ class Backfill:
         try:
             window = track.source.window_days(self.client(track.entry))
         except RefreshError as error:
-            self.say(f"backfill: {track.name}: the 28-day report could not be read ({error}); "
-                     "the aggregated report is read day by day")
+            self.say(
+                f"backfill: {track.name}: the 28-day report could not be read ({error}); "
+                "the aggregated report is read day by day"
+            )
             return
         track.window = {day: window[day] for day in days if day in window}
         if track.window:
-            self.say(f"backfill: {track.name}: the aggregated values of {len(track.window)} days come from the "
-                     f"28-day report ({_ranges(sorted(track.window))}), one download instead of one per day")
+            self.say(
+                f"backfill: {track.name}: the aggregated values of {len(track.window)} days come from the "
+                f"28-day report ({_ranges(sorted(track.window))}), one download instead of one per day"
+            )
 
     # Writing -------------------------------------------------------------------------------
     def _chunk(self, track: Track, day: str) -> str:
@@ -565,8 +615,14 @@ class Backfill:
         write_chunk(self._chunk(track, day), day, families)
         return "done"
 
-    def _send(self, remote: remote_write.Options, chunks: list[tuple[str, str]], tracks: list[Track], state: State,
-              cutoff: int) -> bool:
+    def _send(
+        self,
+        remote: remote_write.Options,
+        chunks: list[tuple[str, str]],
+        tracks: list[Track],
+        state: State,
+        cutoff: int,
+    ) -> bool:
         """Send the samples of the finished days to the remote-write endpoint, oldest first: at each
         timestamp every series of that day, so each series is in time order and the receiver's
         newest sample moves forward. True when every batch was accepted."""
@@ -576,13 +632,16 @@ class Backfill:
         writer = remote_write.RemoteWriter(remote)
         written = Written()
         labels_of: dict[str, remote_write.Labels] = {}
-        self.say(f"backfill: sending {len(by_day)} days to {_endpoint(remote.url)} in batches of "
-                 f"{remote.batch_size} samples")
+        self.say(
+            f"backfill: sending {len(by_day)} days to {_endpoint(remote.url)} in batches of {remote.batch_size} samples"
+        )
         try:
             for number, day in enumerate(sorted(by_day), 1):
                 times = sample_times(day, self.step, cutoff, written)
-                rows = [(labels_of.setdefault(series, series_labels(series, self.labels)), float(value))
-                        for _, series, _, value in unique(merged(sorted(by_day[day]), self.parts))]
+                rows = [
+                    (labels_of.setdefault(series, series_labels(series, self.labels)), float(value))
+                    for _, series, _, value in unique(merged(sorted(by_day[day]), self.parts))
+                ]
                 for t in times:
                     for labels, value in rows:
                         writer.add(labels, t * 1000, value, day)
@@ -591,8 +650,10 @@ class Backfill:
                     writer.flush()
                 self._send_progress(writer, number, len(by_day), force=number == len(by_day))
         except remote_write.RemoteWriteError as error:
-            self.say(f"backfill: the remote-write endpoint refused a batch: {error}; "
-                     f"{writer.sent} samples were accepted before it")
+            self.say(
+                f"backfill: the remote-write endpoint refused a batch: {error}; "
+                f"{writer.sent} samples were accepted before it"
+            )
             return False
         finally:
             writer.close()
@@ -613,10 +674,12 @@ class Backfill:
     def _too_old(self, refused: remote_write.Refused) -> None:
         days = sorted(refused.days)
         window = math.ceil((time.time() - (refused.oldest or 0) / 1000) / DAY) + 1
-        self.say(f"backfill: the receiver refused {refused.samples} samples as older than it accepts "
-                 f"({refused.message or 'no message'}), of the days {_ranges(days)}. To accept them, allow "
-                 f"out-of-order samples at least {window}d old: Prometheus: storage.tsdb.out_of_order_time_window "
-                 f"in prometheus.yml (storage: tsdb:); Mimir: out_of_order_time_window (limits); then rerun")
+        self.say(
+            f"backfill: the receiver refused {refused.samples} samples as older than it accepts "
+            f"({refused.message or 'no message'}), of the days {_ranges(days)}. To accept them, allow "
+            f"out-of-order samples at least {window}d old: Prometheus: storage.tsdb.out_of_order_time_window "
+            f"in prometheus.yml (storage: tsdb:); Mimir: out_of_order_time_window (limits); then rerun"
+        )
 
     def _progress(self, done: int, total: int, started: float, done_here: int, force: bool = False) -> None:
         now = time.monotonic()
@@ -628,8 +691,15 @@ class Backfill:
             left = f", about {_duration((now - started) / done_here * (total - done))} left"
         self.say(f"backfill: {done}/{total} days, {self.requests()} requests{left}")
 
-    def _summary(self, written: Written, tracks: list[Track], state: State, cutoff: int,
-                 sent: int | None = None, listing: bool = True) -> None:
+    def _summary(
+        self,
+        written: Written,
+        tracks: list[Track],
+        state: State,
+        cutoff: int,
+        sent: int | None = None,
+        listing: bool = True,
+    ) -> None:
         def when(seconds: int | None) -> str:
             return dt.datetime.fromtimestamp(seconds or 0, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -640,12 +710,16 @@ class Backfill:
             endpoint = _endpoint(self.remote.url) if self.remote else ""
             self.say(f"backfill: sent {sent} of {written.samples} samples to {endpoint}{span}")
         if written.clamped:
-            self.say(f"backfill: {', '.join(sorted(written.clamped))}: no sample at or after {when(cutoff)} "
-                     "(the last 3 hours belong to Prometheus's head block)")
+            self.say(
+                f"backfill: {', '.join(sorted(written.clamped))}: no sample at or after {when(cutoff)} "
+                "(the last 3 hours belong to Prometheus's head block)"
+            )
         if not listing:
             return
-        missing = [(track.name, [day for day in track.days if state.units[track.key(day)]["status"] == "missing"])
-                   for track in tracks]
+        missing = [
+            (track.name, [day for day in track.days if state.units[track.key(day)]["status"] == "missing"])
+            for track in tracks
+        ]
         missing = [(name, days) for name, days in missing if days]
         if missing:
             self.say("backfill: days without a report (skipped):")

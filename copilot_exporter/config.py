@@ -144,7 +144,8 @@ class Config:
     billing_refresh_interval: float = 6 * 3600.0
     seat_prices: Mapping[str, SeatPrice] = field(default_factory=dict)  # plan -> price
     included_ai_credits: Mapping[str, float] = field(
-        default_factory=lambda: dict(DEFAULT_INCLUDED_AI_CREDITS))  # plan -> credits per licence
+        default_factory=lambda: dict(DEFAULT_INCLUDED_AI_CREDITS)
+    )  # plan -> credits per licence
     max_series_per_family: int = MAX_SERIES_PER_FAMILY
     server_limits: ServerLimits = ServerLimits()
     limits: Limits = Limits()  # what GitHub and the network can make a refresh cost
@@ -247,8 +248,7 @@ def _expanded_size(node: yaml.Node, sizes: dict[int, int], open_nodes: set[int])
     if key in sizes:
         return sizes[key]
     if key in open_nodes:
-        raise yaml.composer.ComposerError(None, None, "an alias refers to a value that contains it",
-                                          node.start_mark)
+        raise yaml.composer.ComposerError(None, None, "an alias refers to a value that contains it", node.start_mark)
     size = 1
     if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)):
         open_nodes.add(key)
@@ -257,8 +257,11 @@ def _expanded_size(node: yaml.Node, sizes: dict[int, int], open_nodes: set[int])
             size += _expanded_size(child, sizes, open_nodes)
             if size > MAX_YAML_VALUES:
                 raise yaml.composer.ComposerError(
-                    None, None, f"its anchors and aliases expand to more than {MAX_YAML_VALUES:,} values",
-                    node.start_mark)
+                    None,
+                    None,
+                    f"its anchors and aliases expand to more than {MAX_YAML_VALUES:,} values",
+                    node.start_mark,
+                )
         open_nodes.discard(key)
     sizes[key] = size
     return size
@@ -318,8 +321,9 @@ def _substitute(text: str, environ: Mapping[str, str]) -> tuple[str, list[str], 
         if escaped:  # `$${` is a literal `${`; the rest of the match is literal text too
             return match.group(0)[1:]
         if closed is None or not _VAR_NAME.fullmatch(name):
-            errors.append(f"{_quote(match.group(0))} is not a valid reference "
-                          "(write ${NAME}, or $${ for a literal ${)")
+            errors.append(
+                f"{_quote(match.group(0))} is not a valid reference (write ${{NAME}}, or $${{ for a literal ${{)"
+            )
             return ""
         if name not in environ:
             errors.append(f"environment variable {name} is not set")
@@ -359,8 +363,14 @@ def _quote(value: object) -> str:
 
 def _type_name(value: object) -> str:
     # bool before int: YAML booleans are Python ints, but never a valid integer setting.
-    for kind, name in ((bool, "boolean"), (int, "integer"), (float, "number"), (str, "string"),
-                       (list, "list"), (dict, "mapping")):
+    for kind, name in (
+        (bool, "boolean"),
+        (int, "integer"),
+        (float, "number"),
+        (str, "string"),
+        (list, "list"),
+        (dict, "mapping"),
+    ):
         if isinstance(value, kind):
             return name
     return type(value).__name__
@@ -507,40 +517,48 @@ _LISTEN = re.compile(r"(?:\[(?P<ipv6>[^\]]*)\]|(?P<host>[^:\[\]]*)):(?P<port>[0-
 def _org_login_problem(name: str) -> str | None:
     if len(name) <= 39 and _ORG_LOGIN.fullmatch(name):
         return None
-    return (f"{_quote(name)} is not a valid organization login (letters, digits and single "
-            "hyphens, not starting or ending with a hyphen, at most 39 characters)")
+    return (
+        f"{_quote(name)} is not a valid organization login (letters, digits and single "
+        "hyphens, not starting or ending with a hyphen, at most 39 characters)"
+    )
 
 
 def _slug_problem(name: str, what: str, prefix: str = "") -> str | None:
-    slug = name[len(prefix):] if prefix and name.startswith(prefix) else name
+    slug = name[len(prefix) :] if prefix and name.startswith(prefix) else name
     if _SLUG.fullmatch(slug) and ".." not in slug:
         return None
-    return (f"{_quote(name)} is not a valid {what} (letters, digits, '.', '_' and '-', starting "
-            "and ending with a letter or digit, at most 100 characters)")
-
-
+    return (
+        f"{_quote(name)} is not a valid {what} (letters, digits, '.', '_' and '-', starting "
+        "and ending with a letter or digit, at most 100 characters)"
+    )
 
 
 def _api_url_problem(url: str) -> str | None:
     parts = urlsplit(url)
     if parts.username is not None or parts.password is not None:
         # Never echoed: the user part may hold a password or a token.
-        return ("must not contain a user name or password (give the token with token, token_file "
-                "or app)")
+        return "must not contain a user name or password (give the token with token, token_file or app)"
     try:
         parts.port  # raises on a port that is not a number in range
     except ValueError:
         parts = parts._replace(netloc="")
-    if (parts.scheme not in ("http", "https") or not parts.hostname or parts.query
-            or parts.fragment or any(c.isspace() for c in url)):
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or parts.query
+        or parts.fragment
+        or any(c.isspace() for c in url)
+    ):
         return f"{_quote(url)} must be an http(s) URL with a host, e.g. {DEFAULT_API_URL}"
     path = parts.path.rstrip("/")
     web_host = _web_host_problem(url, parts.hostname.lower(), path)
     if web_host:
         return web_host
     if path and not path.endswith("/api/v3"):
-        return (f"{_quote(url)} cannot be a GitHub API: its path must be empty (api.github.com, "
-                "GHE.com) or end in /api/v3 (GitHub Enterprise Server)")
+        return (
+            f"{_quote(url)} cannot be a GitHub API: its path must be empty (api.github.com, "
+            "GHE.com) or end in /api/v3 (GitHub Enterprise Server)"
+        )
     return None
 
 
@@ -554,14 +572,13 @@ def _web_host_problem(url: str, host: str, path: str) -> str | None:
         meant = DEFAULT_API_URL
     else:
         return None
-    return (f"{_quote(url)} is not GitHub's API: use {meant} "
-            "(GitHub Enterprise Server: https://HOST/api/v3)")
+    return f"{_quote(url)} is not GitHub's API: use {meant} (GitHub Enterprise Server: https://HOST/api/v3)"
 
 
 def _listen_address_problem(address: str) -> str | None:
-    usage = f"{_quote(address)} must be [host]:port, e.g. \":9452\", \"127.0.0.1:9452\" or \"[::1]:9452\""
+    usage = f'{_quote(address)} must be [host]:port, e.g. ":9452", "127.0.0.1:9452" or "[::1]:9452"'
     if address.isdigit():  # a bare port would listen on every interface: say what was meant
-        return f"{_quote(address)} has no colon: write \":{address}\" for every interface, or \"127.0.0.1:{address}\""
+        return f'{_quote(address)} has no colon: write ":{address}" for every interface, or "127.0.0.1:{address}"'
     match = _LISTEN.fullmatch(address)
     if match is None:
         return usage
@@ -603,18 +620,62 @@ def _file_problem(path: str) -> str | None:
 
 # --- sections ---------------------------------------------------------------------------------
 
-_TOP_KEYS = ("github", "source", "refresh_interval", "seats_refresh_interval", "workers",
-             "lookback_days", "user_hash_salt", "organizations", "enterprises", "server",
-             "billing_refresh_interval", "seat_prices", "included_ai_credits", "max_series_per_family",
-             "state_dir", "fill_days_per_refresh", "reread_interval", "shard", "request_budget_share")
-_LIMIT_KEYS = ("refresh_timeout", "max_report_bytes", "max_record_bytes", "max_response_bytes",
-               "max_redirects", "max_pages", "max_etag_entries", "max_etag_bytes")
+_TOP_KEYS = (
+    "github",
+    "source",
+    "refresh_interval",
+    "seats_refresh_interval",
+    "workers",
+    "lookback_days",
+    "user_hash_salt",
+    "organizations",
+    "enterprises",
+    "server",
+    "billing_refresh_interval",
+    "seat_prices",
+    "included_ai_credits",
+    "max_series_per_family",
+    "state_dir",
+    "fill_days_per_refresh",
+    "reread_interval",
+    "shard",
+    "request_budget_share",
+)
+_LIMIT_KEYS = (
+    "refresh_timeout",
+    "max_report_bytes",
+    "max_record_bytes",
+    "max_response_bytes",
+    "max_redirects",
+    "max_pages",
+    "max_etag_entries",
+    "max_etag_bytes",
+)
 _CREDENTIAL_KEYS = ("token", "token_file", "app")
-_GITHUB_KEYS = ("api_url", *_CREDENTIAL_KEYS, "ca_bundle", "connect_timeout", "read_timeout",
-                "max_retries", "retry_backoff", "max_rate_limit_wait", "api_version")
+_GITHUB_KEYS = (
+    "api_url",
+    *_CREDENTIAL_KEYS,
+    "ca_bundle",
+    "connect_timeout",
+    "read_timeout",
+    "max_retries",
+    "retry_backoff",
+    "max_rate_limit_wait",
+    "api_version",
+)
 _APP_KEYS = ("app_id", "private_key_file", "installation_id")
-_ENTRY_KEYS = ("name", "teams", "reports", "repositories", "max_repositories", "per_user", "seats",
-               "github", "billing", "billing_github")
+_ENTRY_KEYS = (
+    "name",
+    "teams",
+    "reports",
+    "repositories",
+    "max_repositories",
+    "per_user",
+    "seats",
+    "github",
+    "billing",
+    "billing_github",
+)
 _REPORT_KEYS = ("aggregated", "users", "teams")
 _SERVER_KEYS = ("listen_address", "max_connections", "idle_timeout", "read_header_timeout")
 
@@ -836,13 +897,16 @@ def _app(section: Section) -> AppAuth | None:
     )
 
 
-def _require_installation_id(github: Any, path: str, credentials: Credentials | None,
-                             problems: list[str]) -> None:
+def _require_installation_id(github: Any, path: str, credentials: Credentials | None, problems: list[str]) -> None:
     """GitHub can look up an App's installation on an organization, not on an enterprise: App
     credentials an enterprise uses must name their installation."""
     app = github.get("app") if isinstance(github, dict) else None
-    if credentials is not None and credentials.app is not None and isinstance(app, dict) \
-            and app.get("installation_id") is None:
+    if (
+        credentials is not None
+        and credentials.app is not None
+        and isinstance(app, dict)
+        and app.get("installation_id") is None
+    ):
         problems.append(f"{path}.app.installation_id: required for an enterprise")
 
 
@@ -869,8 +933,9 @@ def _all_entries(root: Section, source: str) -> tuple[Entry, ...]:
     # Only when neither is set at all: a wrong type is reported on its own, without a second problem.
     if all(root.data.get(key) in (None, []) for key in ("organizations", "enterprises")):
         root.problem("organizations", "at least one organization or enterprise is required")
-    return (_entries(root.items("organizations"), ORG, root.problems, source)
-            + _entries(root.items("enterprises"), ENTERPRISE, root.problems, source))
+    return _entries(root.items("organizations"), ORG, root.problems, source) + _entries(
+        root.items("enterprises"), ENTERPRISE, root.problems, source
+    )
 
 
 def _entries(items: list[tuple[str, Any]], kind: str, problems: list[str], source: str) -> tuple[Entry, ...]:
@@ -951,9 +1016,12 @@ def _reports(entry: Section, source: str) -> Reports:
         repositories=entry.flag("repositories", False),
     )
     if source != "legacy" and not any(vars(selection).values()):
-        entry.problem("reports", "every report is off (aggregated, users, teams and repositories), so the "
-                                 "reports API has nothing to export for this entry; turn one on, or use "
-                                 "source: legacy")
+        entry.problem(
+            "reports",
+            "every report is off (aggregated, users, teams and repositories), so the "
+            "reports API has nothing to export for this entry; turn one on, or use "
+            "source: legacy",
+        )
     return selection
 
 
@@ -966,7 +1034,7 @@ def _per_user(entry: Section) -> str:
     if value == "hashed":
         return "hashed"
     got = _quote(value) if isinstance(value, str) else _type_name(value)
-    entry.problem("per_user", f"must be false, true or \"hashed\", got {got}")
+    entry.problem("per_user", f'must be false, true or "hashed", got {got}')
     return "off"
 
 
@@ -989,12 +1057,17 @@ def _require_classic_billing_tokens(root: Section, global_credentials: Credentia
         billing, own = value.get("billing_github"), value.get("github")
         if isinstance(billing, dict):
             if billing.get("app") is not None:
-                root.problems.append(f"{path}.billing_github.app: enterprise billing endpoints "
-                                     "accept classic personal access tokens only")
+                root.problems.append(
+                    f"{path}.billing_github.app: enterprise billing endpoints "
+                    "accept classic personal access tokens only"
+                )
         elif (isinstance(own, dict) and own.get("app") is not None) or (
-                not isinstance(own, dict) and global_credentials.app is not None):
-            root.problems.append(f"{path}.billing_github: required: enterprise billing endpoints "
-                                 "accept classic personal access tokens only, not GitHub App tokens")
+            not isinstance(own, dict) and global_credentials.app is not None
+        ):
+            root.problems.append(
+                f"{path}.billing_github: required: enterprise billing endpoints "
+                "accept classic personal access tokens only, not GitHub App tokens"
+            )
 
 
 def _seat_prices(root: Section) -> dict[str, SeatPrice]:

@@ -23,14 +23,12 @@ def demo_config(api_url: str, world: World, listen_address: str, refresh_interva
         "refresh_interval": refresh_interval,
         "seats_refresh_interval": refresh_interval,
         "billing_refresh_interval": refresh_interval,
-        "seat_prices": {"business": {"amount": 19, "currency": "USD"},
-                        "enterprise": {"amount": 39, "currency": "USD"}},
+        "seat_prices": {"business": {"amount": 19, "currency": "USD"}, "enterprise": {"amount": 39, "currency": "USD"}},
         "organizations": [
             {"name": org.name, "teams": list(org.teams), "repositories": True, "billing": True}
             for org in world.organizations
         ],
-        "enterprises": [{"name": ent.name, "teams": list(ent.teams), "billing": True}
-                        for ent in world.enterprises],
+        "enterprises": [{"name": ent.name, "teams": list(ent.teams), "billing": True} for ent in world.enterprises],
         "server": {"listen_address": listen_address},
     }
 

@@ -22,7 +22,7 @@ def _escape(value: str) -> str:
 
 # Integers up to 2**53 are exact as floats, the precision Prometheus stores; a larger one is
 # printed as the float it becomes, never as hundreds of digits Prometheus refuses.
-EXACT_INTEGER = 2 ** 53
+EXACT_INTEGER = 2**53
 
 
 def _number(value: float) -> str:

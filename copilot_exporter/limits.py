@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-KiB, MiB, GiB = 1024, 1024 ** 2, 1024 ** 3
+KiB, MiB, GiB = 1024, 1024**2, 1024**3
 
 # A report file (one download link), decompressed. The users file of a 300,000-user
 # organization is about 1-2 GB of NDJSON; 8 GiB leaves four times that. Memory does not depend
@@ -54,7 +54,7 @@ class Limits:
 
 
 _SIZE = re.compile(r"([0-9]+)\s*(B|KB|MB|GB|KiB|MiB|GiB)?")
-_SIZE_UNITS = {None: 1, "B": 1, "KB": 1000, "MB": 1000 ** 2, "GB": 1000 ** 3, "KiB": KiB, "MiB": MiB, "GiB": GiB}
+_SIZE_UNITS = {None: 1, "B": 1, "KB": 1000, "MB": 1000**2, "GB": 1000**3, "KiB": KiB, "MiB": MiB, "GiB": GiB}
 
 
 def parse_size(value: int | str) -> int:

@@ -7,14 +7,19 @@ import logging
 import sys
 import time
 
+
 def _timestamp(record: logging.LogRecord) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z"
 
 
 class LogfmtFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        fields = {"ts": _timestamp(record), "level": record.levelname.lower(),
-                  "logger": record.name, "msg": record.getMessage()}
+        fields = {
+            "ts": _timestamp(record),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
         if record.exc_info:
             fields["error"] = self.formatException(record.exc_info)
         return " ".join(f"{key}={_logfmt_value(value)}" for key, value in fields.items())
@@ -42,8 +47,12 @@ def _logfmt_value(value: str) -> str:
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        fields = {"ts": _timestamp(record), "level": record.levelname.lower(),
-                  "logger": record.name, "msg": record.getMessage()}
+        fields = {
+            "ts": _timestamp(record),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
         if record.exc_info:
             fields["error"] = self.formatException(record.exc_info)
         return json.dumps(fields)

@@ -86,8 +86,7 @@ class Problems:
             self.note(problem.reason, problem.example, problem.count)
 
     def frozen(self) -> tuple[Problem, ...]:
-        return tuple(Problem(reason, count, self._examples[reason])
-                     for reason, count in sorted(self._counts.items()))
+        return tuple(Problem(reason, count, self._examples[reason]) for reason, count in sorted(self._counts.items()))
 
 
 # Far above any real report (a large enterprise has a few hundred language/model pairs a day),
@@ -170,8 +169,9 @@ class FamilyBuilder:
         repaired = _encodable(value)
         if repaired is None:
             return value
-        self.problems.note("label_replaced", f"{name}: label {key} is not valid Unicode; "
-                                             f"unencodable characters replaced: {repaired!r}")
+        self.problems.note(
+            "label_replaced", f"{name}: label {key} is not valid Unicode; unencodable characters replaced: {repaired!r}"
+        )
         return repaired
 
     def build(self) -> tuple[Family, ...]:

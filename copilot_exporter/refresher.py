@@ -70,19 +70,32 @@ class JobKind:
 
 
 JOB_KINDS: dict[str, JobKind] = {
-    "data": JobKind(lambda config: config.refresh_interval, lambda entry: True,
-                    lambda refresher, job: refresher._data(job)),
-    "seats": JobKind(lambda config: config.seats_refresh_interval, lambda entry: entry.seats,
-                     lambda refresher, job: refresher._seats(job)),
-    "billing": JobKind(lambda config: config.billing_refresh_interval, lambda entry: entry.billing,
-                       lambda refresher, job: refresher._billing(job)),
+    "data": JobKind(
+        lambda config: config.refresh_interval, lambda entry: True, lambda refresher, job: refresher._data(job)
+    ),
+    "seats": JobKind(
+        lambda config: config.seats_refresh_interval,
+        lambda entry: entry.seats,
+        lambda refresher, job: refresher._seats(job),
+    ),
+    "billing": JobKind(
+        lambda config: config.billing_refresh_interval,
+        lambda entry: entry.billing,
+        lambda refresher, job: refresher._billing(job),
+    ),
 }
 
 
 class Refresher:
-    def __init__(self, config: Config, store: Store, telemetry: Telemetry,
-                 stop: threading.Event | None = None, state: StateStore | None = None,
-                 today: Callable[[], dt.date] | None = None):
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        telemetry: Telemetry,
+        stop: threading.Event | None = None,
+        state: StateStore | None = None,
+        today: Callable[[], dt.date] | None = None,
+    ):
         self.config = config
         self.store = store
         self.telemetry = telemetry
@@ -94,18 +107,33 @@ class Refresher:
         self._connections: dict[tuple[Credentials, Scope | None], Connection] = {}
         self._noted: set[tuple[Scope, str]] = set()
         self._organizations_lock = threading.Lock()  # one count at a time, whichever job ends first
-        self.jobs = [Job(entry, name, kind.interval(config),
-                         reports=ReportsSource(entry, config, state) if name == "data" else None)
-                     for name, kind in JOB_KINDS.items() for entry in config.own_entries() if kind.enabled(entry)]
+        self.jobs = [
+            Job(
+                entry,
+                name,
+                kind.interval(config),
+                reports=ReportsSource(entry, config, state) if name == "data" else None,
+            )
+            for name, kind in JOB_KINDS.items()
+            for entry in config.own_entries()
+            if kind.enabled(entry)
+        ]
         for job in self.jobs:  # error counters exist from start-up (the legacy API's after a switch)
-            first = {"seats": seats.SOURCE, "billing": billing.SOURCE,
-                     "data": legacy.SOURCE if config.source == "legacy" else "reports"}
+            first = {
+                "seats": seats.SOURCE,
+                "billing": billing.SOURCE,
+                "data": legacy.SOURCE if config.source == "legacy" else "reports",
+            }
             scopes = self._legacy_scopes(job.entry) if first[job.kind] == legacy.SOURCE else [job.entry.scope]
             for scope in scopes:
                 telemetry.expect(scope, first[job.kind])
         if config.shard is not None:
-            log.info("shard %s: refreshing %d of the %d configured scopes", config.shard,
-                     len(config.own_entries()), len(config.entries))
+            log.info(
+                "shard %s: refreshing %d of the %d configured scopes",
+                config.shard,
+                len(config.own_entries()),
+                len(config.entries),
+            )
         self._pool = ThreadPoolExecutor(config.workers, thread_name_prefix="refresh")
         self._thread: threading.Thread | None = None
         self._restore()
@@ -185,8 +213,7 @@ class Refresher:
             return False
         if not self._budget_low(self._connection(job.entry, for_billing=job.kind == "billing")):
             return False
-        log.info("%s: %s refresh put off %.0fs: the request budget runs low", job.entry.scope, job.kind,
-                 DEFER_DELAY)
+        log.info("%s: %s refresh put off %.0fs: the request budget runs low", job.entry.scope, job.kind, DEFER_DELAY)
         self.telemetry.count_deferred(job.kind)
         with self._lock:
             job.next_run = now + DEFER_DELAY
@@ -198,14 +225,27 @@ class Refresher:
 
     def _seats(self, job: Job) -> bool:
         client, config = self._connection(job.entry).client(), self.config
-        return self._refresh(job.entry.scope, seats.SOURCE, client, lambda client: seats.fetch(
-            client, job.entry.scope, included_credits=config.included_ai_credits, prices=config.seat_prices,
-            max_series=config.max_series_per_family))
+        return self._refresh(
+            job.entry.scope,
+            seats.SOURCE,
+            client,
+            lambda client: seats.fetch(
+                client,
+                job.entry.scope,
+                included_credits=config.included_ai_credits,
+                prices=config.seat_prices,
+                max_series=config.max_series_per_family,
+            ),
+        )
 
     def _billing(self, job: Job) -> bool:
         client = self._connection(job.entry, for_billing=True).client()
-        return self._refresh(job.entry.scope, billing.SOURCE, client, lambda client: billing.fetch(
-            client, job.entry.scope, max_series=self.config.max_series_per_family))
+        return self._refresh(
+            job.entry.scope,
+            billing.SOURCE,
+            client,
+            lambda client: billing.fetch(client, job.entry.scope, max_series=self.config.max_series_per_family),
+        )
 
     def _data(self, job: Job) -> bool:
         client = self._connection(job.entry).client()
@@ -237,8 +277,9 @@ class Refresher:
                 if source.deferred_rereads > deferred:
                     self.telemetry.count_deferred("reports", source.deferred_rereads - deferred)
 
-        ok = self._refresh(job.entry.scope, "reports", client, fetch, "reports",
-                           passthrough=ReportsUnavailable if fall_back else ())
+        ok = self._refresh(
+            job.entry.scope, "reports", client, fetch, "reports", passthrough=ReportsUnavailable if fall_back else ()
+        )
         if not unreachable:  # no answer says nothing about which API serves the scope
             self._using(job, "reports")
         if ok:
@@ -256,9 +297,11 @@ class Refresher:
             if not all(source.entry.reports.users or source.entry.reports.teams for source in sources):
                 return
             end = max((day for source in sources if (day := source.users_day())), default=None)
-            counts = {window: self.state.distinct_users([source.key for source in sources], end, days)
-                      for window, days in reports.ORGANIZATION_WINDOWS.items()
-                      if end and all(source.held(end, days) for source in sources)}
+            counts = {
+                window: self.state.distinct_users([source.key for source in sources], end, days)
+                for window, days in reports.ORGANIZATION_WINDOWS.items()
+                if end and all(source.held(end, days) for source in sources)
+            }
             builder = FamilyBuilder((), self.config.max_series_per_family)
             reports.add_organizations_active_users(builder, counts)
             self.store.replace(*ORGANIZATIONS, builder.build())
@@ -280,9 +323,20 @@ class Refresher:
         self._using(job, legacy.SOURCE)
         results = [
             # mypy cannot infer a lambda whose default argument binds the loop variable
-            self._refresh(scope, legacy.SOURCE, client, lambda client, scope=scope: legacy.fetch(  # type: ignore[misc]
-                client, scope, self.config.lookback_days, self.today(), after_reports_404,
-                self.config.max_series_per_family), api=legacy.SOURCE)
+            self._refresh(
+                scope,
+                legacy.SOURCE,
+                client,
+                lambda client, scope=scope: legacy.fetch(  # type: ignore[misc]
+                    client,
+                    scope,
+                    self.config.lookback_days,
+                    self.today(),
+                    after_reports_404,
+                    self.config.max_series_per_family,
+                ),
+                api=legacy.SOURCE,
+            )
             for scope in self._legacy_scopes(job.entry)
         ]
         return all(results)
@@ -291,8 +345,15 @@ class Refresher:
     def _legacy_scopes(entry: Entry) -> list[Scope]:
         return [entry.scope] + [entry.scope.with_team(team) for team in entry.teams]
 
-    def _refresh(self, scope: Scope, source: str, client: GitHubClient, fetch: Callable[[GitHubClient], Result],
-                 api: str | None = None, passthrough: type[Exception] | tuple = ()) -> bool:
+    def _refresh(
+        self,
+        scope: Scope,
+        source: str,
+        client: GitHubClient,
+        fetch: Callable[[GitHubClient], Result],
+        api: str | None = None,
+        passthrough: type[Exception] | tuple = (),
+    ) -> bool:
         """Run one fetch; store its families on success, keep the last good ones on failure.
 
         The fetch gets `client` with this refresh's deadline (refresh_timeout from now): every
@@ -309,8 +370,7 @@ class Refresher:
         except RefreshError as err:
             duration = time.monotonic() - started
             hint = getattr(err, "hint", "")
-            log.warning("%s source=%s failed (%s): %s%s", scope, source, err.reason, err,
-                        f"; {hint}" if hint else "")
+            log.warning("%s source=%s failed (%s): %s%s", scope, source, err.reason, err, f"; {hint}" if hint else "")
             self.telemetry.refresh_failed(scope, source, duration, err.reason, f"{err}; {hint}" if hint else str(err))
             return False
         except Exception as err:
@@ -323,18 +383,28 @@ class Refresher:
                 self._noted.add((scope, note))
                 log.info("%s source=%s: %s", scope, source, note)
         for problem in result.problems:
-            log.warning("%s source=%s: %d value(s) dropped or repaired (%s), e.g. %s",
-                        scope, source, problem.count, problem.reason, problem.example)
+            log.warning(
+                "%s source=%s: %d value(s) dropped or repaired (%s), e.g. %s",
+                scope,
+                source,
+                problem.count,
+                problem.reason,
+                problem.example,
+            )
             self.telemetry.count_dropped(scope, source, problem.reason, problem.count)
         for family, count in result.folded:
             if (scope, f"folded {family}") not in self._noted:
                 self._noted.add((scope, f"folded {family}"))
-                log.warning("%s source=%s: %s has more series than max_series_per_family; "
-                            "%d folded into others", scope, source, family, count)
+                log.warning(
+                    "%s source=%s: %s has more series than max_series_per_family; %d folded into others",
+                    scope,
+                    source,
+                    family,
+                    count,
+                )
         self.telemetry.set_folded(scope, source, result.folded)
         self.store.replace(scope, source, result.families)
-        self.telemetry.refresh_succeeded(scope, source, time.monotonic() - started, result.days, api,
-                                         result.notes)
+        self.telemetry.refresh_succeeded(scope, source, time.monotonic() - started, result.days, api, result.notes)
         return True
 
     def _credential_label(self, credentials: Credentials, scope: Scope | None) -> str:
@@ -350,24 +420,36 @@ class Refresher:
         """One connection per set of credentials; per organization too for a GitHub App whose
         installation is looked up, since each organization has its own installation token.
         `for_billing`: the entry's billing credentials when it has its own."""
-        credentials = ((entry.billing_credentials if for_billing else None)
-                       or entry.credentials or self.config.github.credentials)
+        credentials = (
+            (entry.billing_credentials if for_billing else None) or entry.credentials or self.config.github.credentials
+        )
         per_org = credentials.app is not None and credentials.app.installation_id is None
         key = (credentials, entry.scope if per_org else None)
         with self._lock:
             if key not in self._connections:
                 github = self.config.github
                 token = token_provider(
-                    credentials, api_url=github.api_url, scope=entry.scope, ca_bundle=github.ca_bundle,
-                    connect_timeout=github.connect_timeout, read_timeout=github.read_timeout,
+                    credentials,
+                    api_url=github.api_url,
+                    scope=entry.scope,
+                    ca_bundle=github.ca_bundle,
+                    connect_timeout=github.connect_timeout,
+                    read_timeout=github.read_timeout,
                     count=self.telemetry.count_request,
                 )
                 self._connections[key] = Connection(
-                    github.api_url, token, self.telemetry,
-                    ca_bundle=github.ca_bundle, connect_timeout=github.connect_timeout,
-                    read_timeout=github.read_timeout, max_retries=github.max_retries,
-                    retry_backoff=github.retry_backoff, max_rate_limit_wait=github.max_rate_limit_wait,
-                    api_version=github.api_version, stop=self.stop_event, limits=self.config.limits,
+                    github.api_url,
+                    token,
+                    self.telemetry,
+                    ca_bundle=github.ca_bundle,
+                    connect_timeout=github.connect_timeout,
+                    read_timeout=github.read_timeout,
+                    max_retries=github.max_retries,
+                    retry_backoff=github.retry_backoff,
+                    max_rate_limit_wait=github.max_rate_limit_wait,
+                    api_version=github.api_version,
+                    stop=self.stop_event,
+                    limits=self.config.limits,
                     budget_share=self.config.request_budget_share,
                     credential=self._credential_label(credentials, entry.scope if per_org else None),
                 )

@@ -40,6 +40,7 @@ from copilot_exporter.secret_file import SecretFileError, read_secret_file
 try:
     import cramjam
     from google.protobuf import descriptor_pb2, descriptor_pool, message_factory  # type: ignore[import-untyped]
+
     INSTALLED = True
 except ImportError:  # pragma: no cover - exercised only without the extra
     INSTALLED = False
@@ -75,19 +76,28 @@ message Sample { double value = 1; int64 timestamp = 2; }  // timestamp in milli
 def _message_types():
     """WriteRequest, built from the descriptors of PROTO in a private pool."""
     types = descriptor_pb2.FieldDescriptorProto
-    file = descriptor_pb2.FileDescriptorProto(name="copilot_exporter/remote_write.proto",
-                                              package="prometheus", syntax="proto3")
+    file = descriptor_pb2.FileDescriptorProto(
+        name="copilot_exporter/remote_write.proto", package="prometheus", syntax="proto3"
+    )
 
     def message(name: str, *fields: tuple[str, int, int, str | None]) -> None:
         proto = file.message_type.add(name=name)
         for field_name, number, kind, type_name in fields:
             label = types.LABEL_REPEATED if type_name else types.LABEL_OPTIONAL
-            proto.field.add(name=field_name, number=number, type=kind, label=label,
-                            **({"type_name": type_name} if type_name else {}))
+            proto.field.add(
+                name=field_name,
+                number=number,
+                type=kind,
+                label=label,
+                **({"type_name": type_name} if type_name else {}),
+            )
 
     message("WriteRequest", ("timeseries", 1, types.TYPE_MESSAGE, ".prometheus.TimeSeries"))
-    message("TimeSeries", ("labels", 1, types.TYPE_MESSAGE, ".prometheus.Label"),
-            ("samples", 2, types.TYPE_MESSAGE, ".prometheus.Sample"))
+    message(
+        "TimeSeries",
+        ("labels", 1, types.TYPE_MESSAGE, ".prometheus.Label"),
+        ("samples", 2, types.TYPE_MESSAGE, ".prometheus.Sample"),
+    )
     message("Label", ("name", 1, types.TYPE_STRING, None), ("value", 2, types.TYPE_STRING, None))
     message("Sample", ("value", 1, types.TYPE_DOUBLE, None), ("timestamp", 2, types.TYPE_INT64, None))
     pool = descriptor_pool.DescriptorPool()
@@ -243,13 +253,15 @@ class RemoteWriter:
                 answer = self.session.post(self.options.url, data=body, timeout=self.options.timeout, stream=True)
                 message = _message(answer)
             except requests.exceptions.SSLError:
-                raise RemoteWriteError(f"batch starting with {series_name(first)}: TLS handshake failed (is the "
-                                       "certificate signed by a CA in --remote-write.ca-file or the system's?)"
-                                       ) from None
+                raise RemoteWriteError(
+                    f"batch starting with {series_name(first)}: TLS handshake failed (is the "
+                    "certificate signed by a CA in --remote-write.ca-file or the system's?)"
+                ) from None
             except requests.RequestException as error:
                 if last:
-                    raise RemoteWriteError(f"batch starting with {series_name(first)}: {type(error).__name__} "
-                                           f"after {attempt + 1} tries") from None
+                    raise RemoteWriteError(
+                        f"batch starting with {series_name(first)}: {type(error).__name__} after {attempt + 1} tries"
+                    ) from None
                 self.sleep(delay)
                 delay = min(delay * 2, MAX_BACKOFF)
                 continue
@@ -258,8 +270,11 @@ class RemoteWriter:
                 return outcome, message
             if outcome == REFUSED or last:
                 tries = "" if outcome == REFUSED else f" after {attempt + 1} tries"
-                raise RemoteWriteError(f"batch starting with {series_name(first)}: HTTP {answer.status_code}"
-                                       f"{tries}: {message or '(no message)'}", answer.status_code)
+                raise RemoteWriteError(
+                    f"batch starting with {series_name(first)}: HTTP {answer.status_code}"
+                    f"{tries}: {message or '(no message)'}",
+                    answer.status_code,
+                )
             self.sleep(min(max(delay, _retry_after(answer)), MAX_BACKOFF))
             delay = min(delay * 2, MAX_BACKOFF)
         raise AssertionError("unreachable")
@@ -288,29 +303,77 @@ def _retry_after(answer: requests.Response) -> float:
 # Command-line flags -------------------------------------------------------------------------
 def add_flags(parser) -> None:
     """The `--remote-write*` flags of `backfill`."""
-    parser.add_argument("--remote-write", dest="remote_write", metavar="URL",
-                        help="send the history to this remote-write endpoint (e.g. http://prometheus:9090/api/v1/write)")
-    parser.add_argument("--remote-write.bearer-token-file", dest="rw_bearer_token_file", metavar="FILE",
-                        help="file holding a bearer token for the remote-write endpoint")
-    parser.add_argument("--remote-write.basic-auth-user", dest="rw_basic_auth_user", metavar="USER",
-                        help="basic auth user for the remote-write endpoint")
-    parser.add_argument("--remote-write.basic-auth-password-file", dest="rw_basic_auth_password_file",
-                        metavar="FILE", help="file holding the basic auth password")
-    parser.add_argument("--remote-write.header", dest="rw_headers", action="append", default=[],
-                        type=parse_header, metavar="NAME=VALUE",
-                        help="HTTP header sent with every request, repeatable (e.g. X-Scope-OrgID=tenant)")
-    parser.add_argument("--remote-write.batch-size", dest="rw_batch_size", type=_positive, default=DEFAULT_BATCH_SIZE,
-                        metavar="N", help=f"samples per request (default {DEFAULT_BATCH_SIZE})")
-    parser.add_argument("--remote-write.timeout", dest="rw_timeout", type=_seconds, default=DEFAULT_TIMEOUT,
-                        metavar="DURATION", help=f"timeout of one request (default {DEFAULT_TIMEOUT:g}s)")
-    parser.add_argument("--remote-write.retries", dest="rw_retries", type=_count, default=DEFAULT_RETRIES,
-                        metavar="N", help=f"retries of a batch on 429, 5xx and connection errors "
-                        f"(default {DEFAULT_RETRIES})")
-    parser.add_argument("--remote-write.retry-backoff", dest="rw_backoff", type=_seconds, default=DEFAULT_BACKOFF,
-                        metavar="DURATION",
-                        help=f"first retry delay, doubled each retry (default {DEFAULT_BACKOFF:g}s)")
-    parser.add_argument("--remote-write.ca-file", dest="rw_ca_file", metavar="FILE",
-                        help="PEM CA bundle to verify the endpoint's certificate (default: the system's)")
+    parser.add_argument(
+        "--remote-write",
+        dest="remote_write",
+        metavar="URL",
+        help="send the history to this remote-write endpoint (e.g. http://prometheus:9090/api/v1/write)",
+    )
+    parser.add_argument(
+        "--remote-write.bearer-token-file",
+        dest="rw_bearer_token_file",
+        metavar="FILE",
+        help="file holding a bearer token for the remote-write endpoint",
+    )
+    parser.add_argument(
+        "--remote-write.basic-auth-user",
+        dest="rw_basic_auth_user",
+        metavar="USER",
+        help="basic auth user for the remote-write endpoint",
+    )
+    parser.add_argument(
+        "--remote-write.basic-auth-password-file",
+        dest="rw_basic_auth_password_file",
+        metavar="FILE",
+        help="file holding the basic auth password",
+    )
+    parser.add_argument(
+        "--remote-write.header",
+        dest="rw_headers",
+        action="append",
+        default=[],
+        type=parse_header,
+        metavar="NAME=VALUE",
+        help="HTTP header sent with every request, repeatable (e.g. X-Scope-OrgID=tenant)",
+    )
+    parser.add_argument(
+        "--remote-write.batch-size",
+        dest="rw_batch_size",
+        type=_positive,
+        default=DEFAULT_BATCH_SIZE,
+        metavar="N",
+        help=f"samples per request (default {DEFAULT_BATCH_SIZE})",
+    )
+    parser.add_argument(
+        "--remote-write.timeout",
+        dest="rw_timeout",
+        type=_seconds,
+        default=DEFAULT_TIMEOUT,
+        metavar="DURATION",
+        help=f"timeout of one request (default {DEFAULT_TIMEOUT:g}s)",
+    )
+    parser.add_argument(
+        "--remote-write.retries",
+        dest="rw_retries",
+        type=_count,
+        default=DEFAULT_RETRIES,
+        metavar="N",
+        help=f"retries of a batch on 429, 5xx and connection errors (default {DEFAULT_RETRIES})",
+    )
+    parser.add_argument(
+        "--remote-write.retry-backoff",
+        dest="rw_backoff",
+        type=_seconds,
+        default=DEFAULT_BACKOFF,
+        metavar="DURATION",
+        help=f"first retry delay, doubled each retry (default {DEFAULT_BACKOFF:g}s)",
+    )
+    parser.add_argument(
+        "--remote-write.ca-file",
+        dest="rw_ca_file",
+        metavar="FILE",
+        help="PEM CA bundle to verify the endpoint's certificate (default: the system's)",
+    )
 
 
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
@@ -352,8 +415,9 @@ def _secret(path: str, what: str) -> str:
     try:
         value = read_secret_file(path).decode("utf-8").strip()
     except (SecretFileError, UnicodeDecodeError) as error:
-        raise ValueError(f"{what}: {error}" if isinstance(error, SecretFileError)
-                         else f"{what} {path}: not UTF-8 text") from None
+        raise ValueError(
+            f"{what}: {error}" if isinstance(error, SecretFileError) else f"{what} {path}: not UTF-8 text"
+        ) from None
     if not value:
         raise ValueError(f"{what} {path} is empty")
     return value
@@ -362,10 +426,16 @@ def _secret(path: str, what: str) -> str:
 def options_from(args) -> Options | None:
     """The Options the flags ask for, None without --remote-write; ValueError names a bad flag."""
     if not args.remote_write:
-        given = [flag for flag, value in (("--remote-write.bearer-token-file", args.rw_bearer_token_file),
-                                          ("--remote-write.basic-auth-user", args.rw_basic_auth_user),
-                                          ("--remote-write.header", args.rw_headers),
-                                          ("--remote-write.ca-file", args.rw_ca_file)) if value]
+        given = [
+            flag
+            for flag, value in (
+                ("--remote-write.bearer-token-file", args.rw_bearer_token_file),
+                ("--remote-write.basic-auth-user", args.rw_basic_auth_user),
+                ("--remote-write.header", args.rw_headers),
+                ("--remote-write.ca-file", args.rw_ca_file),
+            )
+            if value
+        ]
         if given:
             raise ValueError(f"{', '.join(given)} need --remote-write URL")
         return None
@@ -380,10 +450,22 @@ def options_from(args) -> Options | None:
         raise ValueError("a --remote-write.header name is given twice")
     if args.rw_ca_file and not os.path.isfile(args.rw_ca_file):
         raise ValueError(f"--remote-write.ca-file {args.rw_ca_file}: no such file")
-    token = _secret(args.rw_bearer_token_file, "--remote-write.bearer-token-file") \
-        if args.rw_bearer_token_file else None
-    auth = (args.rw_basic_auth_user, _secret(args.rw_basic_auth_password_file,
-                                              "--remote-write.basic-auth-password-file")) \
-        if args.rw_basic_auth_user else None
-    return Options(args.remote_write, tuple(args.rw_headers), token, auth, args.rw_ca_file, args.rw_batch_size,
-                   float(args.rw_timeout), args.rw_retries, args.rw_backoff)
+    token = (
+        _secret(args.rw_bearer_token_file, "--remote-write.bearer-token-file") if args.rw_bearer_token_file else None
+    )
+    auth = (
+        (args.rw_basic_auth_user, _secret(args.rw_basic_auth_password_file, "--remote-write.basic-auth-password-file"))
+        if args.rw_basic_auth_user
+        else None
+    )
+    return Options(
+        args.remote_write,
+        tuple(args.rw_headers),
+        token,
+        auth,
+        args.rw_ca_file,
+        args.rw_batch_size,
+        float(args.rw_timeout),
+        args.rw_retries,
+        args.rw_backoff,
+    )

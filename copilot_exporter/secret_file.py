@@ -45,9 +45,13 @@ def read_secret_file(path: str, limit: int = MAX_SECRET_BYTES) -> bytes:
 
 
 def _kind(mode: int) -> str:
-    for check, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"),
-                        (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
-                        (stat.S_ISSOCK, "a socket")):
+    for check, name in (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
         if check(mode):
             return name
     return "of an unknown kind"

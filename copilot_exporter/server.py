@@ -78,8 +78,9 @@ class MetricsBody:
         compressor = compressor.copy()
         return [prefix, compressor.compress(tail) + compressor.flush(zlib.Z_SYNC_FLUSH)], compressor
 
-    def _data_chunk(self, openmetrics: bool, compressed: bool, version: int,
-                    data: str) -> tuple[bytes, bytes | None, Any]:
+    def _data_chunk(
+        self, openmetrics: bool, compressed: bool, version: int, data: str
+    ) -> tuple[bytes, bytes | None, Any]:
         with self._lock:
             known = self._data.get(openmetrics)
         if known is None or known[0] != version:
@@ -134,20 +135,38 @@ class App:
         for scope, source, status in self.telemetry.statuses():
             days = ", ".join(f"{report}: {day}" for report, day in sorted((status.days or {}).items()))
             state = {True: "up", False: "failing", None: "pending"}[status.up]
-            rows.append("<tr>" + "".join(f"<td>{html.escape(str(cell))}</td>" for cell in (
-                scope, source, status.api or "", state, _when(status.last_refresh),
-                _when(status.last_success), days or "none yet", status.last_error or "",
-                "; ".join(status.notes),
-            )) + "</tr>")
+            rows.append(
+                "<tr>"
+                + "".join(
+                    f"<td>{html.escape(str(cell))}</td>"
+                    for cell in (
+                        scope,
+                        source,
+                        status.api or "",
+                        state,
+                        _when(status.last_refresh),
+                        _when(status.last_success),
+                        days or "none yet",
+                        status.last_error or "",
+                        "; ".join(status.notes),
+                    )
+                )
+                + "</tr>"
+            )
         table = "".join(rows) or '<tr><td colspan="9">no refresh yet</td></tr>'
         budgets, deferred = self.telemetry.budgets()
         budget = "".join(
             f"<li>{html.escape(credential)}: {spent} requests in the last hour"
-            + (f" of {allowance} allowed (request_budget_share)" if allowance is not None else "") + "</li>"
-            for credential, (spent, allowance) in sorted(budgets.items()))
+            + (f" of {allowance} allowed (request_budget_share)" if allowance is not None else "")
+            + "</li>"
+            for credential, (spent, allowance) in sorted(budgets.items())
+        )
         if deferred:
-            budget += "<li>put off as the request budget ran low: " + ", ".join(
-                f"{html.escape(source)} {count}" for source, count in sorted(deferred.items())) + "</li>"
+            budget += (
+                "<li>put off as the request budget ran low: "
+                + ", ".join(f"{html.escape(source)} {count}" for source, count in sorted(deferred.items()))
+                + "</li>"
+            )
         budget = f"<h2>Request budget</h2><ul>{budget}</ul>" if budget else ""
         return (
             "<!doctype html><html><head><meta charset='utf-8'><title>Copilot exporter</title>"
@@ -165,11 +184,17 @@ def _when(timestamp: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(timestamp)) if timestamp else "never"
 
 
-def _reply(start_response: StartResponse, status: str, body: bytes | list[bytes], content_type: str,
-           headers: list[tuple[str, str]] | None = None) -> list[bytes]:
+def _reply(
+    start_response: StartResponse,
+    status: str,
+    body: bytes | list[bytes],
+    content_type: str,
+    headers: list[tuple[str, str]] | None = None,
+) -> list[bytes]:
     chunks = [body] if isinstance(body, bytes) else body
-    start_response(status, [("Content-Type", content_type), ("Content-Length", str(sum(map(len, chunks))))]
-                   + (headers or []))
+    start_response(
+        status, [("Content-Type", content_type), ("Content-Length", str(sum(map(len, chunks))))] + (headers or [])
+    )
     return chunks
 
 
@@ -305,8 +330,14 @@ class _ErrorLog:
     """Where wsgiref writes a failed request's traceback: the log, as one record. A client that
     times out or goes away while answered is routine (debug); anything else is an error."""
 
-    _CLIENT_GONE = ("TimeoutError", "socket.timeout", "ConnectionResetError", "BrokenPipeError",
-                    "ConnectionAbortedError", "ssl.")
+    _CLIENT_GONE = (
+        "TimeoutError",
+        "socket.timeout",
+        "ConnectionResetError",
+        "BrokenPipeError",
+        "ConnectionAbortedError",
+        "ssl.",
+    )
 
     def __init__(self) -> None:
         self._parts: list[str] = []
@@ -344,8 +375,9 @@ def parse_listen_address(address: str) -> tuple[str, int]:
     return host.strip("[]") or "0.0.0.0", int(port)
 
 
-def serve(app: Callable, listen_address: str, web: webconfig.WebConfig | None = None,
-          limits: ServerLimits = ServerLimits()) -> WSGIServer:
+def serve(
+    app: Callable, listen_address: str, web: webconfig.WebConfig | None = None, limits: ServerLimits = ServerLimits()
+) -> WSGIServer:
     """Bind and return the server (call serve_forever on it); port 0 picks a free port.
 
     With a web config, requests need its basic auth users and connections its TLS settings.
@@ -372,8 +404,8 @@ def _bind_cause(err: OSError | OverflowError, host: str) -> str:
         return f"cannot resolve {host} ({err.strerror})"
     return {
         errno.EADDRINUSE: "the address is already in use (another process listens there: stop it, "
-                          "or choose another port)",
+        "or choose another port)",
         errno.EADDRNOTAVAIL: f"this machine has no address {host} (use one of its addresses, "
-                             "or none to listen on every interface)",
+        "or none to listen on every interface)",
         errno.EACCES: "permission denied (ports below 1024 need privileges)",
     }.get(err.errno or 0, err.strerror or type(err).__name__)

@@ -113,8 +113,14 @@ def collect(config: Config) -> int:
     return 0 if ok else 1
 
 
-def run(config: Config, listen_address: str, web_config_file: str | None = None, *,
-        web: WebConfig | None = None, ready: Callable[[str], None] | None = None) -> int:
+def run(
+    config: Config,
+    listen_address: str,
+    web_config_file: str | None = None,
+    *,
+    web: WebConfig | None = None,
+    ready: Callable[[str], None] | None = None,
+) -> int:
     """Serve until SIGTERM/SIGINT: the refresher in the background, the HTTP server in front.
 
     `ready` is called with the server's URL once it listens. Returns 2 without serving when the
@@ -137,9 +143,15 @@ def run(config: Config, listen_address: str, web_config_file: str | None = None,
         state.close()
         return 2
     refresher = Refresher(config, store, telemetry, state=state)
-    log.info("serving on %s (version %s, %d scopes, source %s, %s%s)", listen_address, __version__,
-             len(config.entries), config.source, "https" if web and web.tls else "http",
-             ", basic auth" if web and web.basic_auth_users else "")
+    log.info(
+        "serving on %s (version %s, %d scopes, source %s, %s%s)",
+        listen_address,
+        __version__,
+        len(config.entries),
+        config.source,
+        "https" if web and web.tls else "http",
+        ", basic auth" if web and web.basic_auth_users else "",
+    )
     if ready is not None:
         ready(_url(server.server_address, web))
     refresher.start()

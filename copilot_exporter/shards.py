@@ -47,8 +47,10 @@ def shard_problem(text: str) -> str | None:
     """Why `text` is not a shard "i/n" (or "<pod name>-<ordinal>/n"), or None."""
     match = _SHARD.fullmatch(text.strip())
     if match is None:
-        return (f"{text!r} must be i/n: this exporter's shard i (0-based) of n, e.g. \"0/3\" "
-                "(or a StatefulSet pod's name ending in its ordinal, e.g. \"copilot-exporter-2/3\")")
+        return (
+            f'{text!r} must be i/n: this exporter\'s shard i (0-based) of n, e.g. "0/3" '
+            '(or a StatefulSet pod\'s name ending in its ordinal, e.g. "copilot-exporter-2/3")'
+        )
     index, count = int(match["index"] or match["ordinal"]), int(match["count"])
     if not 1 <= count <= MAX_SHARDS:
         return f"the number of shards must be between 1 and {MAX_SHARDS}, got {count}"

@@ -118,7 +118,8 @@ class StateStore:
             self._lock_file.close()
             raise StateError(
                 f"state_dir {self.directory} is in use by another copilot-exporter process; "
-                "give each process its own state_dir") from None
+                "give each process its own state_dir"
+            ) from None
         self._lock_file.seek(0)
         self._lock_file.truncate()
         self._lock_file.write(f"{os.getpid()}\n")
@@ -133,8 +134,9 @@ class StateStore:
             return self._migrated(path)
         except sqlite3.DatabaseError as err:
             aside = path.with_name(f"{DATABASE}.corrupt-{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%SZ}")
-            log.warning("state database %s is unreadable (%s); moved aside to %s and rebuilt from GitHub",
-                        path, err, aside.name)
+            log.warning(
+                "state database %s is unreadable (%s); moved aside to %s and rebuilt from GitHub", path, err, aside.name
+            )
             for suffix in ("", "-wal", "-shm", "-journal"):
                 source = Path(f"{path}{suffix}")
                 if source.exists():
@@ -180,9 +182,15 @@ class StateStore:
             return self._db.execute(sql, params).fetchall()
 
     # Writing ---------------------------------------------------------------------------------
-    def write_day(self, scope: str, day: str, *, identities: dict[str, str],
-                  users: Iterable[UserDay] | None = None,
-                  memberships: Iterable[Membership] | None = None) -> None:
+    def write_day(
+        self,
+        scope: str,
+        day: str,
+        *,
+        identities: dict[str, str],
+        users: Iterable[UserDay] | None = None,
+        memberships: Iterable[Membership] | None = None,
+    ) -> None:
         """Replace what is held for one scope and day, in one transaction, and prune old days.
 
         `identities` maps each report written to its identity; `users` or `memberships` given as
@@ -191,15 +199,20 @@ class StateStore:
         with self._transaction() as db:
             if users is not None:
                 db.execute("DELETE FROM users WHERE scope = ? AND day = ?", (scope, day))
-                db.executemany("INSERT OR REPLACE INTO users VALUES (?, ?, ?, ?, ?)", (
-                    (scope, day, user.user_id, user.login, json.dumps(user.activity))
-                    for user in users))
+                db.executemany(
+                    "INSERT OR REPLACE INTO users VALUES (?, ?, ?, ?, ?)",
+                    ((scope, day, user.user_id, user.login, json.dumps(user.activity)) for user in users),
+                )
             if memberships is not None:
                 db.execute("DELETE FROM memberships WHERE scope = ? AND day = ?", (scope, day))
-                db.executemany("INSERT OR IGNORE INTO memberships VALUES (?, ?, ?, ?, ?)", (
-                    (scope, day, row.team_id, row.user_id, row.slug) for row in memberships))
-            db.executemany("INSERT OR REPLACE INTO reports VALUES (?, ?, ?, ?)", (
-                (scope, report, day, identity) for report, identity in identities.items()))
+                db.executemany(
+                    "INSERT OR IGNORE INTO memberships VALUES (?, ?, ?, ?, ?)",
+                    ((scope, day, row.team_id, row.user_id, row.slug) for row in memberships),
+                )
+            db.executemany(
+                "INSERT OR REPLACE INTO reports VALUES (?, ?, ?, ?)",
+                ((scope, report, day, identity) for report, identity in identities.items()),
+            )
             self._prune(db, scope, day)
 
     @staticmethod
@@ -209,11 +222,17 @@ class StateStore:
             db.execute(f"DELETE FROM {table} WHERE scope = ? AND day < ?", (scope, oldest))  # noqa: S608
 
     def remember_served(self, scope: str, report: str, served: Served) -> None:
-        families = json.dumps([[family.name, [[list(map(list, labels)), value] for labels, value in family.samples]]
-                               for family in served.families])
+        families = json.dumps(
+            [
+                [family.name, [[list(map(list, labels)), value] for labels, value in family.samples]]
+                for family in served.families
+            ]
+        )
         with self._transaction() as db:
-            db.execute("INSERT OR REPLACE INTO served VALUES (?, ?, ?, ?, ?)",
-                       (scope, report, served.day, served.identity, families))
+            db.execute(
+                "INSERT OR REPLACE INTO served VALUES (?, ?, ?, ?, ?)",
+                (scope, report, served.day, served.identity, families),
+            )
 
     def forget_served(self, scope: str, report: str) -> None:
         with self._transaction() as db:
@@ -221,33 +240,53 @@ class StateStore:
 
     def served(self, scope: str) -> dict[str, Served]:
         """Per report, what was last served for a scope (before a restart, too)."""
-        return {report: Served(day, identity, tuple(
-            Family(name, tuple((tuple(map(tuple, labels)), value) for labels, value in samples))
-            for name, samples in json.loads(families)))
+        return {
+            report: Served(
+                day,
+                identity,
+                tuple(
+                    Family(name, tuple((tuple(map(tuple, labels)), value) for labels, value in samples))
+                    for name, samples in json.loads(families)
+                ),
+            )
             for report, day, identity, families in self._query(
-                "SELECT report, day, identity, families FROM served WHERE scope = ? ORDER BY report", (scope,))}
+                "SELECT report, day, identity, families FROM served WHERE scope = ? ORDER BY report", (scope,)
+            )
+        }
 
     # Reading ---------------------------------------------------------------------------------
     def identity(self, scope: str, report: str, day: str) -> str | None:
         """The identity of a report held for a day, None when it is not held."""
-        rows = self._query("SELECT identity FROM reports WHERE scope = ? AND report = ? AND day = ?",
-                           (scope, report, day))
+        rows = self._query(
+            "SELECT identity FROM reports WHERE scope = ? AND report = ? AND day = ?", (scope, report, day)
+        )
         return rows[0][0] if rows else None
 
     def days_held(self, scope: str, report: str) -> list[str]:
         """The days of a report held for a scope, oldest first."""
-        return [day for (day,) in self._query(
-            "SELECT day FROM reports WHERE scope = ? AND report = ? ORDER BY day", (scope, report))]
+        return [
+            day
+            for (day,) in self._query(
+                "SELECT day FROM reports WHERE scope = ? AND report = ? ORDER BY day", (scope, report)
+            )
+        ]
 
     def users_of(self, scope: str, day: str) -> list[UserDay]:
-        return [UserDay(user_id, login, tuple(json.loads(activity))) for user_id, login, activity in self._query(
-            "SELECT user_id, login, activity FROM users WHERE scope = ? AND day = ? ORDER BY user_id",
-            (scope, day))]
+        return [
+            UserDay(user_id, login, tuple(json.loads(activity)))
+            for user_id, login, activity in self._query(
+                "SELECT user_id, login, activity FROM users WHERE scope = ? AND day = ? ORDER BY user_id", (scope, day)
+            )
+        ]
 
     def memberships_of(self, scope: str, day: str) -> list[Membership]:
-        return [Membership(*row) for row in self._query(
-            "SELECT team_id, slug, user_id FROM memberships WHERE scope = ? AND day = ? "
-            "ORDER BY team_id, user_id", (scope, day))]
+        return [
+            Membership(*row)
+            for row in self._query(
+                "SELECT team_id, slug, user_id FROM memberships WHERE scope = ? AND day = ? ORDER BY team_id, user_id",
+                (scope, day),
+            )
+        ]
 
     def team_windows(self, scope: str, end_day: str, days: int) -> list[TeamWindow]:
         """Per team, distinct members over the joined rows (membership and users report on the
@@ -257,7 +296,8 @@ class StateStore:
             "SELECT m.team_id, m.slug, MAX(m.day), COUNT(DISTINCT m.user_id) FROM memberships m "
             "JOIN users u ON u.scope = m.scope AND u.day = m.day AND u.user_id = m.user_id "
             "WHERE m.scope = ? AND m.day > ? AND m.day <= ? GROUP BY m.team_id ORDER BY m.team_id",
-            (scope, start, end_day))
+            (scope, start, end_day),
+        )
         return [TeamWindow(team_id, slug, count) for team_id, slug, _day, count in rows]
 
     def distinct_users(self, scopes: Iterable[str], end_day: str, days: int) -> int:
@@ -266,7 +306,9 @@ class StateStore:
         marks = ",".join("?" * len(scopes))
         rows = self._query(
             f"SELECT COUNT(DISTINCT user_id) FROM users WHERE scope IN ({marks}) "  # noqa: S608
-            "AND day > ? AND day <= ?", (*scopes, _days_before(end_day, days), end_day))
+            "AND day > ? AND day <= ?",
+            (*scopes, _days_before(end_day, days), end_day),
+        )
         return rows[0][0]
 
 

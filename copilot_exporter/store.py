@@ -51,8 +51,13 @@ class Store:
         try:
             snapshot = Snapshot.of(families)  # rendered outside the lock
         except Exception as err:  # a bug or a value nothing upstream caught: never a broken scrape
-            log.error("%s source=%s: refreshed data cannot be rendered, serving the previous data: %s: %s",
-                      scope, source, type(err).__name__, err)
+            log.error(
+                "%s source=%s: refreshed data cannot be rendered, serving the previous data: %s: %s",
+                scope,
+                source,
+                type(err).__name__,
+                err,
+            )
             with self._lock:
                 self._render_failures[(scope, source)] += 1
                 self.version += 1  # the failure counter is part of the next body
@@ -66,8 +71,10 @@ class Store:
         """copilot_exporter_render_failures_total, per scope and source."""
         with self._lock:
             failures = sorted(self._render_failures.items())
-        return Family("copilot_exporter_render_failures_total", tuple(
-            (scope.labels() + (("source", source),), count) for (scope, source), count in failures))
+        return Family(
+            "copilot_exporter_render_failures_total",
+            tuple((scope.labels() + (("source", source),), count) for (scope, source), count in failures),
+        )
 
     def drop(self, scope: Scope, source: str) -> None:
         with self._lock:

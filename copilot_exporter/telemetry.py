@@ -21,8 +21,16 @@ from copilot_exporter.model import Family, Scope
 # Failure reasons whose counter starts at 0 for each configured scope and source, so that
 # `increase()` sees their first failure; rarer reasons (disabled, billing_problem, client_error,
 # missing_dependency, internal_error) appear when they first happen.
-COMMON_REASONS = ("unauthorized", "forbidden", "not_found", "rate_limited", "server_error",
-                  "timeout", "connection_error", "bad_payload")
+COMMON_REASONS = (
+    "unauthorized",
+    "forbidden",
+    "not_found",
+    "rate_limited",
+    "server_error",
+    "timeout",
+    "connection_error",
+    "bad_payload",
+)
 
 
 @dataclass
@@ -102,9 +110,15 @@ class Telemetry:
             self._status.setdefault((scope, source), SourceStatus()).last_refresh = time.time()
             self.version += 1
 
-    def refresh_succeeded(self, scope: Scope, source: str, duration: float,
-                          days: dict[str, str] | None = None, api: str | None = None,
-                          notes: tuple[str, ...] = ()) -> None:
+    def refresh_succeeded(
+        self,
+        scope: Scope,
+        source: str,
+        duration: float,
+        days: dict[str, str] | None = None,
+        api: str | None = None,
+        notes: tuple[str, ...] = (),
+    ) -> None:
         with self._lock:
             status = self._status.setdefault((scope, source), SourceStatus())
             status.up, status.duration, status.last_error = True, duration, None
@@ -142,8 +156,10 @@ class Telemetry:
 
     def statuses(self) -> list[tuple[Scope, str, SourceStatus]]:
         with self._lock:
-            return [(scope, source, SourceStatus(**vars(status)))
-                    for (scope, source), status in sorted(self._status.items())]
+            return [
+                (scope, source, SourceStatus(**vars(status)))
+                for (scope, source), status in sorted(self._status.items())
+            ]
 
     def families(self) -> list[Family]:
         with self._lock:
@@ -169,28 +185,48 @@ class Telemetry:
             Family("copilot_exporter_up", tuple(up)),
             Family("copilot_exporter_last_success_timestamp_seconds", tuple(success)),
             Family("copilot_exporter_refresh_duration_seconds", tuple(duration)),
-            Family("copilot_exporter_errors_total", tuple(
-                (scope.labels() + (("source", source), ("reason", reason)), count)
-                for (scope, source, reason), count in sorted(errors)
-            )),
-            Family("copilot_exporter_dropped_values_total", tuple(
-                (scope.labels() + (("source", source), ("reason", reason)), count)
-                for (scope, source, reason), count in sorted(dropped)
-            )),
-            Family("copilot_exporter_folded_series", tuple(
-                (scope.labels() + (("source", source), ("family", family)), count)
-                for (scope, source), families in sorted(folded) for family, count in families
-            )),
-            Family("copilot_exporter_github_requests_total", tuple(
-                ((("endpoint", route), ("code", code)), count) for (route, code), count in sorted(requests)
-            )),
-            Family("copilot_exporter_github_requests_per_hour", tuple(
-                ((("credential", credential),), spent) for credential, (spent, _) in budgets)),
-            Family("copilot_exporter_github_request_allowance_per_hour", tuple(
-                ((("credential", credential),), allowance) for credential, (_, allowance) in budgets
-                if allowance is not None)),
-            Family("copilot_exporter_deferred_jobs_total", tuple(
-                ((("source", source),), count) for source, count in deferred)),
+            Family(
+                "copilot_exporter_errors_total",
+                tuple(
+                    (scope.labels() + (("source", source), ("reason", reason)), count)
+                    for (scope, source, reason), count in sorted(errors)
+                ),
+            ),
+            Family(
+                "copilot_exporter_dropped_values_total",
+                tuple(
+                    (scope.labels() + (("source", source), ("reason", reason)), count)
+                    for (scope, source, reason), count in sorted(dropped)
+                ),
+            ),
+            Family(
+                "copilot_exporter_folded_series",
+                tuple(
+                    (scope.labels() + (("source", source), ("family", family)), count)
+                    for (scope, source), families in sorted(folded)
+                    for family, count in families
+                ),
+            ),
+            Family(
+                "copilot_exporter_github_requests_total",
+                tuple(((("endpoint", route), ("code", code)), count) for (route, code), count in sorted(requests)),
+            ),
+            Family(
+                "copilot_exporter_github_requests_per_hour",
+                tuple(((("credential", credential),), spent) for credential, (spent, _) in budgets),
+            ),
+            Family(
+                "copilot_exporter_github_request_allowance_per_hour",
+                tuple(
+                    ((("credential", credential),), allowance)
+                    for credential, (_, allowance) in budgets
+                    if allowance is not None
+                ),
+            ),
+            Family(
+                "copilot_exporter_deferred_jobs_total",
+                tuple(((("source", source),), count) for source, count in deferred),
+            ),
         ]
         if limits:
             # Several credentials may be in use: the scarcest budget is the one to alert on.

@@ -37,8 +37,13 @@ from copilot_exporter.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-CLIENT_AUTH_TYPES = ("NoClientCert", "RequestClientCert", "RequireAnyClientCert",
-                     "VerifyClientCertIfGiven", "RequireAndVerifyClientCert")
+CLIENT_AUTH_TYPES = (
+    "NoClientCert",
+    "RequestClientCert",
+    "RequireAnyClientCert",
+    "VerifyClientCertIfGiven",
+    "RequireAndVerifyClientCert",
+)
 # Python's ssl module cannot accept a client certificate without verifying it, so the two Go
 # policies that take unverified certificates map to their verifying counterparts: stricter, never
 # weaker. Hence every policy but NoClientCert needs client_ca_file.
@@ -58,8 +63,15 @@ TLS_VERSIONS = {
 
 _TOP_KEYS = ("tls_server_config", "basic_auth_users", "http_server_config", "rate_limit")
 _TLS_KEYS = ("cert_file", "key_file", "client_auth_type", "client_ca_file", "min_version", "max_version")
-_UNSUPPORTED_TLS_KEYS = ("cert", "key", "client_ca", "client_allowed_sans", "cipher_suites",
-                         "prefer_server_cipher_suites", "curve_preferences")
+_UNSUPPORTED_TLS_KEYS = (
+    "cert",
+    "key",
+    "client_ca",
+    "client_allowed_sans",
+    "cipher_suites",
+    "prefer_server_cipher_suites",
+    "curve_preferences",
+)
 _HTTP_KEYS = ("http2",)  # accepted and ignored: this server only speaks HTTP/1
 _UNSUPPORTED_HTTP_KEYS = ("headers",)
 _BCRYPT_HASH = re.compile(r"\$2[abxy]\$(?P<cost>[0-9]{2})\$[./A-Za-z0-9]{53}")
@@ -141,23 +153,31 @@ def _tls(section: Section | None, directory: Path) -> TLSServerConfig | None:
     if section is None or not section.data:  # as in exporter-toolkit, an empty section means no TLS
         return None
     _refuse_unsupported(section, _UNSUPPORTED_TLS_KEYS)
-    files = {key: _path(section, key, directory, required=key != "client_ca_file")
-             for key in ("cert_file", "key_file", "client_ca_file")}
+    files = {
+        key: _path(section, key, directory, required=key != "client_ca_file")
+        for key in ("cert_file", "key_file", "client_ca_file")
+    }
     client_auth = section.choice("client_auth_type", "NoClientCert", CLIENT_AUTH_TYPES)
     if client_auth != "NoClientCert" and not section.has("client_ca_file"):
-        section.problem("client_ca_file", f"required with client_auth_type {client_auth} "
-                                          "(a presented client certificate is always verified against it)")
+        section.problem(
+            "client_ca_file",
+            f"required with client_auth_type {client_auth} "
+            "(a presented client certificate is always verified against it)",
+        )
     if section.data.get("client_auth_type") in (None, "NoClientCert") and section.has("client_ca_file"):
-        section.problem("client_ca_file", "set, but client_auth_type is NoClientCert "
-                                          "(use e.g. client_auth_type: RequireAndVerifyClientCert)")
+        section.problem(
+            "client_ca_file",
+            "set, but client_auth_type is NoClientCert (use e.g. client_auth_type: RequireAndVerifyClientCert)",
+        )
     min_version = section.choice("min_version", "TLS12", TLS_VERSIONS)
     max_version = section.choice("max_version", "TLS13", TLS_VERSIONS)
     if TLS_VERSIONS[min_version] > TLS_VERSIONS[max_version]:
         section.problem("max_version", f"{max_version} is below min_version {min_version}")
     if files["cert_file"] is None or files["key_file"] is None:
         return None
-    tls = TLSServerConfig(files["cert_file"], files["key_file"], client_auth, files["client_ca_file"],
-                          min_version, max_version)
+    tls = TLSServerConfig(
+        files["cert_file"], files["key_file"], client_auth, files["client_ca_file"], min_version, max_version
+    )
     _check_context(section, tls)
     return tls
 
@@ -346,10 +366,14 @@ class _BasicAuth:
             start_response("503 Service Unavailable", headers)
         else:
             body = b"unauthorized\n"
-            start_response("401 Unauthorized", [
-                ("Content-Type", "text/plain"), ("Content-Length", str(len(body))),
-                ("WWW-Authenticate", f'Basic realm="{REALM}"'),
-            ])
+            start_response(
+                "401 Unauthorized",
+                [
+                    ("Content-Type", "text/plain"),
+                    ("Content-Length", str(len(body))),
+                    ("WWW-Authenticate", f'Basic realm="{REALM}"'),
+                ],
+            )
         return [] if environ.get("REQUEST_METHOD") == "HEAD" else [body]
 
     def _authorized(self, header: str | None) -> bool | None:

@@ -6,17 +6,16 @@ import pytest
 
 
 def pytest_addoption(parser):
-    parser.addoption("--update-golden", action="store_true",
-                     help="rewrite tests/golden/demo.prom from the demo's exposition instead of comparing with it")
+    parser.addoption(
+        "--update-golden",
+        action="store_true",
+        help="rewrite tests/golden/demo.prom from the demo's exposition instead of comparing with it",
+    )
 
 
 def family_values(families) -> dict[tuple[str, frozenset], float]:
     """{(metric name, frozenset of label pairs): value} for a sequence of model.Family."""
-    return {
-        (family.name, frozenset(labels)): value
-        for family in families
-        for labels, value in family.samples
-    }
+    return {(family.name, frozenset(labels)): value for family in families for labels, value in family.samples}
 
 
 @pytest.fixture
@@ -32,8 +31,15 @@ def values_of():
 import sys  # noqa: E402
 
 _SLOW_FIXTURES = {"simulator", "make_exporter"}
-_SLOW_EVENTS = {"subprocess.Popen", "os.system", "os.posix_spawn", "os.exec", "os.fork",
-                "socket.bind", "socket.connect"}
+_SLOW_EVENTS = {
+    "subprocess.Popen",
+    "os.system",
+    "os.posix_spawn",
+    "os.exec",
+    "os.fork",
+    "socket.bind",
+    "socket.connect",
+}
 _fast_test: dict = {}  # while a fast-tier test runs: its thread and the events it caused
 
 
@@ -61,8 +67,10 @@ def _fast_tier_guard(request):
         events = _fast_test.pop("events")
         _fast_test.clear()
     if events:
-        pytest.fail(f"{', '.join(sorted(set(events)))} in a test marked neither integration nor e2e: "
-                    "mark it (or its module)", pytrace=False)
+        pytest.fail(
+            f"{', '.join(sorted(set(events)))} in a test marked neither integration nor e2e: mark it (or its module)",
+            pytrace=False,
+        )
 
 
 sys.addaudithook(_audit)
@@ -130,8 +138,12 @@ def read_report(sim, base: str, endpoint: str, day) -> list[dict]:
     import gzip
     import json
 
-    answer = requests.get(f"{sim.api_url}{base}/copilot/metrics/reports/{endpoint}", params={"day": day.isoformat()},
-                          headers={"Authorization": f"Bearer {TOKEN}"}, timeout=5)
+    answer = requests.get(
+        f"{sim.api_url}{base}/copilot/metrics/reports/{endpoint}",
+        params={"day": day.isoformat()},
+        headers={"Authorization": f"Bearer {TOKEN}"},
+        timeout=5,
+    )
     assert answer.status_code == 200, answer.status_code
     records = []
     for link in answer.json()["download_links"]:
@@ -147,8 +159,15 @@ def exporter_config(api_url: str, organizations=(), enterprises=(), **overrides)
     from copilot_exporter.config import parse_config
 
     data = {
-        "github": {"api_url": api_url, "token": TOKEN, "connect_timeout": "2s", "read_timeout": "2s",
-                   "max_retries": 1, "retry_backoff": "100ms", "max_rate_limit_wait": "10s"},
+        "github": {
+            "api_url": api_url,
+            "token": TOKEN,
+            "connect_timeout": "2s",
+            "read_timeout": "2s",
+            "max_retries": 1,
+            "retry_backoff": "100ms",
+            "max_rate_limit_wait": "10s",
+        },
         "source": "legacy",
         "refresh_interval": "1h",
         "organizations": list(organizations),
@@ -189,3 +208,11 @@ def _own_state_dir(tmp_path_factory, monkeypatch):
     """Every exporter process a test starts (serve, collect, demo) gets a fresh state directory
     through the environment, never the working directory's: state must not leak between tests."""
     monkeypatch.setenv("COPILOT_EXPORTER_STATE_DIR", str(tmp_path_factory.mktemp("state")))
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory):
+    """A directory with a throwaway CA, server and client certificates, and bad files (tests/pki.py)."""
+    from pki import make_pki
+
+    return make_pki(tmp_path_factory.mktemp("pki"))

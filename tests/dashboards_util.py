@@ -133,24 +133,52 @@ def trend_annotation(dashboard: dict) -> dict | None:
 
 def annotation_windows(expr: str) -> list[tuple[str, int, int]]:
     """(day, first second, end second) of every change the trend annotation marks."""
-    return [(day, int(start), int(end)) for start, end, day in re.findall(
-        r'vector\(time\(\)\) >= (\d+) < (\d+), "day", "([\d-]+)"', expr)]
+    return [
+        (day, int(start), int(end))
+        for start, end, day in re.findall(r'vector\(time\(\)\) >= (\d+) < (\d+), "day", "([\d-]+)"', expr)
+    ]
 
 
 def trend_breaks() -> list[list[str]]:
     """The rows (day, change, effect) of the README's table of GitHub's 2026 changes."""
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     start = readme.index("## Trend breaks")
-    section = readme[start:readme.index("\n## ", start + 1)]
-    return [[cell.strip() for cell in line.strip().strip("|").split("|")]
-            for line in section.splitlines() if re.match(r"\| \d{4}-\d\d-\d\d \|", line)]
+    section = readme[start : readme.index("\n## ", start + 1)]
+    return [
+        [cell.strip() for cell in line.strip().strip("|").split("|")]
+        for line in section.splitlines()
+        if re.match(r"\| \d{4}-\d\d-\d\d \|", line)
+    ]
 
 
 # PromQL words that are not metric names.
 PROMQL_KEYWORDS = {
-    "and", "or", "unless", "by", "without", "on", "ignoring", "group_left", "group_right",
-    "offset", "bool", "atan2", "inf", "nan", "sum", "min", "max", "avg", "count", "stddev",
-    "stdvar", "topk", "bottomk", "quantile", "count_values", "group",
+    "and",
+    "or",
+    "unless",
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+    "offset",
+    "bool",
+    "atan2",
+    "inf",
+    "nan",
+    "sum",
+    "min",
+    "max",
+    "avg",
+    "count",
+    "stddev",
+    "stdvar",
+    "topk",
+    "bottomk",
+    "quantile",
+    "count_values",
+    "group",
 }
 
 
@@ -165,7 +193,7 @@ def metric_names(expr: str) -> set[str]:
     names = set()
     for match in re.finditer(r"(?<![\w:.$])([a-zA-Z_:][\w:]*)", text):
         word = match.group(1)
-        following = text[match.end():].lstrip()
+        following = text[match.end() :].lstrip()
         if following.startswith("(") or word.lower() in PROMQL_KEYWORDS:
             continue
         names.add(word)
@@ -178,12 +206,13 @@ def selectors(expr: str) -> list[tuple[str, str]]:
     names = metric_names(expr)
     if not names:
         return []
-    pattern = re.compile(r'(?<![\w:$"])(' + "|".join(sorted(map(re.escape, names), key=len, reverse=True))
-                         + r')(?![\w:])(\{[^{}]*\})?')
+    pattern = re.compile(
+        r'(?<![\w:$"])(' + "|".join(sorted(map(re.escape, names), key=len, reverse=True)) + r")(?![\w:])(\{[^{}]*\})?"
+    )
     found = []
     for match in pattern.finditer(expr):
-        inside_string = expr[:match.start()].count('"') % 2 == 1
-        if inside_string or (match.group(2) is None and expr[match.end():].lstrip().startswith("(")):
+        inside_string = expr[: match.start()].count('"') % 2 == 1
+        if inside_string or (match.group(2) is None and expr[match.end() :].lstrip().startswith("(")):
             continue
         found.append((match.group(1), (match.group(2) or "{}")[1:-1]))
     return found
@@ -204,14 +233,14 @@ def recorded_names() -> set[str]:
 
 
 # A daily data gauge read without `last_over_time(...[1d])` (see the README, "History backfill").
-_DATA_SELECTOR = re.compile(r'(?<![\w:])(copilot_(?!exporter_)[a-z0-9_]+)(\{[^{}]*\})?')
+_DATA_SELECTOR = re.compile(r"(?<![\w:])(copilot_(?!exporter_)[a-z0-9_]+)(\{[^{}]*\})?")
 
 
 def bare_data_selectors(expr: str) -> list[str]:
     """Selectors of copilot data gauges that are neither inside last_over_time() nor a range."""
     bare = []
     for match in _DATA_SELECTOR.finditer(expr):
-        before, after = expr[:match.start()], expr[match.end():].lstrip()
+        before, after = expr[: match.start()], expr[match.end() :].lstrip()
         inside_string = before.count('"') % 2 == 1
         if not inside_string and not after.startswith("[") and not before.rstrip().endswith("last_over_time("):
             bare.append(match.group(0))

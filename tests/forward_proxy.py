@@ -21,8 +21,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
 
-HOP_BY_HOP = {"connection", "keep-alive", "proxy-authorization", "proxy-connection", "te", "trailer",
-              "transfer-encoding", "upgrade"}
+HOP_BY_HOP = {
+    "connection",
+    "keep-alive",
+    "proxy-authorization",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+}
 
 
 @dataclass(frozen=True)
@@ -106,23 +114,32 @@ class ForwardProxy:
         with upstream:
             _relay(client, upstream)
 
-    def _forward(self, handler: socketserver.StreamRequestHandler, method: str, target: str,
-                 headers: http.client.HTTPMessage) -> None:
+    def _forward(
+        self, handler: socketserver.StreamRequestHandler, method: str, target: str, headers: http.client.HTTPMessage
+    ) -> None:
         url = urlsplit(target)
         length = int(headers.get("Content-Length") or 0)
         body = handler.rfile.read(length) if length else None
         with self._lock:
-            self.forwarded.append(Forwarded(url.netloc, method, url.path,
-                                            {name.lower(): value for name, value in headers.items()}))
+            self.forwarded.append(
+                Forwarded(url.netloc, method, url.path, {name.lower(): value for name, value in headers.items()})
+            )
         upstream = http.client.HTTPConnection(url.hostname, url.port or 80, timeout=30)
         path = url.path + (f"?{url.query}" if url.query else "")
-        upstream.request(method, path, body=body, headers={
-            name: value for name, value in headers.items() if name.lower() not in HOP_BY_HOP})
+        upstream.request(
+            method,
+            path,
+            body=body,
+            headers={name: value for name, value in headers.items() if name.lower() not in HOP_BY_HOP},
+        )
         response = upstream.getresponse()
         content = response.read()  # whole, so the answer can carry a Content-Length
         head = [f"HTTP/1.1 {response.status} {response.reason}"]
-        head += [f"{name}: {value}" for name, value in response.getheaders()
-                 if name.lower() not in HOP_BY_HOP | {"content-length"}]
+        head += [
+            f"{name}: {value}"
+            for name, value in response.getheaders()
+            if name.lower() not in HOP_BY_HOP | {"content-length"}
+        ]
         head += [f"Content-Length: {len(content)}", "Connection: close"]
         handler.connection.sendall(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + content)
         upstream.close()
@@ -144,11 +161,19 @@ class TlsFront:
                     status, reason, answer, content = 404, "Not Found", [], b""
                 else:
                     upstream = http.client.HTTPConnection(*backend, timeout=30)
-                    upstream.request(self.command, self.path, body=body, headers={
-                        name: value for name, value in self.headers.items() if name.lower() not in HOP_BY_HOP})
+                    upstream.request(
+                        self.command,
+                        self.path,
+                        body=body,
+                        headers={name: value for name, value in self.headers.items() if name.lower() not in HOP_BY_HOP},
+                    )
                     response = upstream.getresponse()
-                    status, reason, answer, content = (response.status, response.reason,
-                                                        response.getheaders(), response.read())
+                    status, reason, answer, content = (
+                        response.status,
+                        response.reason,
+                        response.getheaders(),
+                        response.read(),
+                    )
                     upstream.close()
                 self.send_response(status, reason)
                 for name, value in answer:
@@ -186,15 +211,21 @@ def self_signed(directory: Path) -> tuple[str, str]:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "corporate proxy CA")])
     now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                           critical=False)
-            .sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
     cert_file, key_file = directory / "tls.crt", directory / "tls.key"
     cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_file.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     return str(cert_file), str(key_file)

@@ -33,13 +33,16 @@ def test_an_unquoted_yaml_date_is_accepted(tmp_path):
     assert load_config(str(path), {}).github.api_version == "2022-11-28"
 
 
-@pytest.mark.parametrize("value,message", [
-    ("latest", '"latest" is not a YYYY-MM-DD date'),
-    ("2026-13-01", '"2026-13-01" is not a YYYY-MM-DD date'),
-    ("2026-3-10", '"2026-3-10" is not a YYYY-MM-DD date'),
-    (20260310, "must be a date like 2026-03-10, got integer"),
-    (dt.datetime(2026, 3, 10, 12, 0), "is not a YYYY-MM-DD date"),
-])
+@pytest.mark.parametrize(
+    "value,message",
+    [
+        ("latest", '"latest" is not a YYYY-MM-DD date'),
+        ("2026-13-01", '"2026-13-01" is not a YYYY-MM-DD date'),
+        ("2026-3-10", '"2026-3-10" is not a YYYY-MM-DD date'),
+        (20260310, "must be a date like 2026-03-10, got integer"),
+        (dt.datetime(2026, 3, 10, 12, 0), "is not a YYYY-MM-DD date"),
+    ],
+)
 def test_a_version_that_is_not_a_date_is_a_key_path_error(value, message):
     with pytest.raises(ConfigError) as info:
         parse_config(github(api_version=value), {})
@@ -50,8 +53,9 @@ def test_a_version_that_is_not_a_date_is_a_key_path_error(value, message):
 @pytest.mark.parametrize("configured,sent", [(None, "2026-03-10"), ("2022-11-28", "2022-11-28")])
 def test_the_simulator_receives_the_version_on_every_api_request(simulator, make_exporter, configured, sent):
     overrides = {"github": {"api_version": configured}} if configured else {}
-    config = exporter_config(simulator.api_url, organizations=[{"name": "acme", "teams": ["web"]}],
-                             source="reports", **overrides)
+    config = exporter_config(
+        simulator.api_url, organizations=[{"name": "acme", "teams": ["web"]}], source="reports", **overrides
+    )
     assert make_exporter(config).refresh()
     api = [r for r in simulator.requests if r.server == "api"]
     assert any("/copilot/metrics/reports/" in r.path for r in api) and any("/billing/seats" in r.path for r in api)

@@ -30,10 +30,10 @@ METRICS = "/orgs/acme/copilot/metrics"
 def rsa_key() -> tuple[bytes, bytes]:
     """(private key PEM, public key PEM) of a fresh RSA key."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
-                                serialization.NoEncryption())
-    public = key.public_key().public_bytes(serialization.Encoding.PEM,
-                                           serialization.PublicFormat.SubjectPublicKeyInfo)
+    private = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
+    )
+    public = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     return private, public
 
 
@@ -74,8 +74,11 @@ def app_config(sim, key_file: str, installation_id: int | None = None, organizat
 
 def authorizations(sim, path_prefix: str) -> list[str]:
     """The credential of every request the simulator logged under a path."""
-    return [entry.headers.get("Authorization", "").partition(" ")[2]
-            for entry in sim.requests if entry.path.startswith(path_prefix)]
+    return [
+        entry.headers.get("Authorization", "").partition(" ")[2]
+        for entry in sim.requests
+        if entry.path.startswith(path_prefix)
+    ]
 
 
 def test_org_is_refreshed_with_an_installation_token(sim, key_file, make_exporter):
@@ -90,13 +93,22 @@ def test_org_is_refreshed_with_an_installation_token(sim, key_file, make_exporte
     # The JWT goes only to the App endpoints, the installation token to the others.
     jwts = authorizations(sim, "/app/") + authorizations(sim, "/orgs/acme/installation")
     assert jwts and not set(jwts) & set(used)
-    assert exporter.value("copilot_exporter_github_requests_total",
-                          endpoint="/app/installations/{installation_id}/access_tokens", code="201") == 1
+    assert (
+        exporter.value(
+            "copilot_exporter_github_requests_total",
+            endpoint="/app/installations/{installation_id}/access_tokens",
+            code="201",
+        )
+        == 1
+    )
 
 
 def test_installation_is_looked_up_once_when_not_configured(sim, key_file, make_exporter):
-    exporter = make_exporter(app_config(sim, key_file, organizations=[
-        {"name": "acme", "seats": False}, {"name": "umbrella", "seats": False}]))
+    exporter = make_exporter(
+        app_config(
+            sim, key_file, organizations=[{"name": "acme", "seats": False}, {"name": "umbrella", "seats": False}]
+        )
+    )
     assert exporter.refresh()
     assert exporter.refresh()
     assert sim.request_count("/orgs/acme/installation") == 1
@@ -104,19 +116,27 @@ def test_installation_is_looked_up_once_when_not_configured(sim, key_file, make_
     # One installation token per organization, each asked for at that organization's installation.
     assert len(sim.issued_app_tokens) == 2
     asked = {entry.path for entry in sim.requests if entry.path.startswith("/app/installations/")}
-    assert asked == {f"/app/installations/{sim.world.installation_id(org)}/access_tokens"
-                     for org in ("acme", "umbrella")}
+    assert asked == {
+        f"/app/installations/{sim.world.installation_id(org)}/access_tokens" for org in ("acme", "umbrella")
+    }
 
 
 def test_configured_installation_is_used_directly(sim, key_file, make_exporter):
     installation = sim.world.installation_id("acme")
-    exporter = make_exporter(app_config(sim, key_file, installation_id=installation, organizations=[
-        {"name": "acme", "seats": False}, {"name": "globex", "seats": False}]))
+    exporter = make_exporter(
+        app_config(
+            sim,
+            key_file,
+            installation_id=installation,
+            organizations=[{"name": "acme", "seats": False}, {"name": "globex", "seats": False}],
+        )
+    )
     assert exporter.refresh()
     assert not [entry.path for entry in sim.requests if entry.path.endswith("/installation")]
     # Both organizations share the one installation, so the one connection and token.
     assert [entry.path for entry in sim.requests if entry.path.startswith("/app/")] == [
-        f"/app/installations/{installation}/access_tokens"]
+        f"/app/installations/{installation}/access_tokens"
+    ]
     assert len(sim.issued_app_tokens) == 1
 
 
@@ -147,16 +167,19 @@ def test_token_is_renewed_after_expiry(app_key, key_file, make_exporter):
 def test_wrong_key_fails_only_the_scopes_using_it(sim, tmp_path, make_exporter, caplog):
     other = tmp_path / "other.pem"
     other.write_bytes(rsa_key()[0])
-    config = app_config(sim, str(other), organizations=[
-        {"name": "acme", "seats": False},
-        {"name": "umbrella", "seats": False, "github": {"token": TOKEN}},
-    ])
+    config = app_config(
+        sim,
+        str(other),
+        organizations=[
+            {"name": "acme", "seats": False},
+            {"name": "umbrella", "seats": False, "github": {"token": TOKEN}},
+        ],
+    )
     exporter = make_exporter(config)
     with caplog.at_level(logging.WARNING):
         assert not exporter.refresh()
     assert exporter.value("copilot_exporter_up", org="acme", source="legacy") == 0
-    assert exporter.value("copilot_exporter_errors_total", org="acme", source="legacy",
-                          reason="unauthorized") == 1
+    assert exporter.value("copilot_exporter_errors_total", org="acme", source="legacy", reason="unauthorized") == 1
     assert exporter.value("copilot_exporter_up", org="umbrella", source="legacy") == 1
     assert sim.issued_app_tokens == []
     assert sim.request_count(METRICS) == 0
@@ -168,8 +191,7 @@ def test_wrong_key_fails_only_the_scopes_using_it(sim, tmp_path, make_exporter, 
 def test_wrong_installation_id_is_not_found(sim, key_file, make_exporter):
     exporter = make_exporter(app_config(sim, key_file, installation_id=1))
     assert not exporter.refresh()
-    assert exporter.value("copilot_exporter_errors_total", org="acme", source="legacy",
-                          reason="not_found") == 1
+    assert exporter.value("copilot_exporter_errors_total", org="acme", source="legacy", reason="not_found") == 1
 
 
 def test_token_failure_is_not_read_as_an_answer_of_the_data_endpoint(sim, key_file, make_exporter, caplog):
@@ -178,8 +200,7 @@ def test_token_failure_is_not_read_as_an_answer_of_the_data_endpoint(sim, key_fi
     exporter = make_exporter(app_config(sim, key_file, installation_id=1, source="auto"))
     with caplog.at_level(logging.WARNING):
         assert not exporter.refresh()
-    assert exporter.value("copilot_exporter_errors_total", org="acme", source="reports",
-                          reason="not_found") == 1
+    assert exporter.value("copilot_exporter_errors_total", org="acme", source="reports", reason="not_found") == 1
     assert exporter.value("copilot_exporter_up", org="acme", source="legacy") is None
     assert sim.request_count("/orgs/acme/copilot") == 0
     message = next(r.getMessage() for r in caplog.records if "org=acme" in r.getMessage())
@@ -212,10 +233,13 @@ def test_secrets_never_reach_logs_or_metrics(app_key, key_file, make_exporter, c
 
 def test_entry_app_credentials_override_the_global_token(sim, key_file, make_exporter):
     app = {"app_id": APP_ID, "private_key_file": key_file}
-    config = exporter_config(sim.api_url, organizations=[
-        {"name": "acme", "seats": False, "github": {"app": app}},
-        {"name": "umbrella", "seats": False},
-    ])
+    config = exporter_config(
+        sim.api_url,
+        organizations=[
+            {"name": "acme", "seats": False, "github": {"app": app}},
+            {"name": "umbrella", "seats": False},
+        ],
+    )
     exporter = make_exporter(config)
     assert exporter.refresh()
     assert set(authorizations(sim, METRICS)) == set(sim.issued_app_tokens) and sim.issued_app_tokens
@@ -224,8 +248,16 @@ def test_entry_app_credentials_override_the_global_token(sim, key_file, make_exp
 
 def test_enterprise_app_credentials_use_the_configured_installation(sim, key_file, make_exporter):
     installation = sim.world.installation_id("acme")
-    config = exporter_config(sim.api_url, enterprises=[{"name": "initech", "seats": False, "github": {
-        "app": {"app_id": APP_ID, "private_key_file": key_file, "installation_id": installation}}}])
+    config = exporter_config(
+        sim.api_url,
+        enterprises=[
+            {
+                "name": "initech",
+                "seats": False,
+                "github": {"app": {"app_id": APP_ID, "private_key_file": key_file, "installation_id": installation}},
+            }
+        ],
+    )
     exporter = make_exporter(config)
     assert exporter.refresh()
     assert set(authorizations(sim, "/enterprises/initech/copilot/metrics")) == set(sim.issued_app_tokens)
@@ -238,10 +270,8 @@ def test_unreadable_key_fails_the_refresh_clearly(sim, key_file, make_exporter, 
         handle.write("not a key\n")
     with caplog.at_level(logging.WARNING):
         assert not exporter.refresh()
-    assert exporter.value("copilot_exporter_errors_total", org="acme", source="legacy",
-                          reason="unauthorized") == 1
-    assert any(key_file in r.getMessage() and "not a PEM private key" in r.getMessage()
-               for r in caplog.records)
+    assert exporter.value("copilot_exporter_errors_total", org="acme", source="legacy", reason="unauthorized") == 1
+    assert any(key_file in r.getMessage() and "not a PEM private key" in r.getMessage() for r in caplog.records)
     assert sim.request_count("/") == 0
 
 
@@ -258,8 +288,9 @@ def test_rotated_key_is_picked_up_at_renewal(key_file, make_exporter, tmp_path):
 
 def test_failed_renewal_keeps_a_still_valid_token(sim, key_file, caplog):
     offset = 0.0
-    tokens = AppTokens(AppAuth(str(APP_ID), key_file, None), sim.api_url, organization="acme",
-                       clock=lambda: time.time() + offset)
+    tokens = AppTokens(
+        AppAuth(str(APP_ID), key_file, None), sim.api_url, organization="acme", clock=lambda: time.time() + offset
+    )
     first = tokens()
     assert tokens() == first and len(sim.issued_app_tokens) == 1
     offset = 3400.0  # in the renewal window: five minutes or less left
@@ -292,7 +323,8 @@ def test_missing_pyjwt_names_the_extra(sim, key_file, make_exporter, monkeypatch
     exporter = make_exporter(app_config(sim, key_file))
     with caplog.at_level(logging.WARNING):
         assert not exporter.refresh()
-    assert exporter.value("copilot_exporter_errors_total", org="acme", source="legacy",
-                          reason="missing_dependency") == 1
+    assert (
+        exporter.value("copilot_exporter_errors_total", org="acme", source="legacy", reason="missing_dependency") == 1
+    )
     assert "pip install copilot-exporter[app]" in caplog.text
     assert sim.request_count("/") == 0

@@ -58,20 +58,36 @@ def write_config(tmp_path, api_url: str, organizations, enterprises=(), source="
 
 
 def command(config: str, output, *args: str) -> list[str]:
-    return [sys.executable, "-m", "copilot_exporter", "backfill", "--config", config, "--output", str(output),
-            *args]
+    return [sys.executable, "-m", "copilot_exporter", "backfill", "--config", config, "--output", str(output), *args]
 
 
 def backfill(config: str, output, *args: str) -> subprocess.CompletedProcess:
-    result = subprocess.run(command(config, output, *args), capture_output=True, text=True, timeout=120,
-                            env={**os.environ, "SIM_TOKEN": TOKEN})
+    result = subprocess.run(
+        command(config, output, *args),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "SIM_TOKEN": TOKEN},
+    )
     assert TOKEN not in result.stdout + result.stderr
     return result
 
 
 def create_blocks(openmetrics, blocks) -> None:
-    check = subprocess.run([binary("promtool"), "tsdb", "create-blocks-from", "openmetrics", "--max-block-duration=486h",
-                            str(openmetrics), str(blocks)], capture_output=True, text=True, timeout=120)
+    check = subprocess.run(
+        [
+            binary("promtool"),
+            "tsdb",
+            "create-blocks-from",
+            "openmetrics",
+            "--max-block-duration=486h",
+            str(openmetrics),
+            str(blocks),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert check.returncode == 0, check.stdout + check.stderr
 
 
@@ -99,16 +115,35 @@ class Prometheus:
     def __init__(self, storage, workdir, target: str | None = None, extra: dict | None = None, flags=()):
         self.url = f"http://127.0.0.1:{free_port()}"
         target = self.url[7:] if target == "self" else target
-        scrape = [{"job_name": "copilot-exporter", "scrape_interval": "1s", "scrape_timeout": "1s",
-                   "static_configs": [{"targets": [target]}]}] if target else []
+        scrape = (
+            [
+                {
+                    "job_name": "copilot-exporter",
+                    "scrape_interval": "1s",
+                    "scrape_timeout": "1s",
+                    "static_configs": [{"targets": [target]}],
+                }
+            ]
+            if target
+            else []
+        )
         config = workdir / "prometheus.yml"
-        config.write_text(yaml.safe_dump({"global": {"scrape_interval": "1s"}, "scrape_configs": scrape,
-                                          **(extra or {})}))
+        config.write_text(
+            yaml.safe_dump({"global": {"scrape_interval": "1s"}, "scrape_configs": scrape, **(extra or {})})
+        )
         self.log = open(workdir / "prometheus.log", "w")
         self.process = subprocess.Popen(
-            [binary("prometheus"), f"--config.file={config}", f"--storage.tsdb.path={storage}",
-             "--storage.tsdb.retention.time=3650d", f"--web.listen-address={self.url[7:]}", *flags],
-            stdout=self.log, stderr=subprocess.STDOUT)
+            [
+                binary("prometheus"),
+                f"--config.file={config}",
+                f"--storage.tsdb.path={storage}",
+                "--storage.tsdb.retention.time=3650d",
+                f"--web.listen-address={self.url[7:]}",
+                *flags,
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
         deadline = time.monotonic() + 30
         while True:
             try:
@@ -181,10 +216,15 @@ def history(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("history")
     with Simulator(world=World.default(), token=TOKEN) as sim:
         sim.missing_report_days.add(day(12))
-        config = write_config(tmp, sim.api_url, enterprises=[{"name": "initech", "seats": False}], organizations=[
-            {"name": "acme", "teams": ["platform"], "seats": False},
-            {"name": "hooli", "teams": ["search"]},  # no reports API: auto falls back to the legacy API
-        ])
+        config = write_config(
+            tmp,
+            sim.api_url,
+            enterprises=[{"name": "initech", "seats": False}],
+            organizations=[
+                {"name": "acme", "teams": ["platform"], "seats": False},
+                {"name": "hooli", "teams": ["search"]},  # no reports API: auto falls back to the legacy API
+            ],
+        )
         output = tmp / "history.om"
         started = time.time()
         result = backfill(config, output, "--from", day(32).isoformat())
@@ -193,8 +233,9 @@ def history(tmp_path_factory):
         create_blocks(output, tmp / "blocks")
         prometheus = Prometheus(tmp / "blocks", tmp)
         try:
-            yield SimpleNamespace(sim=sim, stderr=result.stderr, output=output, prometheus=prometheus,
-                                  started=started, finished=finished)
+            yield SimpleNamespace(
+                sim=sim, stderr=result.stderr, output=output, prometheus=prometheus, started=started, finished=finished
+            )
         finally:
             prometheus.close()
 
@@ -203,11 +244,13 @@ def test_values_read_back_from_prometheus_are_what_github_served_for_each_day(hi
     sim, prometheus = history.sim, history.prometheus
     for date in (day(3), day(20), day(32)):
         at = midnight(date) + 2 * DAY + 12 * 3600
-        for labels, base, aggregated in (('org="acme"', "/orgs/acme", "organization-1-day"),
-                                         ('enterprise="initech"', "/enterprises/initech", "enterprise-1-day")):
+        for labels, base, aggregated in (
+            ('org="acme"', "/orgs/acme", "organization-1-day"),
+            ('enterprise="initech"', "/enterprises/initech", "enterprise-1-day"),
+        ):
             [record] = read_report(sim, base, aggregated, date)
             users = read_report(sim, base, "users-1-day", date)
-            scope = f"{labels},team=\"\""
+            scope = f'{labels},team=""'
             assert prometheus.value(f"copilot_daily_active_users{{{scope}}}", at) == record["daily_active_users"]
             assert prometheus.value(f"copilot_lines_added{{{scope}}}", at) == record["loc_added_sum"]
             assert prometheus.value(f"copilot_users_reported{{{scope}}}", at) == len(users)
@@ -215,10 +258,14 @@ def test_values_read_back_from_prometheus_are_what_github_served_for_each_day(hi
             day_seconds = f'copilot_report_day_timestamp_seconds{{{labels},report="{report}"}}'
             assert prometheus.value(day_seconds, at) == midnight(date)
         users = {u["user_id"]: u for u in read_report(sim, "/orgs/acme", "users-1-day", date)}
-        members = {row["user_id"] for row in read_report(sim, "/orgs/acme", "user-teams-1-day", date)
-                   if row["slug"] == "platform"}
-        assert prometheus.value('copilot_daily_active_users{org="acme",team="platform"}', at) == \
-            len([m for m in members if m in users])
+        members = {
+            row["user_id"]
+            for row in read_report(sim, "/orgs/acme", "user-teams-1-day", date)
+            if row["slug"] == "platform"
+        }
+        assert prometheus.value('copilot_daily_active_users{org="acme",team="platform"}', at) == len(
+            [m for m in members if m in users]
+        )
 
     # Legacy: the API keeps 28 days; check its newest backfilled day and an older one.
     reported = legacy_days(sim, "/orgs/hooli/copilot/metrics")
@@ -227,13 +274,18 @@ def test_values_read_back_from_prometheus_are_what_github_served_for_each_day(hi
     written = [d for d in reported if d < live and midnight(d) + 2 * DAY < history.started - 3 * 3600]
     for date in (max(written), min(written)):
         at = midnight(date) + 2 * DAY  # the first sample of the day
-        assert prometheus.value('copilot_daily_active_users{org="hooli",team=""}', at) == \
-            reported[date]["total_active_users"]
-        assert prometheus.value('copilot_report_day_timestamp_seconds{org="hooli",team="",report="metrics"}', at) == \
-            midnight(date)
+        assert (
+            prometheus.value('copilot_daily_active_users{org="hooli",team=""}', at)
+            == reported[date]["total_active_users"]
+        )
+        assert prometheus.value(
+            'copilot_report_day_timestamp_seconds{org="hooli",team="",report="metrics"}', at
+        ) == midnight(date)
         if date in team:
-            assert prometheus.value('copilot_daily_engaged_users{org="hooli",team="search"}', at) == \
-                team[date]["total_engaged_users"]
+            assert (
+                prometheus.value('copilot_daily_engaged_users{org="hooli",team="search"}', at)
+                == team[date]["total_engaged_users"]
+            )
 
 
 def test_a_day_is_shown_from_two_days_after_it_for_one_day(history):
@@ -258,11 +310,16 @@ def test_days_without_a_report_are_listed_and_have_no_samples(history):
     assert "days without a report" in stderr
     assert listed_missing(stderr, "org=acme") == {day(12)}
     assert listed_missing(stderr, "enterprise=initech") == {day(12)}
-    for path, scope in (("/orgs/hooli/copilot/metrics", "org=hooli"),
-                        ("/orgs/hooli/team/search/copilot/metrics", "org=hooli,team=search")):
+    for path, scope in (
+        ("/orgs/hooli/copilot/metrics", "org=hooli"),
+        ("/orgs/hooli/team/search/copilot/metrics", "org=hooli,team=search"),
+    ):
         reported = legacy_days(history.sim, path)
-        window = {d for d in map(day, range(1, 29))  # the backfilled legacy days
-                  if d < max(reported) and midnight(d) + 2 * DAY < history.started - 3 * 3600}
+        window = {
+            d
+            for d in map(day, range(1, 29))  # the backfilled legacy days
+            if d < max(reported) and midnight(d) + 2 * DAY < history.started - 3 * 3600
+        }
         assert listed_missing(stderr, scope) == window - set(reported)
     gap = midnight(day(12)) + 2 * DAY
     assert prometheus.series('copilot_daily_active_users{org="acme",team=""}', gap, gap + DAY - 1, 600) == []
@@ -294,8 +351,9 @@ def test_the_file_is_openmetrics_with_each_family_once_and_series_in_time_order(
 
 def test_no_sample_is_written_in_the_last_three_hours(simulator, tmp_path):
     simulator.missing_report_days.clear()  # yesterday's report is there too
-    config = write_config(tmp_path, simulator.api_url, [
-        {"name": "acme", "seats": False, "reports": {"users": False, "teams": False}}])
+    config = write_config(
+        tmp_path, simulator.api_url, [{"name": "acme", "seats": False, "reports": {"users": False, "teams": False}}]
+    )
     output = tmp_path / "recent.om"
     started = time.time()
     result = backfill(config, output, "--from", day(4).isoformat(), "--to", day(1).isoformat())
@@ -313,12 +371,17 @@ def test_no_sample_is_written_in_the_last_three_hours(simulator, tmp_path):
 def test_an_interrupted_backfill_resumes_without_asking_again_for_finished_days(simulator, tmp_path):
     from copilot_exporter.simulator import Fault
 
-    config = write_config(tmp_path, simulator.api_url, [
-        {"name": "acme", "seats": False, "reports": {"teams": False}}], source="reports")
+    config = write_config(
+        tmp_path, simulator.api_url, [{"name": "acme", "seats": False, "reports": {"teams": False}}], source="reports"
+    )
     output = tmp_path / "resume.om"
     simulator.add_fault("/orgs/acme/copilot/metrics/reports/", Fault(status=200, delay=0.05))  # normal, but slow
-    process = subprocess.Popen(command(config, output, "--from", day(32).isoformat()), stderr=subprocess.PIPE,
-                               text=True, env={**os.environ, "SIM_TOKEN": TOKEN})
+    process = subprocess.Popen(
+        command(config, output, "--from", day(32).isoformat()),
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "SIM_TOKEN": TOKEN},
+    )
     try:
         for line in process.stderr:
             progress = PROGRESS.search(line)
@@ -359,14 +422,24 @@ def test_an_interrupted_backfill_resumes_without_asking_again_for_finished_days(
 def test_history_and_live_scrapes_join_into_one_series_without_gap_or_repeat(simulator, make_exporter, tmp_path):
     from conftest import exporter_config
 
-    organizations = [{"name": "acme", "seats": False, "reports": {"users": False, "teams": False}},
-                     {"name": "hooli", "seats": False}]
+    organizations = [
+        {"name": "acme", "seats": False, "reports": {"users": False, "teams": False}},
+        {"name": "hooli", "seats": False},
+    ]
     exporter = make_exporter(exporter_config(simulator.api_url, organizations, source="auto"))
     instance = exporter.url.removeprefix("http://")
     # History carries the labels Prometheus gives the scraped series: one series, not two.
     config = write_config(tmp_path, simulator.api_url, organizations)
-    result = backfill(config, tmp_path / "seam.om", "--from", day(6).isoformat(),
-                      "--label", "job=copilot-exporter", "--label", f"instance={instance}")
+    result = backfill(
+        config,
+        tmp_path / "seam.om",
+        "--from",
+        day(6).isoformat(),
+        "--label",
+        "job=copilot-exporter",
+        "--label",
+        f"instance={instance}",
+    )
     assert result.returncode == 0, result.stderr
     create_blocks(tmp_path / "seam.om", tmp_path / "blocks")
 
@@ -375,8 +448,9 @@ def test_history_and_live_scrapes_join_into_one_series_without_gap_or_repeat(sim
     try:
         live_day = day(2)  # the simulator has no report for yesterday yet
         deadline = time.monotonic() + 20
-        while prometheus.value('copilot_report_day_timestamp_seconds{org="acme",report="organization"}',
-                               time.time()) != midnight(live_day):
+        while prometheus.value(
+            'copilot_report_day_timestamp_seconds{org="acme",report="organization"}', time.time()
+        ) != midnight(live_day):
             assert time.monotonic() < deadline, "no live scrape"
             time.sleep(0.3)
         first_scrape = time.time() - 1.5
@@ -388,8 +462,9 @@ def test_history_and_live_scrapes_join_into_one_series_without_gap_or_repeat(sim
         start = aligned(midnight(day(4)) + 2 * DAY, end, step)
         shown = 'last_over_time(copilot_report_day_timestamp_seconds{org="acme",report="organization"}[1d])'
         days = prometheus.series(shown, start, end, step)
-        active = prometheus.series('last_over_time(copilot_daily_active_users{org="acme",team=""}[1d])',
-                                   start, end, step)
+        active = prometheus.series(
+            'last_over_time(copilot_daily_active_users{org="acme",team=""}[1d])', start, end, step
+        )
         points = round((end - start) / step) + 1
         assert len(days) == len(active) == points  # no gap
         sequence = [v for _, v in days]
@@ -397,8 +472,10 @@ def test_history_and_live_scrapes_join_into_one_series_without_gap_or_repeat(sim
         assert [midnight(d) for d in (day(4), day(3), live_day)] == sorted(set(sequence))  # no day skipped
         assert all(v == midnight(live_day) for t, v in days if t >= first_scrape + 2)  # live from the first scrape
         assert all(v < midnight(live_day) for t, v in days if t < first_scrape - 1)  # history before it
-        expected = {midnight(d): read_report(simulator, "/orgs/acme", "organization-1-day", d)[0]["daily_active_users"]
-                    for d in (day(4), day(3), live_day)}
+        expected = {
+            midnight(d): read_report(simulator, "/orgs/acme", "organization-1-day", d)[0]["daily_active_users"]
+            for d in (day(4), day(3), live_day)
+        }
         assert [v for _, v in active] == [expected[v] for v in sequence]
 
         # The legacy-only org: history ends with the reported day before the one served live.
@@ -422,10 +499,17 @@ def test_history_and_live_scrapes_join_into_one_series_without_gap_or_repeat(sim
 def test_the_28_day_report_stands_in_for_the_1_day_aggregated_reports_of_its_window(simulator, tmp_path):
     from copilot_exporter.simulator import Fault
 
-    config = write_config(tmp_path, simulator.api_url, [
-        {"name": "acme", "seats": False, "reports": {"users": False, "teams": False}}], source="reports")
-    window = requests.get(f"{simulator.api_url}/orgs/acme/copilot/metrics/reports/organization-28-day/latest",
-                          headers={"Authorization": f"Bearer {TOKEN}"}, timeout=5).json()
+    config = write_config(
+        tmp_path,
+        simulator.api_url,
+        [{"name": "acme", "seats": False, "reports": {"users": False, "teams": False}}],
+        source="reports",
+    )
+    window = requests.get(
+        f"{simulator.api_url}/orgs/acme/copilot/metrics/reports/organization-28-day/latest",
+        headers={"Authorization": f"Bearer {TOKEN}"},
+        timeout=5,
+    ).json()
     written = {day(n).isoformat() for n in range(3, 41)}  # --from day(40); the live day is day(2)
     covered = {d for d in written if window["report_start_day"] <= d <= window["report_end_day"]}
     assert len(covered) >= 20 and written - covered
@@ -456,8 +540,12 @@ def test_the_28_day_report_stands_in_for_the_1_day_aggregated_reports_of_its_win
 def test_a_broken_28_day_report_is_said_and_the_days_are_read_one_by_one(simulator, tmp_path):
     from copilot_exporter.simulator import Fault
 
-    config = write_config(tmp_path, simulator.api_url, [
-        {"name": "acme", "seats": False, "reports": {"users": False, "teams": False}}], source="reports")
+    config = write_config(
+        tmp_path,
+        simulator.api_url,
+        [{"name": "acme", "seats": False, "reports": {"users": False, "teams": False}}],
+        source="reports",
+    )
     simulator.add_fault("/orgs/acme/copilot/metrics/reports/organization-28-day", Fault(kind="malformed"))
     simulator.reset_log()
     result = backfill(config, tmp_path / "broken.om", "--from", day(6).isoformat())

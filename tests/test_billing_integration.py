@@ -30,8 +30,9 @@ def sim():
 
 
 def usage(sim, base: str, token: str = BILLING_TOKEN, **params) -> requests.Response:
-    return requests.get(f"{sim.api_url}{base}{USAGE}", params=params,
-                        headers={"Authorization": f"Bearer {token}"}, timeout=5)
+    return requests.get(
+        f"{sim.api_url}{base}{USAGE}", params=params, headers={"Authorization": f"Bearer {token}"}, timeout=5
+    )
 
 
 def totals(body: dict, kind: str) -> tuple[float, float]:
@@ -41,8 +42,11 @@ def totals(body: dict, kind: str) -> tuple[float, float]:
 
 
 def exported(samples: dict, name: str, kind: str, **scope) -> float:
-    return sum(value for (metric, labels), value in samples.items()
-               if metric == name and ("kind", kind) in labels and set(scope.items()) <= labels)
+    return sum(
+        value
+        for (metric, labels), value in samples.items()
+        if metric == name and ("kind", kind) in labels and set(scope.items()) <= labels
+    )
 
 
 def billing_entries(with_billing_token: bool = True) -> dict:
@@ -76,7 +80,7 @@ def test_billing_figures_equal_the_answers_and_each_token_goes_only_where_it_bel
     assert all(r.query == {"year": str(today.year), "month": str(today.month)} for r in billing_requests)
     assert BILLING_TOKEN not in exporter.scrape_text() and TOKEN not in exporter.scrape_text()
     page = requests.get(exporter.url + "/", timeout=5).text
-    assert f"<td>org=acme</td><td>billing</td><td></td><td>up</td>" in page
+    assert "<td>org=acme</td><td>billing</td><td></td><td>up</td>" in page
     assert f"billing: {today.year}-{today.month:02d}" in page and BILLING_TOKEN not in page
 
 
@@ -109,15 +113,22 @@ def test_billing_has_its_own_interval(sim):
     from copilot_exporter.refresher import Refresher
     from copilot_exporter.store import Store
 
-    config = exporter_config(sim.api_url, organizations=[{"name": "acme", "billing": True}],
-                             refresh_interval="1h", seats_refresh_interval="6h", billing_refresh_interval="2h")
+    config = exporter_config(
+        sim.api_url,
+        organizations=[{"name": "acme", "billing": True}],
+        refresh_interval="1h",
+        seats_refresh_interval="6h",
+        billing_refresh_interval="2h",
+    )
     refresher = Refresher(config, Store(), Telemetry())
     assert {job.kind: job.interval for job in refresher.jobs} == {"data": 3600, "seats": 6 * 3600, "billing": 2 * 3600}
     refresher.stop()
 
 
-@pytest.mark.parametrize("scope, base", [(Scope(ORG, "umbrella"), "/organizations/umbrella"),
-                                         (Scope(ENTERPRISE, "initech"), "/enterprises/initech")])
+@pytest.mark.parametrize(
+    "scope, base",
+    [(Scope(ORG, "umbrella"), "/organizations/umbrella"), (Scope(ENTERPRISE, "initech"), "/enterprises/initech")],
+)
 def test_at_a_month_boundary_the_figures_switch_to_the_new_month(sim, scope, base):
     client = Connection(sim.api_url, lambda: BILLING_TOKEN, Telemetry()).client()
     first = dt.datetime(sim.world.today.year, sim.world.today.month, 1, tzinfo=dt.timezone.utc)
@@ -130,15 +141,25 @@ def test_at_a_month_boundary_the_figures_switch_to_the_new_month(sim, scope, bas
         start = values[("copilot_billing_period_start_timestamp_seconds", scope.labels())]
         assert start == dt.datetime(moment.year, moment.month, 1, tzinfo=dt.timezone.utc).timestamp()
         body = usage(sim, base, year=moment.year, month=moment.month).json()
-        net = sum(value for (name, labels), value in values.items()
-                  if name == "copilot_billing_amount_usd" and ("kind", "net") in labels)
+        net = sum(
+            value
+            for (name, labels), value in values.items()
+            if name == "copilot_billing_amount_usd" and ("kind", "net") in labels
+        )
         assert net == pytest.approx(totals(body, "net")[1])
-        gross = sum(value for (name, labels), value in values.items()
-                    if name == "copilot_billing_ai_credits" and ("kind", "gross") in labels)
+        gross = sum(
+            value
+            for (name, labels), value in values.items()
+            if name == "copilot_billing_ai_credits" and ("kind", "gross") in labels
+        )
         assert gross == pytest.approx(totals(body, "gross")[0])
     # the last month is complete, the new one has barely started: the figures differ
-    gross_of = {m: sum(v for (n, labels), v in values.items() if n == "copilot_billing_ai_credits"
-                       and ("kind", "gross") in labels) for m, values in results.items()}
+    gross_of = {
+        m: sum(
+            v for (n, labels), v in values.items() if n == "copilot_billing_ai_credits" and ("kind", "gross") in labels
+        )
+        for m, values in results.items()
+    }
     assert gross_of[before] > gross_of[after] > 0
 
 
@@ -152,20 +173,26 @@ def test_enterprise_billing_refuses_app_tokens_and_org_billing_takes_them():
 
 
 def test_included_credits_and_seat_prices_come_with_the_seats(sim, make_exporter):
-    config = exporter_config(sim.api_url, source="reports",
-                             organizations=[{"name": "acme"}, {"name": "globex"}],
-                             seat_prices={"business": {"amount": 19, "currency": "USD"},
-                                          "enterprise": {"amount": 36.5, "currency": "EUR"}},
-                             included_ai_credits={"business": 3000})
+    config = exporter_config(
+        sim.api_url,
+        source="reports",
+        organizations=[{"name": "acme"}, {"name": "globex"}],
+        seat_prices={"business": {"amount": 19, "currency": "USD"}, "enterprise": {"amount": 36.5, "currency": "EUR"}},
+        included_ai_credits={"business": 3000},
+    )
     exporter = make_exporter(config)
     assert exporter.refresh()
     credits = {"business": 3000, "enterprise": 3900}
     for org in ("acme", "globex"):
-        plans = {dict(labels)["plan"]: value for (name, labels), value in exporter.samples().items()
-                 if name == "copilot_seats_by_plan" and ("org", org) in labels}
+        plans = {
+            dict(labels)["plan"]: value
+            for (name, labels), value in exporter.samples().items()
+            if name == "copilot_seats_by_plan" and ("org", org) in labels
+        }
         assert plans and set(plans) <= set(credits)
         assert exporter.value("copilot_billing_included_ai_credits", org=org) == sum(
-            count * credits[plan] for plan, count in plans.items())
+            count * credits[plan] for plan, count in plans.items()
+        )
     assert exporter.value("copilot_seat_price", org="acme", plan="business", currency="USD") == 19
     assert exporter.value("copilot_seat_price", org="globex", plan="enterprise", currency="EUR") == 36.5
     prices = [labels for name, labels in exporter.samples() if name == "copilot_seat_price"]
@@ -182,15 +209,21 @@ def test_without_configured_prices_no_seat_price_is_exported(sim, make_exporter)
 def test_a_billing_422_is_counted_as_a_billing_problem_and_keeps_the_last_figures(sim, make_exporter):
     from copilot_exporter.simulator import Fault
 
-    exporter = make_exporter(exporter_config(sim.api_url, source="reports", organizations=[
-        {"name": "umbrella", "billing": True, "billing_github": {"token": BILLING_TOKEN}}]))
+    exporter = make_exporter(
+        exporter_config(
+            sim.api_url,
+            source="reports",
+            organizations=[{"name": "umbrella", "billing": True, "billing_github": {"token": BILLING_TOKEN}}],
+        )
+    )
     assert exporter.refresh()
     before = {key: value for key, value in exporter.samples().items() if key[0].startswith("copilot_billing_")}
     assert before
     sim.add_fault("/organizations/umbrella" + USAGE, Fault(status=422))
     assert not exporter.refresh()
-    assert exporter.value("copilot_exporter_errors_total", org="umbrella", source="billing",
-                          reason="billing_problem") == 1
+    assert (
+        exporter.value("copilot_exporter_errors_total", org="umbrella", source="billing", reason="billing_problem") == 1
+    )
     assert exporter.value("copilot_exporter_up", org="umbrella", source="billing") == 0
     after = {key: value for key, value in exporter.samples().items() if key[0].startswith("copilot_billing_")}
     assert after == before

@@ -21,10 +21,19 @@ def key(name: str, **labels: str) -> tuple[str, frozenset]:
 
 def item(sku: str, model: str | None, gross: float, discount: float, price: float = 0.01, **extra) -> dict:
     """A usage item in the documented shape (COPILOT-APIS.md §7); no `model` key when None."""
-    entry = {"product": "copilot", "sku": sku, "unitType": "ai-credits", "pricePerUnit": price,
-             "grossQuantity": gross, "grossAmount": gross * price,
-             "discountQuantity": discount, "discountAmount": discount * price,
-             "netQuantity": gross - discount, "netAmount": (gross - discount) * price, **extra}
+    entry = {
+        "product": "copilot",
+        "sku": sku,
+        "unitType": "ai-credits",
+        "pricePerUnit": price,
+        "grossQuantity": gross,
+        "grossAmount": gross * price,
+        "discountQuantity": discount,
+        "discountAmount": discount * price,
+        "netQuantity": gross - discount,
+        "netAmount": (gross - discount) * price,
+        **extra,
+    }
     if model is not None:
         entry["model"] = model
     return entry
@@ -46,9 +55,14 @@ def expected(labels: dict, gross: float, discount: float, price: float = 0.01) -
 
 
 def test_documented_answer_maps_to_exact_values():
-    body = {"timePeriod": {"year": 2026, "month": 5}, "enterprise": "initech",
-            "usageItems": [item("copilot_agent_mode", "claude-sonnet-4.5", 1234.5, 1000.25),
-                           item("copilot_chat", "gpt-5-mini", 10.0, 0.0)]}
+    body = {
+        "timePeriod": {"year": 2026, "month": 5},
+        "enterprise": "initech",
+        "usageItems": [
+            item("copilot_agent_mode", "claude-sonnet-4.5", 1234.5, 1000.25),
+            item("copilot_chat", "gpt-5-mini", 10.0, 0.0),
+        ],
+    }
     values, builder = usage_values(body)
     assert values == {
         **expected({"product": "copilot", "sku": "copilot_agent_mode", "model": "claude-sonnet-4.5"}, 1234.5, 1000.25),
@@ -59,8 +73,19 @@ def test_documented_answer_maps_to_exact_values():
 
 
 def test_fractional_amounts_are_kept_exactly():
-    body = {"usageItems": [{"product": "copilot", "sku": "copilot_cli", "model": "gpt-5-mini",
-                            "grossQuantity": 0.3, "grossAmount": 0.003, "netQuantity": 0.3, "netAmount": 0.003}]}
+    body = {
+        "usageItems": [
+            {
+                "product": "copilot",
+                "sku": "copilot_cli",
+                "model": "gpt-5-mini",
+                "grossQuantity": 0.3,
+                "grossAmount": 0.003,
+                "netQuantity": 0.3,
+                "netAmount": 0.003,
+            }
+        ]
+    }
     values, _ = usage_values(body)
     labels = {"product": "copilot", "sku": "copilot_cli", "model": "gpt-5-mini"}
     assert values[key("copilot_billing_amount_usd", kind="gross", **labels)] == 0.003
@@ -82,9 +107,13 @@ def test_an_item_without_a_model_is_labelled_none(model):
 
 
 def test_items_sharing_labels_are_summed():
-    body = {"usageItems": [item("copilot_chat", "gpt-4.1", 100.5, 50.0),
-                           item("copilot_chat", "gpt-4.1", 20.25, 0.0),
-                           item("copilot_chat", "o4-mini", 1.0, 1.0)]}
+    body = {
+        "usageItems": [
+            item("copilot_chat", "gpt-4.1", 100.5, 50.0),
+            item("copilot_chat", "gpt-4.1", 20.25, 0.0),
+            item("copilot_chat", "o4-mini", 1.0, 1.0),
+        ]
+    }
     values, _ = usage_values(body)
     chat = {"product": "copilot", "sku": "copilot_chat"}
     assert values[key("copilot_billing_ai_credits", kind="gross", model="gpt-4.1", **chat)] == 120.75
@@ -106,27 +135,40 @@ def test_the_period_start_is_the_first_of_the_month_asked_for():
 
 
 def test_a_bad_item_is_dropped_and_counted_the_others_kept():
-    body = {"usageItems": [item("copilot_chat", "gpt-4.1", 10.0, 0.0),
-                           item("copilot_cli", "gpt-5-mini", 5.0, 0.0, netAmount="0.05"),
-                           "not an item"]}
+    body = {
+        "usageItems": [
+            item("copilot_chat", "gpt-4.1", 10.0, 0.0),
+            item("copilot_cli", "gpt-5-mini", 5.0, 0.0, netAmount="0.05"),
+            "not an item",
+        ]
+    }
     values, builder = usage_values(body)
-    assert {dict(labels).get("sku") for name, labels in values if name == "copilot_billing_ai_credits"} == {"copilot_chat"}
+    assert {dict(labels).get("sku") for name, labels in values if name == "copilot_billing_ai_credits"} == {
+        "copilot_chat"
+    }
     [problem] = builder.problems.frozen()
     assert (problem.reason, problem.count) == ("bad_billing_item", 2)
     assert "usageItems[1].netAmount" in problem.example
 
 
-@pytest.mark.parametrize("body, message", [
-    ([], "expected an object"),
-    ({"usageItems": {"a": 1}}, "usageItems: expected a list"),
-    ({"timePeriod": {"year": 2026, "month": 4}, "usageItems": []}, "timePeriod 2026-04 is not the month asked for, 2026-05"),
-])
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ([], "expected an object"),
+        ({"usageItems": {"a": 1}}, "usageItems: expected a list"),
+        (
+            {"timePeriod": {"year": 2026, "month": 4}, "usageItems": []},
+            "timePeriod 2026-04 is not the month asked for, 2026-05",
+        ),
+    ],
+)
 def test_a_body_of_the_wrong_shape_fails_the_refresh(body, message):
     with pytest.raises(PayloadError, match=message):
         usage_values(body)
 
 
 # --- included credits and seat prices ---------------------------------------------------------
+
 
 def cost_values(plans: dict, credits: dict | None = None, prices: dict | None = None) -> dict:
     builder = FamilyBuilder(SCOPE)
@@ -136,8 +178,9 @@ def cost_values(plans: dict, credits: dict | None = None, prices: dict | None = 
 
 
 def test_included_credits_are_seats_per_plan_times_credits_per_licence():
-    values = cost_values({"business": 12, "enterprise": 3, "unknown": 5},
-                         credits={"business": 1900.0, "enterprise": 3900.0})
+    values = cost_values(
+        {"business": 12, "enterprise": 3, "unknown": 5}, credits={"business": 1900.0, "enterprise": 3900.0}
+    )
     assert values == {key("copilot_billing_included_ai_credits"): 12 * 1900 + 3 * 3900}
 
 
@@ -151,8 +194,9 @@ def test_no_seats_of_a_known_plan_give_no_included_credits():
 
 
 def test_seat_prices_are_exported_as_configured_for_plans_with_seats_only():
-    values = cost_values({"business": 10, "enterprise": 0},
-                         prices={"business": (19.0, "USD"), "enterprise": (36.5, "EUR")})
+    values = cost_values(
+        {"business": 10, "enterprise": 0}, prices={"business": (19.0, "USD"), "enterprise": (36.5, "EUR")}
+    )
     assert values == {key("copilot_seat_price", plan="business", currency="USD"): 19.0}
 
 
@@ -161,6 +205,7 @@ def test_no_price_is_invented_when_none_is_configured():
 
 
 # --- consumption per team (users report joined with user-teams; not a billed amount) ----------
+
 
 def test_team_consumption_sums_the_credits_of_members_who_reported_any():
     from copilot_exporter.metrics.reports import UsersAccumulator, add_teams
@@ -171,11 +216,21 @@ def test_team_consumption_sums_the_credits_of_members_who_reported_any():
         if credits is not None:
             record["ai_credits_used"] = credits
         users.add(record)
-    rows = [{"user_id": user_id, "team_id": team_id, "slug": slug, "day": "2026-05-04", "organization_id": "7"}
-            for user_id, team_id, slug in ((1, 10, "web"), (2, 10, "web"), (4, 20, "data"), (3, 30, "docs"),
-                                           (9, 20, "data"))]
+    rows = [
+        {"user_id": user_id, "team_id": team_id, "slug": slug, "day": "2026-05-04", "organization_id": "7"}
+        for user_id, team_id, slug in (
+            (1, 10, "web"),
+            (2, 10, "web"),
+            (4, 20, "data"),
+            (3, 30, "docs"),
+            (9, 20, "data"),
+        )
+    ]
     builder = FamilyBuilder((("org", "acme"),))
     add_teams(builder, rows, users)
-    credits = {dict(labels)["team"]: value for (name, labels), value in family_values(builder.build()).items()
-               if name == "copilot_ai_credits_used"}
+    credits = {
+        dict(labels)["team"]: value
+        for (name, labels), value in family_values(builder.build()).items()
+        if name == "copilot_ai_credits_used"
+    }
     assert credits == {"web": 12.75, "data": 7.0}  # docs' only member reported no credits: absent

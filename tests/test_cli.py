@@ -20,16 +20,23 @@ pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
 def run_cli(*args: str, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
     environment = {**os.environ, **(env or {})}
-    return subprocess.run([sys.executable, "-m", "copilot_exporter", *args], capture_output=True, text=True,
-                          timeout=timeout, env=environment)
+    return subprocess.run(
+        [sys.executable, "-m", "copilot_exporter", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=environment,
+    )
 
 
 def write_config(tmp_path, api_url: str, source: str, **extra) -> str:
     config = {
         "github": {"api_url": api_url, "token": "${SIM_TOKEN}", "retry_backoff": "100ms", "max_retries": 1},
         "source": source,
-        "organizations": [{"name": "acme", "teams": ["platform", "web"], "repositories": True},
-                          {"name": "globex", "teams": ["mobile"]}],
+        "organizations": [
+            {"name": "acme", "teams": ["platform", "web"], "repositories": True},
+            {"name": "globex", "teams": ["mobile"]},
+        ],
         "enterprises": [{"name": "initech", "teams": ["core"]}],
         **extra,
     }
@@ -62,13 +69,21 @@ def test_collect_prints_an_exposition_that_promtool_accepts(simulator, tmp_path,
 def test_collect_values_match_the_simulator(simulator, tmp_path):
     from test_legacy_integration import newest_day
 
-    result = run_cli("collect", "--config", write_config(tmp_path, simulator.api_url, "legacy"), env={"SIM_TOKEN": TOKEN})
-    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
-               for family in text_string_to_metric_families(result.stdout) for s in family.samples}
+    result = run_cli(
+        "collect", "--config", write_config(tmp_path, simulator.api_url, "legacy"), env={"SIM_TOKEN": TOKEN}
+    )
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(result.stdout)
+        for s in family.samples
+    }
     day = newest_day(simulator, "/orgs/acme/team/web/copilot/metrics")
     assert samples[("copilot_daily_active_users", (("org", "acme"), ("team", "web")))] == day["total_active_users"]
     chat = day["copilot_dotcom_chat"]["models"][0]
-    assert samples[("copilot_dotcom_chats", (("model", chat["name"]), ("org", "acme"), ("team", "web")))] == chat["total_chats"]
+    assert (
+        samples[("copilot_dotcom_chats", (("model", chat["name"]), ("org", "acme"), ("team", "web")))]
+        == chat["total_chats"]
+    )
 
 
 def test_collect_exits_1_when_a_scope_fails(simulator, tmp_path):
@@ -80,12 +95,18 @@ def test_collect_exits_1_when_a_scope_fails(simulator, tmp_path):
 
 def test_check_config_lists_every_problem_with_its_key_path(tmp_path):
     path = tmp_path / "bad.yaml"
-    path.write_text("github:\n  token: ${UNSET_FOR_TEST}\nrefresh_interval: soon\n"
-                    "organizations:\n  - name: ok-org\n  - teams: [x]\n  - name: bad/org\n")
+    path.write_text(
+        "github:\n  token: ${UNSET_FOR_TEST}\nrefresh_interval: soon\n"
+        "organizations:\n  - name: ok-org\n  - teams: [x]\n  - name: bad/org\n"
+    )
     result = run_cli("check-config", "--config", str(path))
     assert result.returncode == 2
-    for expected in ("github.token: environment variable UNSET_FOR_TEST is not set",
-                     "refresh_interval:", "organizations[1].name: required", "organizations[2].name:"):
+    for expected in (
+        "github.token: environment variable UNSET_FOR_TEST is not set",
+        "refresh_interval:",
+        "organizations[1].name: required",
+        "organizations[2].name:",
+    ):
         assert expected in result.stderr
 
 
@@ -128,9 +149,18 @@ def before_or_after(command: str, flags: list[str], where: str) -> list[str]:
 def test_config_flag_on_either_side(tmp_path, where, flag):
     # ./config.yaml in the working directory is not the file named by the flag
     (tmp_path / "config.yaml").write_text("github: {token: x}\n")
-    result = subprocess.run([sys.executable, "-m", "copilot_exporter",
-                             *before_or_after("check-config", [flag, valid_config(tmp_path)], where)],
-                            capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "copilot_exporter",
+            *before_or_after("check-config", [flag, valid_config(tmp_path)], where),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(f"{valid_config(tmp_path)}: configuration is valid")
 
@@ -166,8 +196,12 @@ def test_log_flags_on_either_side(simulator, tmp_path, where):
 
 
 def test_a_flag_after_the_sub_command_wins_over_the_environment(tmp_path):
-    result = run_cli("check-config", "--config", valid_config(tmp_path),
-                     env={"COPILOT_EXPORTER_CONFIG": str(tmp_path / "missing.yaml")})
+    result = run_cli(
+        "check-config",
+        "--config",
+        valid_config(tmp_path),
+        env={"COPILOT_EXPORTER_CONFIG": str(tmp_path / "missing.yaml")},
+    )
     assert result.returncode == 0, result.stderr
 
 
@@ -180,18 +214,25 @@ def rsa_key_file(tmp_path) -> str:
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     path = tmp_path / "app.pem"
-    path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                       serialization.NoEncryption()))
+    path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     return str(path)
 
 
 def app_config(tmp_path, key_file: str) -> str:
     path = tmp_path / "app.yaml"
-    path.write_text(yaml.safe_dump({
-        "github": {"app": {"app_id": 1, "private_key_file": key_file}},
-        "organizations": [{"name": "octo"}, {"name": "other", "github": {"app": {
-            "app_id": 2, "private_key_file": key_file}}}],
-    }))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "github": {"app": {"app_id": 1, "private_key_file": key_file}},
+                "organizations": [
+                    {"name": "octo"},
+                    {"name": "other", "github": {"app": {"app_id": 2, "private_key_file": key_file}}},
+                ],
+            }
+        )
+    )
     return str(path)
 
 
@@ -201,20 +242,38 @@ def test_a_github_app_key_that_is_a_key_passes(tmp_path):
 
 
 BAD_STARTS = {
-    "app key": lambda tmp: (["--config", app_config(tmp, str(write_text(tmp, "key.pem", "not a key\n")))], [
-        f"app.yaml: github.app.private_key_file: {tmp / 'key.pem'}: not a PEM private key without a passphrase",
-        f"app.yaml: organizations[1].github.app.private_key_file: {tmp / 'key.pem'}: not a PEM private key"]),
-    "ca bundle": lambda tmp: (["--config", valid_config(tmp, ca_bundle=str(write_text(tmp, "ca.pem", "x\n")))], [
-        f"valid.yaml: github.ca_bundle: {tmp / 'ca.pem'} holds no PEM certificate"]),
-    "web host": lambda tmp: (["--config", valid_config(tmp, api_url="https://github.com")], [
-        'valid.yaml: github.api_url: "https://github.com" is not GitHub\'s API: use https://api.github.com']),
-    "web config": lambda tmp: (["--config", valid_config(tmp), "--web.config.file",
-                                str(write_text(tmp, "web.yml", "tls_server_config: {cert_file: a.crt}\n"))], [
-        "web.yml: tls_server_config.cert_file: cannot read", "web.yml: tls_server_config.key_file: required"]),
-    "bare port": lambda tmp: (["--config", valid_config(tmp), "--web.listen-address", "9467"], [
-        '--web.listen-address: "9467" has no colon: write ":9467" for every interface, or "127.0.0.1:9467"']),
-    "port out of range": lambda tmp: (["--config", valid_config(tmp), "--web.listen-address", ":99999"], [
-        "--web.listen-address: port 99999 is not between 1 and 65535"]),
+    "app key": lambda tmp: (
+        ["--config", app_config(tmp, str(write_text(tmp, "key.pem", "not a key\n")))],
+        [
+            f"app.yaml: github.app.private_key_file: {tmp / 'key.pem'}: not a PEM private key without a passphrase",
+            f"app.yaml: organizations[1].github.app.private_key_file: {tmp / 'key.pem'}: not a PEM private key",
+        ],
+    ),
+    "ca bundle": lambda tmp: (
+        ["--config", valid_config(tmp, ca_bundle=str(write_text(tmp, "ca.pem", "x\n")))],
+        [f"valid.yaml: github.ca_bundle: {tmp / 'ca.pem'} holds no PEM certificate"],
+    ),
+    "web host": lambda tmp: (
+        ["--config", valid_config(tmp, api_url="https://github.com")],
+        ['valid.yaml: github.api_url: "https://github.com" is not GitHub\'s API: use https://api.github.com'],
+    ),
+    "web config": lambda tmp: (
+        [
+            "--config",
+            valid_config(tmp),
+            "--web.config.file",
+            str(write_text(tmp, "web.yml", "tls_server_config: {cert_file: a.crt}\n")),
+        ],
+        ["web.yml: tls_server_config.cert_file: cannot read", "web.yml: tls_server_config.key_file: required"],
+    ),
+    "bare port": lambda tmp: (
+        ["--config", valid_config(tmp), "--web.listen-address", "9467"],
+        ['--web.listen-address: "9467" has no colon: write ":9467" for every interface, or "127.0.0.1:9467"'],
+    ),
+    "port out of range": lambda tmp: (
+        ["--config", valid_config(tmp), "--web.listen-address", ":99999"],
+        ["--web.listen-address: port 99999 is not between 1 and 65535"],
+    ),
 }
 
 
@@ -253,8 +312,10 @@ def test_an_address_in_use_is_one_line_and_exit_2(tmp_path):
         address = f"127.0.0.1:{busy.getsockname()[1]}"
         result = run_cli("--config", valid_config(tmp_path), "--web.listen-address", address, timeout=30)
     assert result.returncode == 2
-    assert one_line(result) == (f"cannot listen on {address}: the address is already in use "
-                                "(another process listens there: stop it, or choose another port)")
+    assert one_line(result) == (
+        f"cannot listen on {address}: the address is already in use "
+        "(another process listens there: stop it, or choose another port)"
+    )
 
 
 def test_an_address_the_machine_does_not_have_is_one_line_and_exit_2(tmp_path):
@@ -280,8 +341,12 @@ def free_port() -> int:
 def test_the_demo_prints_its_url_once_it_listens():
     import requests
 
-    demo = subprocess.Popen([sys.executable, "-m", "copilot_exporter", "demo", "--web.listen-address",
-                             f"127.0.0.1:{free_port()}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "copilot_exporter", "demo", "--web.listen-address", f"127.0.0.1:{free_port()}"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         line = demo.stdout.readline()
         url = line.split("open ", 1)[1].split(" ", 1)[0]
@@ -307,8 +372,10 @@ def test_the_demo_prints_no_url_when_it_cannot_listen():
 def test_state_dir_flag_on_either_side(simulator, tmp_path, where):
     config = write_config(tmp_path, simulator.api_url, "reports")
     state = tmp_path / "flagged"
-    result = run_cli(*before_or_after("collect", ["--config", config, "--state.dir", str(state)], where),
-                     env={"SIM_TOKEN": TOKEN, "COPILOT_EXPORTER_STATE_DIR": str(tmp_path / "from-env")})
+    result = run_cli(
+        *before_or_after("collect", ["--config", config, "--state.dir", str(state)], where),
+        env={"SIM_TOKEN": TOKEN, "COPILOT_EXPORTER_STATE_DIR": str(tmp_path / "from-env")},
+    )
     assert result.returncode == 0, result.stderr
     assert (state / "state.sqlite3").is_file() and not (tmp_path / "from-env").exists()
 
@@ -320,15 +387,24 @@ def test_state_dir_from_the_config_and_from_the_environment(simulator, tmp_path)
     assert run_cli("collect", "--config", config, env=env).returncode == 0
     assert (configured / "state.sqlite3").is_file()
     from_env = tmp_path / "from-env"
-    assert run_cli("collect", "--config", config, env={**env, "COPILOT_EXPORTER_STATE_DIR": str(from_env)}).returncode == 0
+    assert (
+        run_cli("collect", "--config", config, env={**env, "COPILOT_EXPORTER_STATE_DIR": str(from_env)}).returncode == 0
+    )
     assert (from_env / "state.sqlite3").is_file()
 
 
 def test_an_unusable_state_dir_is_one_line_and_exit_2(simulator, tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("")
-    result = run_cli("collect", "--config", write_config(tmp_path, simulator.api_url, "reports"),
-                     "--state.dir", str(blocker / "state"), env={"SIM_TOKEN": TOKEN})
+    result = run_cli(
+        "collect",
+        "--config",
+        write_config(tmp_path, simulator.api_url, "reports"),
+        "--state.dir",
+        str(blocker / "state"),
+        env={"SIM_TOKEN": TOKEN},
+    )
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines() == [f"copilot-exporter: state_dir {blocker / 'state'}: cannot be used "
-                                                  "(Not a directory)"]
+    assert result.stderr.strip().splitlines() == [
+        f"copilot-exporter: state_dir {blocker / 'state'}: cannot be used (Not a directory)"
+    ]

@@ -25,7 +25,10 @@ def anchors() -> set[str]:
 def test_every_cost_alert_links_its_own_runbook_section():
     alerts = cost_alerts()
     assert {rule["alert"] for rule in alerts} == {
-        "CopilotIncludedCreditsExhausted", "CopilotNetSpendRising", "CopilotIdleSeatsHigh"}
+        "CopilotIncludedCreditsExhausted",
+        "CopilotNetSpendRising",
+        "CopilotIdleSeatsHigh",
+    }
     known = anchors()
     for rule in alerts:
         path, _, anchor = rule["annotations"]["runbook_url"].partition("#")

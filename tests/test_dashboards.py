@@ -13,10 +13,28 @@ import yaml
 
 from copilot_exporter.metrics.catalogue import CATALOGUE
 from dashboards_util import (
-    ALERTS, DASHBOARD_DIR, RULES, PROVISIONING_DIR, ROOT, dashboard_paths, dashboard_queries,
-    iter_panels, label_values_to_promql, load_dashboard, load_rules, metric_names, query_panels,
-    bare_data_selectors, recorded_names, selectors, substitute, variable_queries, variable_query,
-    annotation_windows, trend_annotation, trend_breaks,
+    ALERTS,
+    DASHBOARD_DIR,
+    RULES,
+    PROVISIONING_DIR,
+    ROOT,
+    dashboard_paths,
+    dashboard_queries,
+    iter_panels,
+    label_values_to_promql,
+    load_dashboard,
+    load_rules,
+    metric_names,
+    query_panels,
+    bare_data_selectors,
+    recorded_names,
+    selectors,
+    substitute,
+    variable_queries,
+    variable_query,
+    annotation_windows,
+    trend_annotation,
+    trend_breaks,
 )
 
 EXPECTED = {
@@ -135,7 +153,8 @@ def test_job_and_instance_variables(dashboard):
     assert variable_query(found["instance"]) == 'label_values(copilot_exporter_build_info{job=~"$job"}, instance)'
     for name in ("org", "enterprise"):
         assert variable_query(found[name]) == (
-            f'label_values(copilot_exporter_up{{job=~"$job",instance=~"$instance"}}, {name})')
+            f'label_values(copilot_exporter_up{{job=~"$job",instance=~"$instance"}}, {name})'
+        )
 
 
 JOB_INSTANCE = ('job=~"$job"', 'instance=~"$instance"')
@@ -143,9 +162,11 @@ JOB_INSTANCE = ('job=~"$job"', 'instance=~"$instance"')
 
 def test_every_query_filters_by_job_and_instance(dashboard):
     queries = [(panel["title"], target["expr"]) for panel, target in all_targets(dashboard)]
-    queries += [(f"variable {name}", label_values_to_promql(variable_query(variable)))
-                for name, variable in variables(dashboard).items()
-                if variable["type"] == "query" and name not in ("job", "instance")]
+    queries += [
+        (f"variable {name}", label_values_to_promql(variable_query(variable)))
+        for name, variable in variables(dashboard).items()
+        if variable["type"] == "query" and name not in ("job", "instance")
+    ]
     for title, expr in queries:
         found = selectors(expr)
         assert found, f"{title}: no selector in {expr}"
@@ -166,8 +187,9 @@ def test_team_variable_lists_the_teams_of_the_selected_scopes(dashboard):
 
 
 def test_selectors_helper():
-    assert selectors('sum(rate(copilot_a{x="copilot_b"}[5m])) / copilot:c or label_replace(copilot_d{}, "a", "b", "", "")') == [
-        ("copilot_a", 'x="copilot_b"'), ("copilot:c", ""), ("copilot_d", "")]
+    assert selectors(
+        'sum(rate(copilot_a{x="copilot_b"}[5m])) / copilot:c or label_replace(copilot_d{}, "a", "b", "", "")'
+    ) == [("copilot_a", 'x="copilot_b"'), ("copilot:c", ""), ("copilot_d", "")]
 
 
 def test_every_variable_used_is_defined(dashboard):
@@ -188,10 +210,10 @@ def test_scope_selectors_never_mix_organizations_and_enterprises(dashboard):
             uses = {label for label in ("org", "enterprise") if f'{label}=~"${label}"' in selector}
             assert len(uses) <= 1, f"{panel['title']}: {selector}"
             for label in uses:
-                assert f'{label}!=""' in selector, f"{panel['title']}: {selector} lacks {label}!=\"\""
+                assert f'{label}!=""' in selector, f'{panel["title"]}: {selector} lacks {label}!=""'
             if "org" in uses or "enterprise" in uses:
                 continue
-            assert not re.search(r'\b(org|enterprise)=~', selector), f"{panel['title']}: {selector}"
+            assert not re.search(r"\b(org|enterprise)=~", selector), f"{panel['title']}: {selector}"
 
 
 def test_queries_read_only_exported_or_recorded_metrics(dashboard):
@@ -211,17 +233,25 @@ def test_queries_are_valid_promql(tmp_path):
     """Every query (variables substituted) as a recording rule: promtool parses it."""
     promtool = shutil.which("promtool")
     if promtool is None:
-        pytest.fail("promtool is not on PATH: install Prometheus' promtool (Debian/Ubuntu: "
-                    "apt-get install prometheus, or scripts/setup --with-prometheus)", pytrace=False)
-    annotations = [("annotation", annotation["target"]["expr"]) for path in PATHS
-                   if (annotation := trend_annotation(load_dashboard(path)))]
-    rules = [{"record": f"dashboard:query_{i}:check", "expr": expr}
-             for i, (_, expr) in enumerate(
-                 [q for path in PATHS for q in dashboard_queries(path) + variable_queries(path)] + annotations)]
+        pytest.fail(
+            "promtool is not on PATH: install Prometheus' promtool (Debian/Ubuntu: "
+            "apt-get install prometheus, or scripts/setup --with-prometheus)",
+            pytrace=False,
+        )
+    annotations = [
+        ("annotation", annotation["target"]["expr"])
+        for path in PATHS
+        if (annotation := trend_annotation(load_dashboard(path)))
+    ]
+    rules = [
+        {"record": f"dashboard:query_{i}:check", "expr": expr}
+        for i, (_, expr) in enumerate(
+            [q for path in PATHS for q in dashboard_queries(path) + variable_queries(path)] + annotations
+        )
+    ]
     rule_file = tmp_path / "queries.yaml"
     rule_file.write_text(yaml.safe_dump({"groups": [{"name": "dashboards", "rules": rules}]}))
-    result = subprocess.run([promtool, "check", "rules", str(rule_file)], capture_output=True,
-                            text=True, timeout=120)
+    result = subprocess.run([promtool, "check", "rules", str(rule_file)], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
 
 
@@ -248,7 +278,10 @@ def test_metric_names():
         'topk by (org, enterprise) (10, sum by (org, language) (copilot_a{feature="x_y"}[5m] offset 7d)) '
         '/ on (org) group_left () copilot:b:ratio or on () label_replace(vector(0), "r", "n", "", "") * 1e3'
     ) == {"copilot_a", "copilot:b:ratio"}
-    assert metric_names("time() - copilot_c * 1000 > bool 4 and sum without (x) (copilot_d)") == {"copilot_c", "copilot_d"}
+    assert metric_names("time() - copilot_c * 1000 > bool 4 and sum without (x) (copilot_d)") == {
+        "copilot_c",
+        "copilot_d",
+    }
 
 
 def test_every_alert_links_an_existing_dashboard():
@@ -290,10 +323,17 @@ def test_data_gauges_are_read_through_last_over_time(path):
 
 
 ACTIVITY_BASES = (
-    "copilot_user_initiated_interactions", "copilot_code_generation_activities", "copilot_code_acceptance_activities",
-    "copilot_lines_suggested_to_add", "copilot_lines_suggested_to_delete", "copilot_lines_added", "copilot_lines_deleted",
+    "copilot_user_initiated_interactions",
+    "copilot_code_generation_activities",
+    "copilot_code_acceptance_activities",
+    "copilot_lines_suggested_to_add",
+    "copilot_lines_suggested_to_delete",
+    "copilot_lines_added",
+    "copilot_lines_deleted",
 )
-ACTIVITY = {name for name in CATALOGUE if name in ACTIVITY_BASES or name.startswith(tuple(f"{b}_by_" for b in ACTIVITY_BASES))}
+ACTIVITY = {
+    name for name in CATALOGUE if name in ACTIVITY_BASES or name.startswith(tuple(f"{b}_by_" for b in ACTIVITY_BASES))
+}
 IDE_WORDS = re.compile(r"\b(IDEs?|editors?)\b", re.I)
 
 
@@ -313,7 +353,9 @@ def test_activity_families_are_known():
     assert len(ACTIVITY) == 7 * 6
     rules = {rule["record"]: rule["expr"] for rule in load_rules(RULES) if "record" in rule}
     assert activity_read("copilot:code_suggestions:by_ide", rules) == set()
-    assert activity_read("copilot:code_suggestions:by_model", rules) == {"copilot_code_generation_activities_by_model_feature"}
+    assert activity_read("copilot:code_suggestions:by_model", rules) == {
+        "copilot_code_generation_activities_by_model_feature"
+    }
     assert activity_read("copilot:completion_acceptance:ratio", rules) == set()
 
 
@@ -332,8 +374,12 @@ def test_ide_panels_read_only_ide_figures(dashboard):
 
 
 def test_recording_rules_read_data_gauges_through_last_over_time():
-    bare = [(rule["record"], selector) for rule in load_rules(RULES) if "record" in rule
-            for selector in bare_data_selectors(rule["expr"])]
+    bare = [
+        (rule["record"], selector)
+        for rule in load_rules(RULES)
+        if "record" in rule
+        for selector in bare_data_selectors(rule["expr"])
+    ]
     assert not bare, bare
 
 
@@ -346,8 +392,16 @@ def test_readme_lists_the_trend_breaks():
     days = [row[0] for row in rows]
     assert len(rows) >= 8 and all(len(row) == 3 and all(row) for row in rows), rows
     assert days == sorted(days) and len(set(days)) == len(days)
-    for day in ("2026-03-20", "2026-04-10", "2026-06-15", "2026-07-02", "2026-07-28", "2026-08-07",
-                "2026-09-17", "2026-10-06"):
+    for day in (
+        "2026-03-20",
+        "2026-04-10",
+        "2026-06-15",
+        "2026-07-02",
+        "2026-07-28",
+        "2026-08-07",
+        "2026-09-17",
+        "2026-10-06",
+    ):
         assert day in days, day
 
 
@@ -379,19 +433,39 @@ def test_adoption_dashboard_shows_the_trend_break_table():
 
 SHOWN_2026 = {
     "copilot-adoption": {
-        "copilot_users_without_client_telemetry", "copilot_users_reported", "copilot_users_by_adoption_phase",
-        "copilot_adoption_phase_engaged_users", "copilot_adoption_phase_users_28d",
-        "copilot_adoption_phase_pull_requests_merged", "copilot_adoption_phase_review_time_seconds",
-        "copilot_adoption_phase_review_cycles", "copilot_engaged_users_28d", "copilot_engaged_users_28d_by_feature",
+        "copilot_users_without_client_telemetry",
+        "copilot_users_reported",
+        "copilot_users_by_adoption_phase",
+        "copilot_adoption_phase_engaged_users",
+        "copilot_adoption_phase_users_28d",
+        "copilot_adoption_phase_pull_requests_merged",
+        "copilot_adoption_phase_review_time_seconds",
+        "copilot_adoption_phase_review_cycles",
+        "copilot_engaged_users_28d",
+        "copilot_engaged_users_28d_by_feature",
     },
     "copilot-agents-pull-requests": {
-        "copilot_daily_active_app_users", "copilot_weekly_active_app_users", "copilot_monthly_active_app_users",
-        "copilot_app_sessions", "copilot_app_requests", "copilot_app_prompts", "copilot_app_prompt_tokens",
-        "copilot_app_output_tokens", "copilot_daily_active_vscode_agent_users", "copilot_weekly_active_vscode_agent_users",
-        "copilot_monthly_active_vscode_agent_users", "copilot_vscode_agent_sessions", "copilot_vscode_agent_user_messages",
-        "copilot_third_party_agent_interactions", "copilot_third_party_agent_sessions",
-        "copilot_cli_customization_interactions", "copilot_cli_customizations_distinct", "copilot_users_by_cli_version",
-        "copilot_weekly_active_cli_users", "copilot_monthly_active_cli_users", "copilot_daily_active_cloud_agent_users",
+        "copilot_daily_active_app_users",
+        "copilot_weekly_active_app_users",
+        "copilot_monthly_active_app_users",
+        "copilot_app_sessions",
+        "copilot_app_requests",
+        "copilot_app_prompts",
+        "copilot_app_prompt_tokens",
+        "copilot_app_output_tokens",
+        "copilot_daily_active_vscode_agent_users",
+        "copilot_weekly_active_vscode_agent_users",
+        "copilot_monthly_active_vscode_agent_users",
+        "copilot_vscode_agent_sessions",
+        "copilot_vscode_agent_user_messages",
+        "copilot_third_party_agent_interactions",
+        "copilot_third_party_agent_sessions",
+        "copilot_cli_customization_interactions",
+        "copilot_cli_customizations_distinct",
+        "copilot_users_by_cli_version",
+        "copilot_weekly_active_cli_users",
+        "copilot_monthly_active_cli_users",
+        "copilot_daily_active_cloud_agent_users",
     },
     "copilot-teams": {"copilot_users_used", "copilot_ai_credits_used"},
 }
@@ -399,5 +473,7 @@ SHOWN_2026 = {
 
 @pytest.mark.parametrize("name", sorted(SHOWN_2026))
 def test_the_2026_report_families_have_panels(name):
-    read = {metric for _title, expr in dashboard_queries(DASHBOARD_DIR / f"{name}.json") for metric in metric_names(expr)}
+    read = {
+        metric for _title, expr in dashboard_queries(DASHBOARD_DIR / f"{name}.json") for metric in metric_names(expr)
+    }
     assert not SHOWN_2026[name] - read, sorted(SHOWN_2026[name] - read)

@@ -62,8 +62,7 @@ def rule_groups() -> list[dict]:
 
 def rule_files() -> list[Path]:
     """The repository's Prometheus rule files: those of prometheus/*.yaml that hold groups."""
-    return [path for path in sorted(RULES_DIR.glob("*.yaml"))
-            if "groups" in (yaml.safe_load(path.read_text()) or {})]
+    return [path for path in sorted(RULES_DIR.glob("*.yaml")) if "groups" in (yaml.safe_load(path.read_text()) or {})]
 
 
 def dashboard_files() -> list[Path]:
@@ -75,6 +74,7 @@ def subset(small: dict, big: dict) -> bool:
 
 
 # Dockerfile ---------------------------------------------------------------------------------
+
 
 def dockerfile_stages() -> list[list[tuple[str, str]]]:
     """[[(INSTRUCTION, arguments), ...] per stage], comments and line continuations resolved."""
@@ -181,7 +181,7 @@ def test_dockerfile_labels_and_version():
 
 def healthcheck_argv() -> list[str]:
     (args,) = instruction(final_stage(), "HEALTHCHECK")
-    argv = json.loads(args[args.index("CMD") + len("CMD"):].strip())
+    argv = json.loads(args[args.index("CMD") + len("CMD") :].strip())
     assert argv[:2] == ["python", "-c"]
     return argv
 
@@ -193,12 +193,19 @@ def test_dockerfile_healthcheck_asks_healthz_with_python():
 
 
 def test_dockerignore_keeps_the_build_inputs_and_drops_the_rest():
-    patterns = [line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()
-                if line.strip() and not line.startswith("#")]
+    patterns = [
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
     for excluded in (".git", ".venv", ".pytest_cache", "tests"):
         assert excluded in patterns
-    copied = [part for args in instruction(dockerfile_stages()[0], "COPY")
-              for part in args.split()[:-1] if not part.startswith("--")]
+    copied = [
+        part
+        for args in instruction(dockerfile_stages()[0], "COPY")
+        for part in args.split()[:-1]
+        if not part.startswith("--")
+    ]
     assert copied
     for source in copied:
         assert (ROOT / source).exists(), source
@@ -215,8 +222,7 @@ class _Served:
 
         self.server = serve(App(Store(), Telemetry()), "127.0.0.1:0", web=web)
         self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
-                                       daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self.thread.start()
 
     def close(self):
@@ -249,12 +255,20 @@ def write_self_signed_certificate(cert_file: Path, key_file: Path) -> None:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
     now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=1)).sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
     cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    key_file.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
 
 
 def test_dockerfile_healthcheck_command_works_over_tls(tmp_path):
@@ -265,13 +279,21 @@ def test_dockerfile_healthcheck_command_works_over_tls(tmp_path):
     web_file.write_text("tls_server_config:\n  cert_file: tls.crt\n  key_file: tls.key\n")
     served = _Served(load_web_config(str(web_file)))
     try:
-        assert run_healthcheck({"COPILOT_EXPORTER_LISTEN_ADDRESS": f":{served.port}",
-                                "COPILOT_EXPORTER_WEB_CONFIG_FILE": str(web_file)}) == 0
+        assert (
+            run_healthcheck(
+                {
+                    "COPILOT_EXPORTER_LISTEN_ADDRESS": f":{served.port}",
+                    "COPILOT_EXPORTER_WEB_CONFIG_FILE": str(web_file),
+                }
+            )
+            == 0
+        )
     finally:
         served.close()
 
 
 # docker compose -----------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def compose() -> dict:
@@ -370,8 +392,9 @@ def test_compose_prometheus_config_passes_promtool(compose, tmp_path):
     prometheus = compose["services"]["prometheus"]
     config["rule_files"] = [str(host_path(prometheus, path)) for path in config["rule_files"]]
     (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
-    result = subprocess.run([promtool, "check", "config", str(tmp_path / "prometheus.yml")],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [promtool, "check", "config", str(tmp_path / "prometheus.yml")], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -381,9 +404,11 @@ def test_compose_grafana_provisions_the_repository_dashboards(compose):
     env = grafana["environment"]
     assert str(env["GF_AUTH_ANONYMOUS_ENABLED"]).lower() == "true"
     assert env["GF_AUTH_ANONYMOUS_ORG_ROLE"] == "Viewer"
-    providers = [provider
-                 for path in sorted((PROVISIONING_DIR / "dashboards").glob("*.y*ml"))
-                 for provider in (yaml.safe_load(path.read_text()) or {}).get("providers", [])]
+    providers = [
+        provider
+        for path in sorted((PROVISIONING_DIR / "dashboards").glob("*.y*ml"))
+        for provider in (yaml.safe_load(path.read_text()) or {}).get("providers", [])
+    ]
     assert providers, "grafana/provisioning/dashboards/*.yaml defines no dashboard provider"
     for provider in providers:
         folder = host_path(grafana, provider["options"]["path"])
@@ -398,10 +423,12 @@ def test_compose_grafana_provisions_the_repository_dashboards(compose):
 def test_compose_grafana_datasource_is_the_compose_prometheus(compose):
     grafana = compose["services"]["grafana"]
     env = {key: str(value) for key, value in (grafana.get("environment") or {}).items()}
-    datasources = [source
-                   for path in sorted((PROVISIONING_DIR / "datasources").glob("*.y*ml"))
-                   for source in (yaml.safe_load(path.read_text()) or {}).get("datasources", [])
-                   if source.get("type") == "prometheus"]
+    datasources = [
+        source
+        for path in sorted((PROVISIONING_DIR / "datasources").glob("*.y*ml"))
+        for source in (yaml.safe_load(path.read_text()) or {}).get("datasources", [])
+        if source.get("type") == "prometheus"
+    ]
     assert datasources, "grafana/provisioning/datasources/*.yaml defines no Prometheus datasource"
     for source in datasources:
         url = re.sub(r"\$\{?(\w+)\}?", lambda match: env.get(match.group(1), match.group(0)), source["url"])
@@ -412,10 +439,14 @@ def test_compose_grafana_datasource_is_the_compose_prometheus(compose):
 
 # Helm chart: files and values ---------------------------------------------------------------
 
-@pytest.mark.parametrize("link, target", [
-    ("files/prometheus", RULES_DIR),
-    ("files/dashboards", DASHBOARDS_DIR),
-])
+
+@pytest.mark.parametrize(
+    "link, target",
+    [
+        ("files/prometheus", RULES_DIR),
+        ("files/dashboards", DASHBOARDS_DIR),
+    ],
+)
 def test_chart_files_link_to_the_repository(link, target):
     path = CHART / link
     assert path.is_symlink(), f"{path} should be a symbolic link to {target}"
@@ -448,11 +479,15 @@ def test_chart_values_defaults():
 
 # Helm chart: rendered with helm -------------------------------------------------------------
 
+
 @pytest.fixture(scope="session")
 def helm() -> str:
     venv_helm = Path(sys.executable).parent / "helm"
-    found = os.environ.get("HELM_BIN") or shutil.which("helm") or \
-        (str(venv_helm) if os.access(venv_helm, os.X_OK) else None)
+    found = (
+        os.environ.get("HELM_BIN")
+        or shutil.which("helm")
+        or (str(venv_helm) if os.access(venv_helm, os.X_OK) else None)
+    )
     if not found:
         pytest.fail("no helm binary: run scripts/setup --with-prometheus, or put helm on PATH, or set HELM_BIN")
     return found
@@ -461,8 +496,12 @@ def helm() -> str:
 @pytest.fixture(scope="session")
 def helm_env(tmp_path_factory) -> dict[str, str]:
     home = tmp_path_factory.mktemp("helm-home")
-    return {**os.environ, "HELM_CACHE_HOME": str(home / "cache"), "HELM_CONFIG_HOME": str(home / "config"),
-            "HELM_DATA_HOME": str(home / "data")}
+    return {
+        **os.environ,
+        "HELM_CACHE_HOME": str(home / "cache"),
+        "HELM_CONFIG_HOME": str(home / "config"),
+        "HELM_DATA_HOME": str(home / "data"),
+    }
 
 
 def run_helm(helm: str, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
@@ -470,10 +509,18 @@ def run_helm(helm: str, env: dict[str, str], *args: str) -> subprocess.Completed
 
 
 # A minimal configuration for the tests that are not about the configuration.
-ORG = ("--set-json", "config=" + json.dumps({"github": {"token": "${GITHUB_TOKEN}"},
-                                              "organizations": [{"name": "my-org"}]}))
-ALL_ON = ORG + ("--set", "serviceMonitor.enabled=true", "--set", "prometheusRule.enabled=true",
-                "--set", "dashboards.enabled=true")
+ORG = (
+    "--set-json",
+    "config=" + json.dumps({"github": {"token": "${GITHUB_TOKEN}"}, "organizations": [{"name": "my-org"}]}),
+)
+ALL_ON = ORG + (
+    "--set",
+    "serviceMonitor.enabled=true",
+    "--set",
+    "prometheusRule.enabled=true",
+    "--set",
+    "dashboards.enabled=true",
+)
 # The documented setups, one values file each in the chart's examples/ folder.
 DOCUMENTED_SETUPS = {"token-secret", "token-file", "github-app", "enterprise", "org-and-enterprise", "web-config"}
 
@@ -528,9 +575,11 @@ def test_every_documented_setup_has_an_example_values_file():
         assert f"examples/{name}.yaml" in readme, f"the chart README does not mention examples/{name}.yaml"
 
 
-@pytest.mark.parametrize("args", [ORG, ALL_ON + ("--set", "github.token=t0ken"),
-                                  *(example(name) for name in sorted(DOCUMENTED_SETUPS))],
-                         ids=["minimal", "all-on", *sorted(DOCUMENTED_SETUPS)])
+@pytest.mark.parametrize(
+    "args",
+    [ORG, ALL_ON + ("--set", "github.token=t0ken"), *(example(name) for name in sorted(DOCUMENTED_SETUPS))],
+    ids=["minimal", "all-on", *sorted(DOCUMENTED_SETUPS)],
+)
 def test_helm_lint(helm, helm_env, args):
     result = run_helm(helm, helm_env, "lint", "--strict", str(CHART), *args)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -571,8 +620,10 @@ def test_helm_state_directory_on_a_persistent_volume_claim(render):
     objects = render(*ORG, "--set", "state.persistence.enabled=true", "--set", "state.persistence.size=5Gi")
     claim = one(objects, "PersistentVolumeClaim")
     assert claim["spec"]["resources"]["requests"]["storage"] == "5Gi"
-    assert volume(objects, "state") == {"name": "state",
-                                        "persistentVolumeClaim": {"claimName": claim["metadata"]["name"]}}
+    assert volume(objects, "state") == {
+        "name": "state",
+        "persistentVolumeClaim": {"claimName": claim["metadata"]["name"]},
+    }
     mine = render(*ORG, "--set", "state.persistence.enabled=true", "--set", "state.persistence.existingClaim=mine")
     assert "PersistentVolumeClaim" not in kinds(mine)
     assert volume(mine, "state")["persistentVolumeClaim"] == {"claimName": "mine"}
@@ -625,7 +676,8 @@ def private_key_pem() -> bytes:
     from cryptography.hazmat.primitives.asymmetric import rsa
 
     return rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
 
 
 def run_check_config_as_the_pod(objects: dict, root: Path) -> subprocess.CompletedProcess:
@@ -654,10 +706,18 @@ def run_check_config_as_the_pod(objects: dict, root: Path) -> subprocess.Complet
             Path(tls["cert_file"]).parent.mkdir(parents=True, exist_ok=True)
             write_self_signed_certificate(Path(tls["cert_file"]), Path(tls["key_file"]))
     assert args[0] == "serve"
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("COPILOT_EXPORTER_", "GITHUB_"))},
-           **pod_environment(objects), "COPILOT_EXPORTER_CONFIG": str(config_path)}
-    return subprocess.run([sys.executable, "-m", "copilot_exporter", "check-config", *args[1:]],
-                          env=env, capture_output=True, text=True, timeout=60)
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("COPILOT_EXPORTER_", "GITHUB_"))},
+        **pod_environment(objects),
+        "COPILOT_EXPORTER_CONFIG": str(config_path),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "copilot_exporter", "check-config", *args[1:]],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 @pytest.mark.parametrize("name", sorted(DOCUMENTED_SETUPS))
@@ -757,8 +817,15 @@ def test_helm_token_from_a_chart_secret(render):
 
 
 def test_helm_token_from_an_existing_secret(render):
-    objects = render(*ORG, "--set", "github.existingSecret=copilot-github", "--set", "github.existingSecretKey=pat",
-                     "--set", "github.token=ignored")
+    objects = render(
+        *ORG,
+        "--set",
+        "github.existingSecret=copilot-github",
+        "--set",
+        "github.existingSecretKey=pat",
+        "--set",
+        "github.token=ignored",
+    )
     assert "Secret" not in kinds(objects)
     ref = env_var(objects, "GITHUB_TOKEN")["valueFrom"]["secretKeyRef"]
     assert ref == {"name": "copilot-github", "key": "pat"}
@@ -769,22 +836,27 @@ def test_helm_checksums_follow_config_and_token(render):
         return one(render(*args), "Deployment")["spec"]["template"]["metadata"]["annotations"]
 
     base = annotations(*ORG, "--set", "github.token=a")
-    assert annotations(*ORG, "--set", "github.token=a", "--set", "config.refresh_interval=2h")["checksum/config"] \
+    assert (
+        annotations(*ORG, "--set", "github.token=a", "--set", "config.refresh_interval=2h")["checksum/config"]
         != base["checksum/config"]
+    )
     assert annotations(*ORG, "--set", "github.token=b")["checksum/secret"] != base["checksum/secret"]
     assert annotations(*ORG, "--set", "github.token=b")["checksum/config"] == base["checksum/config"]
 
 
 def test_helm_web_config(render):
-    web = {"tls_server_config": {"cert_file": "/tls/tls.crt", "key_file": "/tls/tls.key"},
-           "basic_auth_users": {"prometheus": "$2b$12$" + "a" * 53}}
+    web = {
+        "tls_server_config": {"cert_file": "/tls/tls.crt", "key_file": "/tls/tls.key"},
+        "basic_auth_users": {"prometheus": "$2b$12$" + "a" * 53},
+    }
     objects = render("--set-json", f"webConfig={json.dumps(web)}", *ALL_ON)
     secret = objects[("Secret", "copilot-copilot-exporter-web-config")]
     assert yaml.safe_load(base64.b64decode(secret["data"]["web-config.yaml"])) == web
     spec = container(objects)
     (mount,) = [m for m in spec["volumeMounts"] if m["name"] == "web-config"]
-    (volume,) = [v for v in one(objects, "Deployment")["spec"]["template"]["spec"]["volumes"]
-                 if v["name"] == "web-config"]
+    (volume,) = [
+        v for v in one(objects, "Deployment")["spec"]["template"]["spec"]["volumes"] if v["name"] == "web-config"
+    ]
     assert volume["secret"]["secretName"] == secret["metadata"]["name"]
     assert f"--web.config.file={mount['mountPath']}/web-config.yaml" in spec["args"]
     assert spec["livenessProbe"]["httpGet"]["scheme"] == "HTTPS"
@@ -794,8 +866,14 @@ def test_helm_web_config(render):
 
 
 def test_helm_probes_use_tcp_when_client_certificates_are_required(render):
-    web = {"tls_server_config": {"cert_file": "/tls/tls.crt", "key_file": "/tls/tls.key",
-                                 "client_auth_type": "RequireAndVerifyClientCert", "client_ca_file": "/tls/ca.crt"}}
+    web = {
+        "tls_server_config": {
+            "cert_file": "/tls/tls.crt",
+            "key_file": "/tls/tls.key",
+            "client_auth_type": "RequireAndVerifyClientCert",
+            "client_ca_file": "/tls/ca.crt",
+        }
+    }
     spec = container(render(*ORG, "--set-json", f"webConfig={json.dumps(web)}"))
     for probe in ("livenessProbe", "readinessProbe"):
         assert "httpGet" not in spec[probe]
@@ -811,8 +889,11 @@ def test_helm_prometheus_rules_hold_every_rule_group_of_every_rule_file(render):
     files = rule_files()
     assert {path.name for path in files} >= {"rules.yaml", "alerts.yaml"}
     objects = render(*ALL_ON)
-    rules = {obj["metadata"]["annotations"]["copilot-exporter/source"]: obj
-             for (kind, _), obj in objects.items() if kind == "PrometheusRule"}
+    rules = {
+        obj["metadata"]["annotations"]["copilot-exporter/source"]: obj
+        for (kind, _), obj in objects.items()
+        if kind == "PrometheusRule"
+    }
     assert sorted(rules) == [f"prometheus/{path.name}" for path in files]
     for path in files:
         rule = rules[f"prometheus/{path.name}"]
@@ -823,8 +904,9 @@ def test_helm_prometheus_rules_hold_every_rule_group_of_every_rule_file(render):
         names = [group["name"] for group in groups]
         assert len(names) == len(set(names)), f"{path.name}: rule group names repeat"
     rendered = [group for rule in rules.values() for group in rule["spec"]["groups"]]
-    assert sorted(json.dumps(group, sort_keys=True) for group in rendered) == \
-        sorted(json.dumps(group, sort_keys=True) for group in rule_groups())
+    assert sorted(json.dumps(group, sort_keys=True) for group in rendered) == sorted(
+        json.dumps(group, sort_keys=True) for group in rule_groups()
+    )
 
 
 def test_helm_dashboards_configmap_holds_every_dashboard(render):
@@ -840,8 +922,18 @@ def test_helm_dashboards_configmap_holds_every_dashboard(render):
 
 
 def test_helm_scheduling_values_reach_the_pod(render):
-    pod = one(render(*ORG, "--set", "nodeSelector.disk=ssd", "--set", "tolerations[0].operator=Exists",
-                     "--set", "resources.limits.memory=1Gi"), "Deployment")["spec"]["template"]["spec"]
+    pod = one(
+        render(
+            *ORG,
+            "--set",
+            "nodeSelector.disk=ssd",
+            "--set",
+            "tolerations[0].operator=Exists",
+            "--set",
+            "resources.limits.memory=1Gi",
+        ),
+        "Deployment",
+    )["spec"]["template"]["spec"]
     assert pod["nodeSelector"] == {"disk": "ssd"}
     assert pod["tolerations"] == [{"operator": "Exists"}]
     assert pod["containers"][0]["resources"]["limits"]["memory"] == "1Gi"
@@ -859,8 +951,12 @@ def test_helm_statefulset_mode_gives_each_of_3_pods_its_shard(render):
     assert env["POD_NAME"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
     assert names.index("POD_NAME") < names.index("COPILOT_EXPORTER_SHARD")  # $(POD_NAME) is defined first
     # Kubernetes expands $(POD_NAME); a StatefulSet's pods are named <name>-<ordinal>.
-    shards = {parse_shard(env["COPILOT_EXPORTER_SHARD"]["value"].replace(
-        "$(POD_NAME)", f"{stateful['metadata']['name']}-{ordinal}")) for ordinal in range(3)}
+    shards = {
+        parse_shard(
+            env["COPILOT_EXPORTER_SHARD"]["value"].replace("$(POD_NAME)", f"{stateful['metadata']['name']}-{ordinal}")
+        )
+        for ordinal in range(3)
+    }
     assert shards == {Shard(0, 3), Shard(1, 3), Shard(2, 3)}
     # One ServiceMonitor, through the Service, selects every pod of the StatefulSet.
     monitor = one(objects, "ServiceMonitor")
@@ -871,8 +967,9 @@ def test_helm_statefulset_mode_gives_each_of_3_pods_its_shard(render):
 
 
 def test_helm_statefulset_mode_gives_each_shard_its_own_claim(render):
-    objects = render(*ORG, "--set", "shards=3", "--set", "state.persistence.enabled=true",
-                     "--set", "state.persistence.size=2Gi")
+    objects = render(
+        *ORG, "--set", "shards=3", "--set", "state.persistence.enabled=true", "--set", "state.persistence.size=2Gi"
+    )
     assert "PersistentVolumeClaim" not in kinds(objects)
     stateful = one(objects, "StatefulSet")
     (claim,) = stateful["spec"]["volumeClaimTemplates"]

@@ -25,8 +25,11 @@ NOT_ACCESSIBLE = {"message": "Resource not accessible by personal access token"}
 
 
 def failures(caplog, scope: str, source: str) -> list[str]:
-    return [r.getMessage() for r in caplog.records
-            if r.levelno == logging.WARNING and f"{scope} source={source} failed" in r.getMessage()]
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelno == logging.WARNING and f"{scope} source={source} failed" in r.getMessage()
+    ]
 
 
 def only_failure(caplog, scope: str, source: str) -> str:
@@ -41,8 +44,9 @@ def landing(exporter) -> str:
 
 def test_a_401_says_the_token_expired_or_was_revoked(simulator, make_exporter, caplog):
     simulator.add_fault("/orgs/acme/copilot/metrics/reports/", Fault(status=401))
-    exporter = make_exporter(exporter_config(simulator.api_url, source="reports",
-                                             organizations=[{"name": "acme", "seats": False}]))
+    exporter = make_exporter(
+        exporter_config(simulator.api_url, source="reports", organizations=[{"name": "acme", "seats": False}])
+    )
     with caplog.at_level(logging.INFO):
         assert not exporter.refresh()
     message = only_failure(caplog, "org=acme", "reports")
@@ -55,25 +59,58 @@ def test_a_401_says_the_token_expired_or_was_revoked(simulator, make_exporter, c
 # (config source, organizations, enterprises, failing path, log scope and source, phrases of the hint)
 FORBIDDEN = {
     "reports of an organization": (
-        "reports", [{"name": "acme", "seats": False}], [], "/orgs/acme/copilot/metrics/reports/",
-        ("org=acme", "reports"), ['"Organization Copilot metrics" (read)', "read:org", "policy"]),
+        "reports",
+        [{"name": "acme", "seats": False}],
+        [],
+        "/orgs/acme/copilot/metrics/reports/",
+        ("org=acme", "reports"),
+        ['"Organization Copilot metrics" (read)', "read:org", "policy"],
+    ),
     "reports of an enterprise": (
-        "reports", [], [{"name": "initech", "seats": False}], "/enterprises/initech/copilot/metrics/reports/",
+        "reports",
+        [],
+        [{"name": "initech", "seats": False}],
+        "/enterprises/initech/copilot/metrics/reports/",
         ("enterprise=initech", "reports"),
-        ["manage_billing:copilot or read:enterprise", '"Enterprise Copilot metrics" (read)',
-         "fine-grained tokens are not accepted", '"Enabled everywhere"']),
+        [
+            "manage_billing:copilot or read:enterprise",
+            '"Enterprise Copilot metrics" (read)',
+            "fine-grained tokens are not accepted",
+            '"Enabled everywhere"',
+        ],
+    ),
     "seats of an organization": (
-        "legacy", [{"name": "acme"}], [], "/orgs/acme/copilot/billing",
-        ("org=acme", "seats"), ['"GitHub Copilot Business" (read)', "manage_billing:copilot"]),
+        "legacy",
+        [{"name": "acme"}],
+        [],
+        "/orgs/acme/copilot/billing",
+        ("org=acme", "seats"),
+        ['"GitHub Copilot Business" (read)', "manage_billing:copilot"],
+    ),
     "seats of an enterprise": (
-        "legacy", [], [{"name": "initech"}], "/enterprises/initech/copilot/billing",
-        ("enterprise=initech", "seats"), ["manage_billing:copilot or read:enterprise"]),
+        "legacy",
+        [],
+        [{"name": "initech"}],
+        "/enterprises/initech/copilot/billing",
+        ("enterprise=initech", "seats"),
+        ["manage_billing:copilot or read:enterprise"],
+    ),
     "legacy metrics of an organization": (
-        "legacy", [{"name": "acme", "seats": False}], [], "/orgs/acme/copilot/metrics",
-        ("org=acme", "legacy"), ['"GitHub Copilot Business" (read)', "read:org"]),
+        "legacy",
+        [{"name": "acme", "seats": False}],
+        [],
+        "/orgs/acme/copilot/metrics",
+        ("org=acme", "legacy"),
+        ['"GitHub Copilot Business" (read)', "read:org"],
+    ),
     "legacy metrics of an enterprise": (
-        "legacy", [], [{"name": "initech", "seats": False}], "/enterprises/initech/copilot/metrics",
-        ("enterprise=initech", "legacy"), ["manage_billing:copilot or read:enterprise"]),
+        "legacy",
+        [],
+        [{"name": "initech", "seats": False}],
+        "/enterprises/initech/copilot/metrics",
+        ("enterprise=initech", "legacy"),
+        ["manage_billing:copilot or read:enterprise"],
+    ),
 }
 
 
@@ -81,7 +118,7 @@ NOT_FOR = {
     "reports of an organization": ["GitHub Copilot Business", "not accepted"],
     "reports of an enterprise": ["Organization Copilot metrics", "read:org"],
     "seats of an organization": ["Organization Copilot metrics", "not accepted"],
-    "seats of an enterprise": ["GitHub Copilot Business", "Copilot metrics\" (read)"],
+    "seats of an enterprise": ["GitHub Copilot Business", 'Copilot metrics" (read)'],
     "legacy metrics of an organization": ["Organization Copilot metrics", "not accepted"],
     "legacy metrics of an enterprise": ["GitHub Copilot Business", "Organization Copilot metrics", "read:org"],
 }
@@ -91,8 +128,9 @@ NOT_FOR = {
 def test_a_403_names_the_permission_of_that_endpoint(simulator, make_exporter, caplog, case):
     source, organizations, enterprises, path, (scope, label), phrases = FORBIDDEN[case]
     simulator.add_fault(path, Fault(status=403, body=NOT_ACCESSIBLE))
-    exporter = make_exporter(exporter_config(simulator.api_url, source=source, organizations=organizations,
-                                             enterprises=enterprises))
+    exporter = make_exporter(
+        exporter_config(simulator.api_url, source=source, organizations=organizations, enterprises=enterprises)
+    )
     with caplog.at_level(logging.INFO):
         assert not exporter.refresh()
     message = only_failure(caplog, scope, label)
@@ -104,16 +142,22 @@ def test_a_403_names_the_permission_of_that_endpoint(simulator, make_exporter, c
 
 
 def sso_refusal(url: str) -> Fault:
-    return Fault(status=403, body={"message": "Resource protected by organization SAML enforcement. "
-                                              "You must grant your Personal Access token access to this organization."},
-                 headers={"X-GitHub-SSO": f"required; url={url}"})
+    return Fault(
+        status=403,
+        body={
+            "message": "Resource protected by organization SAML enforcement. "
+            "You must grant your Personal Access token access to this organization."
+        },
+        headers={"X-GitHub-SSO": f"required; url={url}"},
+    )
 
 
 def test_a_403_for_sso_says_to_authorise_the_token_without_its_signed_url(simulator, make_exporter, caplog):
     url = "https://github.com/orgs/acme/sso?authorization_request=A4QW7KSECRETREQUEST"
     simulator.add_fault("/orgs/acme/copilot/metrics/reports/", sso_refusal(url))
-    exporter = make_exporter(exporter_config(simulator.api_url, source="reports",
-                                             organizations=[{"name": "acme", "seats": False}]))
+    exporter = make_exporter(
+        exporter_config(simulator.api_url, source="reports", organizations=[{"name": "acme", "seats": False}])
+    )
     with caplog.at_level(logging.INFO):
         assert not exporter.refresh()
     message = only_failure(caplog, "org=acme", "reports")
@@ -143,8 +187,9 @@ def closed_port() -> int:
 
 
 def unreachable_config(api_url: str, source: str = "auto"):
-    return exporter_config(api_url, source=source, organizations=[{"name": "acme", "seats": False}],
-                           github={"max_retries": 0})
+    return exporter_config(
+        api_url, source=source, organizations=[{"name": "acme", "seats": False}], github={"max_retries": 0}
+    )
 
 
 def test_a_closed_port_names_the_address_and_says_refused(make_exporter, caplog):
@@ -178,8 +223,14 @@ def test_a_host_that_never_answers_the_connection_suggests_a_firewall(make_expor
             sock.setblocking(False)
             sock.connect_ex(silent.getsockname())
         try:
-            exporter = make_exporter(exporter_config(f"http://{address}", source="reports", organizations=[
-                {"name": "acme", "seats": False}], github={"max_retries": 0, "connect_timeout": "300ms"}))
+            exporter = make_exporter(
+                exporter_config(
+                    f"http://{address}",
+                    source="reports",
+                    organizations=[{"name": "acme", "seats": False}],
+                    github={"max_retries": 0, "connect_timeout": "300ms"},
+                )
+            )
             with caplog.at_level(logging.INFO):
                 assert not exporter.refresh()
         finally:
@@ -240,8 +291,14 @@ def test_an_untrusted_certificate_suggests_the_ca_bundle(untrusted_tls, make_exp
 
 def test_with_the_ca_bundle_the_same_server_is_trusted(untrusted_tls, make_exporter, caplog):
     url, cert = untrusted_tls
-    exporter = make_exporter(exporter_config(url, source="reports", organizations=[{"name": "acme", "seats": False}],
-                                             github={"max_retries": 0, "ca_bundle": cert}))
+    exporter = make_exporter(
+        exporter_config(
+            url,
+            source="reports",
+            organizations=[{"name": "acme", "seats": False}],
+            github={"max_retries": 0, "ca_bundle": cert},
+        )
+    )
     with caplog.at_level(logging.INFO):
         exporter.refresh()
     message = only_failure(caplog, "org=acme", "reports")

@@ -78,21 +78,37 @@ def test_the_demo_exposition_equals_the_golden_file(monkeypatch, request, tmp_pa
     assert GOLDEN.exists(), "no golden file yet: run scripts/update_golden"
     expected = GOLDEN.read_text()
     if exposition != expected:
-        diff = list(difflib.unified_diff(expected.splitlines(), exposition.splitlines(),
-                                         "tests/golden/demo.prom", "the demo now", lineterm="", n=0))
-        pytest.fail("the demo exposition differs from the golden file (if intended: scripts/update_golden, "
-                    "then review and commit the diff):\n" + "\n".join(diff[:60])
-                    + (f"\n... {len(diff) - 60} more diff lines" if len(diff) > 60 else ""), pytrace=False)
+        diff = list(
+            difflib.unified_diff(
+                expected.splitlines(),
+                exposition.splitlines(),
+                "tests/golden/demo.prom",
+                "the demo now",
+                lineterm="",
+                n=0,
+            )
+        )
+        pytest.fail(
+            "the demo exposition differs from the golden file (if intended: scripts/update_golden, "
+            "then review and commit the diff):\n"
+            + "\n".join(diff[:60])
+            + (f"\n... {len(diff) - 60} more diff lines" if len(diff) > 60 else ""),
+            pytrace=False,
+        )
 
 
 def test_normalise_drops_volatile_self_metrics_and_sorts_samples():
-    text = ("# HELP copilot_seats Seats.\n# TYPE copilot_seats gauge\n"
-            'copilot_seats{org="b"} 2\ncopilot_seats{org="a"} 1\n'
-            "# HELP copilot_exporter_refresh_duration_seconds Time.\n"
-            "# TYPE copilot_exporter_refresh_duration_seconds gauge\n"
-            "copilot_exporter_refresh_duration_seconds 0.25\n"
-            "# HELP copilot_exporter_up Up.\n# TYPE copilot_exporter_up gauge\ncopilot_exporter_up 1\n")
-    assert normalise(text) == ("# HELP copilot_seats Seats.\n# TYPE copilot_seats gauge\n"
-                               'copilot_seats{org="a"} 1\ncopilot_seats{org="b"} 2\n'
-                               "# HELP copilot_exporter_up Up.\n# TYPE copilot_exporter_up gauge\n"
-                               "copilot_exporter_up 1\n")
+    text = (
+        "# HELP copilot_seats Seats.\n# TYPE copilot_seats gauge\n"
+        'copilot_seats{org="b"} 2\ncopilot_seats{org="a"} 1\n'
+        "# HELP copilot_exporter_refresh_duration_seconds Time.\n"
+        "# TYPE copilot_exporter_refresh_duration_seconds gauge\n"
+        "copilot_exporter_refresh_duration_seconds 0.25\n"
+        "# HELP copilot_exporter_up Up.\n# TYPE copilot_exporter_up gauge\ncopilot_exporter_up 1\n"
+    )
+    assert normalise(text) == (
+        "# HELP copilot_seats Seats.\n# TYPE copilot_seats gauge\n"
+        'copilot_seats{org="a"} 1\ncopilot_seats{org="b"} 2\n'
+        "# HELP copilot_exporter_up Up.\n# TYPE copilot_exporter_up gauge\n"
+        "copilot_exporter_up 1\n"
+    )

@@ -22,8 +22,7 @@ ACME_TEAM = "platform"
 def legacy_config(sim, **overrides):
     return exporter_config(
         sim.api_url,
-        organizations=[{"name": "acme", "teams": [ACME_TEAM], "seats": False},
-                       {"name": "tiny", "seats": False}],
+        organizations=[{"name": "acme", "teams": [ACME_TEAM], "seats": False}, {"name": "tiny", "seats": False}],
         enterprises=[{"name": "initech", "teams": ["core"], "seats": False}],
         **overrides,
     )
@@ -55,15 +54,22 @@ def test_org_team_and_enterprise_scopes_export_the_newest_day(simulator, make_ex
         day = newest_day(simulator, path)
         assert exporter.value("copilot_daily_active_users", **labels) == day["total_active_users"]
         assert exporter.value("copilot_daily_engaged_users", **labels) == day["total_engaged_users"]
-        assert exporter.value("copilot_report_day_timestamp_seconds", **labels, report="metrics") == day_seconds(day["date"])
+        assert exporter.value("copilot_report_day_timestamp_seconds", **labels, report="metrics") == day_seconds(
+            day["date"]
+        )
         suggestions = sum(
             language["total_code_suggestions"]
             for editor in day["copilot_ide_code_completions"]["editors"]
-            for model in editor["models"] for language in model["languages"]
+            for model in editor["models"]
+            for language in model["languages"]
         )
-        exported = sum(value for (name, labelset), value in exporter.samples().items()
-                       if name == "copilot_ide_code_suggestions" and set(labels.items()) <= labelset
-                       and ("team" in labels or not any(k == "team" for k, _ in labelset)))
+        exported = sum(
+            value
+            for (name, labelset), value in exporter.samples().items()
+            if name == "copilot_ide_code_suggestions"
+            and set(labels.items()) <= labelset
+            and ("team" in labels or not any(k == "team" for k, _ in labelset))
+        )
         assert exported == suggestions
         assert exporter.value("copilot_exporter_up", **labels, source="legacy") == 1
 
@@ -75,13 +81,17 @@ def test_scope_with_fewer_than_five_licences_has_no_series_but_is_up(simulator, 
     samples = exporter.samples()
     assert not [key for key in samples if ("org", "tiny") in key[1] and not key[0].startswith("copilot_exporter_")]
     assert exporter.value("copilot_exporter_up", org="tiny", source="legacy") == 1
-    assert any("org=tiny source=legacy" in record.getMessage() and "five or more" in record.getMessage() for record in caplog.records)
+    assert any(
+        "org=tiny source=legacy" in record.getMessage() and "five or more" in record.getMessage()
+        for record in caplog.records
+    )
 
 
 def test_small_pages_are_followed_to_the_end():
     with Simulator(world=World.default(), token=TOKEN, max_per_page=1) as sim:
         config = exporter_config(sim.api_url, organizations=[{"name": "acme", "seats": False}])
         from conftest import RunningExporter
+
         exporter = RunningExporter(config)
         try:
             assert exporter.refresh()
@@ -102,8 +112,10 @@ def test_unchanged_answers_are_reused_with_etags(simulator, make_exporter):
     acme = [r for r in simulator.requests if r.path == "/orgs/acme/copilot/metrics"]
     assert acme and all(r.status == 304 and r.headers.get("If-None-Match") for r in acme)
     after = exporter.samples()
-    data = lambda samples: {k: v for k, v in samples.items()  # noqa: E731
-                            if not k[0].startswith(("copilot_exporter_", "process_"))}
+
+    def data(samples):
+        return {k: v for k, v in samples.items() if not k[0].startswith(("copilot_exporter_", "process_"))}
+
     assert data(after) == data(before)
 
 
@@ -171,8 +183,9 @@ def test_secondary_rate_limit_waits_as_told(simulator, make_exporter):
 
 
 def test_rate_limit_longer_than_allowed_gives_up_without_calling(simulator, make_exporter):
-    config = exporter_config(simulator.api_url, organizations=[{"name": "acme", "seats": False}],
-                             github={"max_rate_limit_wait": "1s"})
+    config = exporter_config(
+        simulator.api_url, organizations=[{"name": "acme", "seats": False}], github={"max_rate_limit_wait": "1s"}
+    )
     exporter = make_exporter(config)
     simulator.add_fault("/orgs/acme/copilot/metrics", Fault(status=403, headers={"Retry-After": "60"}))
     assert not exporter.refresh()
@@ -199,8 +212,9 @@ def test_http_endpoints_formats_and_compression(simulator, make_exporter):
     exporter.refresh()
     plain = requests.get(exporter.url + "/metrics", timeout=5)
     assert plain.headers["Content-Type"].startswith("text/plain; version=0.0.4")
-    openmetrics = requests.get(exporter.url + "/metrics", timeout=5,
-                               headers={"Accept": "application/openmetrics-text; version=1.0.0"})
+    openmetrics = requests.get(
+        exporter.url + "/metrics", timeout=5, headers={"Accept": "application/openmetrics-text; version=1.0.0"}
+    )
     assert openmetrics.headers["Content-Type"].startswith("application/openmetrics-text")
     assert openmetrics.text.endswith("# EOF\n") and "# TYPE copilot_exporter_errors counter" not in plain.text
     raw = requests.get(exporter.url + "/metrics", timeout=5, headers={"Accept-Encoding": "gzip"}, stream=True)

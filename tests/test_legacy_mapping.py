@@ -96,10 +96,13 @@ def test_inner_fields_missing_and_unknown_fields_ignored():
         "brand_new_field": {"x": 1},
         "copilot_ide_code_completions": {
             "editors": [
-                {"name": "vscode", "models": [
-                    {"name": "m", "languages": [{"name": "go", "total_code_suggestions": 5, "shiny": True}]},
-                    {"languages": [{"name": "go", "total_code_suggestions": 99}]},  # no model name
-                ]},
+                {
+                    "name": "vscode",
+                    "models": [
+                        {"name": "m", "languages": [{"name": "go", "total_code_suggestions": 5, "shiny": True}]},
+                        {"languages": [{"name": "go", "total_code_suggestions": 99}]},  # no model name
+                    ],
+                },
             ],
         },
     }
@@ -113,19 +116,27 @@ def test_reported_zero_is_exported_as_zero():
 
 def test_duplicated_label_sets_are_summed():
     language = {"name": "go", "total_code_acceptances": 2}
-    day = {"date": "2026-01-01", "copilot_ide_code_completions": {"editors": [
-        {"name": "vscode", "models": [{"name": "m", "languages": [language, dict(language)]}]},
-    ]}}
+    day = {
+        "date": "2026-01-01",
+        "copilot_ide_code_completions": {
+            "editors": [
+                {"name": "vscode", "models": [{"name": "m", "languages": [language, dict(language)]}]},
+            ]
+        },
+    }
     assert mapped(day)[key("copilot_ide_code_acceptances", editor="vscode", model="m", language="go")] == 4
 
 
-@pytest.mark.parametrize("day", [
-    {"date": "2026-01-01", "total_active_users": "24"},
-    {"date": "2026-01-01", "total_active_users": True},
-    {"date": "2026-01-01", "copilot_ide_chat": []},
-    {"date": "2026-01-01", "copilot_ide_chat": {"editors": {"name": "vscode"}}},
-    {"date": "2026-01-01", "copilot_dotcom_chat": {"models": ["default"]}},
-])
+@pytest.mark.parametrize(
+    "day",
+    [
+        {"date": "2026-01-01", "total_active_users": "24"},
+        {"date": "2026-01-01", "total_active_users": True},
+        {"date": "2026-01-01", "copilot_ide_chat": []},
+        {"date": "2026-01-01", "copilot_ide_chat": {"editors": {"name": "vscode"}}},
+        {"date": "2026-01-01", "copilot_dotcom_chat": {"models": ["default"]}},
+    ],
+)
 def test_wrong_types_are_a_payload_error(day):
     with pytest.raises(PayloadError):
         mapped(day)

@@ -42,8 +42,15 @@ DOWNLOAD = "/reports/org/acme/attack"
 
 
 def connect(sim, **limits) -> Connection:
-    return Connection(sim.api_url, lambda: TOKEN, Telemetry(), connect_timeout=5, read_timeout=5,
-                      max_retries=0, limits=Limits(**limits))
+    return Connection(
+        sim.api_url,
+        lambda: TOKEN,
+        Telemetry(),
+        connect_timeout=5,
+        read_timeout=5,
+        max_retries=0,
+        limits=Limits(**limits),
+    )
 
 
 def peak_allocated(action) -> int:
@@ -58,6 +65,7 @@ def peak_allocated(action) -> int:
 
 # -- bytes ---------------------------------------------------------------------------------------
 
+
 def test_a_content_encoding_bomb_on_an_api_answer_stops_at_max_response_bytes(simulator):
     simulator.add_fault(LEGACY, Fault(kind="bomb", size=3_000_000_000, headers={"Content-Encoding": "gzip"}))
     client = connect(simulator, max_response_bytes=4 * MiB).client()
@@ -65,6 +73,7 @@ def test_a_content_encoding_bomb_on_an_api_answer_stops_at_max_response_bytes(si
     def get():
         with pytest.raises(TooLarge, match="max_response_bytes"):
             client.get(LEGACY, LEGACY)
+
     assert peak_allocated(get) < 20 * MiB
 
 
@@ -72,8 +81,9 @@ def test_a_content_encoding_bomb_on_an_api_answer_stops_at_max_response_bytes(si
 def test_a_report_bomb_stops_at_max_report_bytes_in_bounded_memory(simulator, encoded):
     headers = {"Content-Encoding": "gzip"} if encoded else {}
     record = b'{"user_login": "' + b"x" * 1000 + b'"}\n'  # valid records, each one small
-    simulator.add_fault(DOWNLOAD, Fault(kind="bomb", size=3_000_000_000, fill=record, headers=headers),
-                        server="download")
+    simulator.add_fault(
+        DOWNLOAD, Fault(kind="bomb", size=3_000_000_000, fill=record, headers=headers), server="download"
+    )
     client = connect(simulator, max_report_bytes=8 * MiB).client()
 
     def read():
@@ -84,6 +94,7 @@ def test_a_report_bomb_stops_at_max_report_bytes_in_bounded_memory(simulator, en
                     pass
         finally:
             body.close()
+
     assert peak_allocated(read) < 20 * MiB
 
 
@@ -95,8 +106,15 @@ def test_blank_space_before_the_first_record_is_bounded_by_max_record_bytes(simu
     body.close()
 
 
-@pytest.mark.parametrize("body", [b'{"a": "' + b"x" * (3 * MiB), b'{"a": 1}\n{"b": "' + b"x" * (3 * MiB) + b'"}\n',
-                                  b'[{"a": "' + b"x" * (3 * MiB) + b'"}]'], ids=["unended", "second-line", "array"])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"a": "' + b"x" * (3 * MiB),
+        b'{"a": 1}\n{"b": "' + b"x" * (3 * MiB) + b'"}\n',
+        b'[{"a": "' + b"x" * (3 * MiB) + b'"}]',
+    ],
+    ids=["unended", "second-line", "array"],
+)
 def test_a_record_longer_than_max_record_bytes_is_too_large(simulator, body):
     simulator.add_fault(DOWNLOAD, Fault(status=200, body=body), server="download")
     response = connect(simulator, max_record_bytes=1 * MiB).client().download(simulator.download_url + DOWNLOAD, "d")
@@ -108,8 +126,9 @@ def test_a_record_longer_than_max_record_bytes_is_too_large(simulator, body):
 @pytest.mark.parametrize("compress", [zlib.compress, lambda data: zlib.compress(data)[2:-4]], ids=["zlib", "raw"])
 def test_deflate_is_read_whether_zlib_wrapped_or_raw(simulator, compress):
     days = [{"date": "2026-01-01", "total_active_users": 3}]
-    simulator.add_fault(LEGACY, Fault(status=200, body=compress(json.dumps(days).encode()),
-                                      headers={"Content-Encoding": "deflate"}))
+    simulator.add_fault(
+        LEGACY, Fault(status=200, body=compress(json.dumps(days).encode()), headers={"Content-Encoding": "deflate"})
+    )
     assert connect(simulator).client().get(LEGACY, LEGACY).json(LEGACY) == days
 
 
@@ -123,12 +142,17 @@ def test_a_body_in_an_encoding_not_asked_for_is_a_payload_error(simulator):
 def test_several_gzip_members_with_content_encoding_are_one_body(simulator):
     days = [{"date": f"2026-01-{day:02}"} for day in range(1, 29)]
     text = json.dumps(days).encode()
-    simulator.add_fault(LEGACY, Fault(status=200, body=gzip.compress(text[:100]) + gzip.compress(text[100:]),
-                                      headers={"Content-Encoding": "gzip"}))
+    simulator.add_fault(
+        LEGACY,
+        Fault(
+            status=200, body=gzip.compress(text[:100]) + gzip.compress(text[100:]), headers={"Content-Encoding": "gzip"}
+        ),
+    )
     assert connect(simulator).client().get(LEGACY, LEGACY).json(LEGACY) == days
 
 
 # -- time ----------------------------------------------------------------------------------------
+
 
 def test_a_body_sent_a_byte_at_a_time_ends_at_the_deadline(simulator):
     # Each byte comes well within the read timeout, so only the deadline can end the request.
@@ -157,8 +181,9 @@ def test_no_rate_limit_wait_lasts_past_the_deadline(simulator):
 
     connection = connect(simulator)
     connection.max_rate_limit_wait = 600.0
-    connection.note_rate_limit(CaseInsensitiveDict({"X-RateLimit-Remaining": "0",
-                                                    "X-RateLimit-Reset": str(int(time.time()) + 60)}))
+    connection.note_rate_limit(
+        CaseInsensitiveDict({"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(int(time.time()) + 60)})
+    )
     started = time.monotonic()
     with pytest.raises(RateLimited, match="refresh_timeout"):
         connection.client(timeout=5.0).get(LEGACY, LEGACY)
@@ -173,6 +198,7 @@ def test_no_request_starts_after_the_deadline(simulator):
 
 
 # -- redirects and pages -------------------------------------------------------------------------
+
 
 def test_an_api_redirect_loop_ends_after_max_redirects(simulator):
     simulator.add_fault(LEGACY, Fault(status=302, body=b"", headers={"Location": LEGACY}))
@@ -191,8 +217,9 @@ def test_a_redirect_hop_to_another_host_gets_no_token(simulator):
 
 
 def test_a_download_redirect_loop_ends_after_max_redirects(simulator):
-    simulator.add_fault(DOWNLOAD, Fault(status=302, body=b"", headers={"Location": DOWNLOAD + "?again"}),
-                        server="download")
+    simulator.add_fault(
+        DOWNLOAD, Fault(status=302, body=b"", headers={"Location": DOWNLOAD + "?again"}), server="download"
+    )
     with pytest.raises(TooManyRedirects):
         connect(simulator, max_redirects=3).client().download(simulator.download_url + DOWNLOAD, "d")
     assert simulator.request_count(DOWNLOAD, server="download") == 4
@@ -232,9 +259,11 @@ def test_a_listing_longer_than_max_pages_is_refused():
 
 # -- the ETag cache ------------------------------------------------------------------------------
 
+
 def test_the_etag_cache_drops_its_oldest_entries_past_its_bounds():
-    connection = Connection("http://api.invalid", lambda: "t", Telemetry(),
-                            limits=Limits(max_etag_entries=3, max_etag_bytes=1000))
+    connection = Connection(
+        "http://api.invalid", lambda: "t", Telemetry(), limits=Limits(max_etag_entries=3, max_etag_bytes=1000)
+    )
     for day in range(5):
         connection.remember_etag(f"/day/{day}", f'"{day}"', b"x" * 100)
     assert [connection.etag_for(f"/day/{day}") is not None for day in range(5)] == [False, False, True, True, True]
@@ -247,6 +276,7 @@ def test_the_etag_cache_drops_its_oldest_entries_past_its_bounds():
 
 # -- JSON ----------------------------------------------------------------------------------------
 
+
 def test_json_nested_deeper_than_the_decoder_goes_is_a_payload_error(simulator):
     with pytest.raises(PayloadError, match="nested too deeply"):
         decode_json(b"[" * 200_000, "where", "body")
@@ -255,8 +285,7 @@ def test_json_nested_deeper_than_the_decoder_goes_is_a_payload_error(simulator):
         connect(simulator).client().get(LEGACY, LEGACY).json(LEGACY)
 
 
-@pytest.mark.parametrize("body", [b'{"a": ' + b"[" * 200_000 + b"\n", b"[" + b"[" * 200_000],
-                         ids=["ndjson", "array"])
+@pytest.mark.parametrize("body", [b'{"a": ' + b"[" * 200_000 + b"\n", b"[" + b"[" * 200_000], ids=["ndjson", "array"])
 def test_a_report_record_nested_too_deeply_is_a_payload_error(simulator, body):
     simulator.add_fault(DOWNLOAD, Fault(status=200, body=body), server="download")
     response = connect(simulator).client().download(simulator.download_url + DOWNLOAD, "d")
@@ -266,6 +295,7 @@ def test_a_report_record_nested_too_deeply_is_a_payload_error(simulator, body):
 
 
 # -- secret files --------------------------------------------------------------------------------
+
 
 def within(seconds: float, action):
     """The result of `action`, which must not block: run in a thread, given `seconds` at most."""
@@ -291,9 +321,11 @@ def test_a_fifo_a_device_or_a_huge_file_is_refused_without_blocking(tmp_path):
     huge.write_bytes(b"t" * (MAX_SECRET_BYTES + 1))
     assert str(within(10, lambda: read_secret_file(str(fifo)))) == f"cannot read {fifo}: not a regular file (a FIFO)"
     assert str(within(10, lambda: read_secret_file("/dev/zero"))) == (
-        "cannot read /dev/zero: not a regular file (a character device)")
+        "cannot read /dev/zero: not a regular file (a character device)"
+    )
     assert str(within(10, lambda: read_secret_file(str(huge)))) == (
-        f"cannot read {huge}: larger than {MAX_SECRET_BYTES} bytes, too large for a secret")
+        f"cannot read {huge}: larger than {MAX_SECRET_BYTES} bytes, too large for a secret"
+    )
 
 
 @pytest.mark.parametrize("kind", ["fifo", "device", "huge"])
@@ -335,27 +367,51 @@ def test_an_app_private_key_file_that_is_a_fifo_is_refused_without_blocking(tmp_
 
 # -- config --------------------------------------------------------------------------------------
 
+
 def limits_of(**keys):
     return parse_config({"github": {"token": "t"}, "organizations": [{"name": "acme"}], **keys}, {}).limits
 
 
 def test_limits_have_defaults_and_config_keys():
     assert limits_of() == Limits()
-    assert limits_of(refresh_timeout="30s", max_report_bytes="2GiB", max_record_bytes="1MiB",
-                     max_response_bytes=4_000_000, max_redirects=3, max_pages=50,
-                     max_etag_entries=10, max_etag_bytes="1MB") == Limits(
-        refresh_timeout=30.0, max_report_bytes=2 * 1024 ** 3, max_record_bytes=MiB, max_response_bytes=4_000_000,
-        max_redirects=3, max_pages=50, max_etag_entries=10, max_etag_bytes=1_000_000)
+    assert limits_of(
+        refresh_timeout="30s",
+        max_report_bytes="2GiB",
+        max_record_bytes="1MiB",
+        max_response_bytes=4_000_000,
+        max_redirects=3,
+        max_pages=50,
+        max_etag_entries=10,
+        max_etag_bytes="1MB",
+    ) == Limits(
+        refresh_timeout=30.0,
+        max_report_bytes=2 * 1024**3,
+        max_record_bytes=MiB,
+        max_response_bytes=4_000_000,
+        max_redirects=3,
+        max_pages=50,
+        max_etag_entries=10,
+        max_etag_bytes=1_000_000,
+    )
 
 
-@pytest.mark.parametrize(("keys", "problem"), [
-    ({"max_report_bytes": "lots"}, "max_report_bytes: 'lots' is not a size (use e.g. 16MiB, 8GiB or a number of bytes)"),
-    ({"max_record_bytes": 10}, 'max_record_bytes: must be at least 1024 bytes, got 10'),
-    ({"max_response_bytes": True}, "max_response_bytes: must be a size like 16MiB or a number of bytes, got boolean"),
-    ({"refresh_timeout": "0s"}, 'refresh_timeout: must be at least 1s, got "0s"'),
-    ({"max_redirects": 1000}, "max_redirects: must be between 0 and 100, got 1000"),
-    ({"max_pages": 0}, "max_pages: must be at least 1, got 0"),
-])
+@pytest.mark.parametrize(
+    ("keys", "problem"),
+    [
+        (
+            {"max_report_bytes": "lots"},
+            "max_report_bytes: 'lots' is not a size (use e.g. 16MiB, 8GiB or a number of bytes)",
+        ),
+        ({"max_record_bytes": 10}, "max_record_bytes: must be at least 1024 bytes, got 10"),
+        (
+            {"max_response_bytes": True},
+            "max_response_bytes: must be a size like 16MiB or a number of bytes, got boolean",
+        ),
+        ({"refresh_timeout": "0s"}, 'refresh_timeout: must be at least 1s, got "0s"'),
+        ({"max_redirects": 1000}, "max_redirects: must be between 0 and 100, got 1000"),
+        ({"max_pages": 0}, "max_pages: must be at least 1, got 0"),
+    ],
+)
 def test_limit_config_problems(keys, problem):
     with pytest.raises(ConfigError) as caught:
         limits_of(**keys)
@@ -364,7 +420,16 @@ def test_limit_config_problems(keys, problem):
 
 def test_sizes():
     assert [parse_size(v) for v in (5, "5", "5B", "2KB", "2KiB", "3MB", "3MiB", "1GB", "1GiB")] == [
-        5, 5, 5, 2000, 2048, 3_000_000, 3 * MiB, 10 ** 9, 1024 ** 3]
+        5,
+        5,
+        5,
+        2000,
+        2048,
+        3_000_000,
+        3 * MiB,
+        10**9,
+        1024**3,
+    ]
 
 
 def test_the_example_file_states_every_limit_at_its_default():

@@ -33,15 +33,25 @@ def test_logfmt_escapes_line_breaks_and_control_characters():
     line = LogfmtFormatter().format(record(FORGED))
     assert "\n" not in line and "\r" not in line
     assert all(c == " " or c.isprintable() for c in line)
-    assert line.endswith(r' msg="Not Found\r\nts=2026-01-01T00:00:00.000Z level=error logger=x '
-                         r'msg=\"token leaked\"\x1b[2K\u2028\u202e\ud800"')
+    assert line.endswith(
+        r' msg="Not Found\r\nts=2026-01-01T00:00:00.000Z level=error logger=x '
+        r'msg=\"token leaked\"\x1b[2K\u2028\u202e\ud800"'
+    )
     line.encode("utf-8")  # writable to any UTF-8 stream (the lone surrogate is escaped)
 
 
-@pytest.mark.parametrize("value, shown", [
-    ("plain", "plain"), ("two words", '"two words"'), ("a=b", '"a=b"'), ("tab\there", r'"tab\there"'),
-    ("back\\slash", r'"back\\slash"'), ("", '""'), ("ünïcode", "ünïcode"),
-])
+@pytest.mark.parametrize(
+    "value, shown",
+    [
+        ("plain", "plain"),
+        ("two words", '"two words"'),
+        ("a=b", '"a=b"'),
+        ("tab\there", r'"tab\there"'),
+        ("back\\slash", r'"back\\slash"'),
+        ("", '""'),
+        ("ünïcode", "ünïcode"),
+    ],
+)
 def test_logfmt_values(value, shown):
     assert LogfmtFormatter().format(record(value)).endswith(f" msg={shown}")
 
@@ -60,14 +70,22 @@ def free_port() -> int:
 
 def test_sighup_is_logged_and_ignored(simulator, tmp_path):
     config = tmp_path / "config.yaml"
-    config.write_text(yaml.safe_dump({
-        "github": {"api_url": simulator.api_url, "token": TOKEN},
-        "source": "legacy", "organizations": [{"name": "acme", "seats": False}],
-    }))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "github": {"api_url": simulator.api_url, "token": TOKEN},
+                "source": "legacy",
+                "organizations": [{"name": "acme", "seats": False}],
+            }
+        )
+    )
     address = f"127.0.0.1:{free_port()}"
-    process = subprocess.Popen([sys.executable, "-m", "copilot_exporter", "--config", str(config),
-                                "--web.listen-address", address], stderr=subprocess.PIPE, text=True,
-                               env={**os.environ})
+    process = subprocess.Popen(
+        [sys.executable, "-m", "copilot_exporter", "--config", str(config), "--web.listen-address", address],
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ},
+    )
     try:
         deadline = time.monotonic() + 30
         while True:

@@ -29,20 +29,25 @@ def test_readme_metric_table_matches_the_catalogue():
     readme = (ROOT / "README.md").read_text()
     start = readme.index("<!-- metrics-table:start -->") + len("<!-- metrics-table:start -->")
     end = readme.index("<!-- metrics-table:end -->")
-    assert readme[start:end].strip() == load_table_script().markdown().strip(), \
+    assert readme[start:end].strip() == load_table_script().markdown().strip(), (
         "README metric table is stale: python scripts/metrics_table.py"
+    )
 
 
 def full_exposition(simulator, make_exporter, state_dir) -> str:
-    """Every source at once: legacy (one org through auto's fallback), reports with per-user and repositories, seats, billing."""
+    """Every source at once: legacy (one org through auto's fallback), reports with per-user and
+    repositories, seats, billing."""
     simulator.add_fault("/orgs/globex/copilot/metrics/reports", Fault(status=404))
     config = exporter_config(
-        simulator.api_url, source="auto", user_hash_salt="pepper",
+        simulator.api_url,
+        source="auto",
+        user_hash_salt="pepper",
         seat_prices={"business": {"amount": 19, "currency": "USD"}},
-        organizations=[{"name": "acme", "teams": ["platform"], "repositories": True, "per_user": True,
-                        "billing": True},
-                       {"name": "globex", "teams": ["mobile"]},
-                       {"name": "umbrella", "per_user": "hashed"}],
+        organizations=[
+            {"name": "acme", "teams": ["platform"], "repositories": True, "per_user": True, "billing": True},
+            {"name": "globex", "teams": ["mobile"]},
+            {"name": "umbrella", "per_user": "hashed"},
+        ],
         enterprises=[{"name": "initech", "teams": ["core"]}],
         fill_days_per_refresh=28,  # team windows need every day of 28 held: filled in one refresh
     )
@@ -88,8 +93,7 @@ def test_per_user_series_have_their_own_prefix_and_the_retired_names_are_gone():
         assert "copilot_user_" + base.removeprefix("copilot_") not in CATALOGUE
         assert CATALOGUE["copilot_per_user_" + base.removeprefix("copilot_")].labels == ("user",)
     # a relabelling rule dropping copilot_per_user_.+ touches no aggregate family
-    assert all(info.labels == ("user",) for name, info in CATALOGUE.items()
-               if name.startswith("copilot_per_user_"))
+    assert all(info.labels == ("user",) for name, info in CATALOGUE.items() if name.startswith("copilot_per_user_"))
 
 
 def test_help_texts_say_in_words_what_is_counted():
@@ -100,8 +104,9 @@ def test_help_texts_say_in_words_what_is_counted():
         assert len(prose) >= 4, f"{name}: {info.help!r}"
         if info.group.startswith("reports") or info.group == "shared":
             outside_backticks = re.sub(r"`[^`]*`", "", info.help)
-            fields = [word for word in re.findall(r"\b[a-z0-9]+(?:_[a-z0-9]+)+\b", outside_backticks)
-                      if word not in CATALOGUE]
+            fields = [
+                word for word in re.findall(r"\b[a-z0-9]+(?:_[a-z0-9]+)+\b", outside_backticks) if word not in CATALOGUE
+            ]
             assert not fields, f"{name}: {info.help!r} names fields {fields}"
 
 

@@ -25,8 +25,10 @@ def test_dropped_values_and_folded_series_are_exported_per_scope_and_source():
     telemetry.set_folded(scope, "reports", (("copilot_lines_added_by_language_model", 7),))
     families = {family.name: family.samples for family in telemetry.families()}
     assert families["copilot_exporter_dropped_values_total"] == (
-        ((("org", "acme"), ("source", "reports"), ("reason", "bad_value")), 5),)
+        ((("org", "acme"), ("source", "reports"), ("reason", "bad_value")), 5),
+    )
     assert families["copilot_exporter_folded_series"] == (
-        ((("org", "acme"), ("source", "reports"), ("family", "copilot_lines_added_by_language_model")), 7),)
+        ((("org", "acme"), ("source", "reports"), ("family", "copilot_lines_added_by_language_model")), 7),
+    )
     telemetry.forget(scope, "reports")
     assert {f.name: f.samples for f in telemetry.families()}["copilot_exporter_folded_series"] == ()

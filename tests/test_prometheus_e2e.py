@@ -16,8 +16,17 @@ import yaml
 from copilot_exporter.simulator import Simulator, World
 from conftest import TOKEN, RunningExporter, exporter_config
 from dashboards_util import (
-    ALERTS, DASHBOARD_DIR, RULES, annotation_windows, dashboard_paths, dashboard_queries, load_dashboard,
-    metric_names, recorded_names, trend_annotation, variable_queries,
+    ALERTS,
+    DASHBOARD_DIR,
+    RULES,
+    annotation_windows,
+    dashboard_paths,
+    dashboard_queries,
+    load_dashboard,
+    metric_names,
+    recorded_names,
+    trend_annotation,
+    variable_queries,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
@@ -43,9 +52,14 @@ class Prometheus:
         (workdir / "prometheus.yml").write_text(yaml.safe_dump(config))
         self.url = f"http://127.0.0.1:{free_port()}"
         self.process = subprocess.Popen(
-            [binary, f"--config.file={workdir / 'prometheus.yml'}", f"--storage.tsdb.path={workdir / 'data'}",
-             f"--web.listen-address={self.url.removeprefix('http://')}"],
-            stdout=subprocess.DEVNULL, stderr=open(workdir / "prometheus.log", "w"),
+            [
+                binary,
+                f"--config.file={workdir / 'prometheus.yml'}",
+                f"--storage.tsdb.path={workdir / 'data'}",
+                f"--web.listen-address={self.url.removeprefix('http://')}",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=open(workdir / "prometheus.log", "w"),
         )
 
     def query(self, expr: str) -> dict:
@@ -77,16 +91,25 @@ def stack(tmp_path_factory):
     world = World.default()
     with Simulator(world=world, token=TOKEN) as simulator:
         config = exporter_config(
-            simulator.api_url, source="auto", refresh_interval="1h",
-            seat_prices={"business": {"amount": 19, "currency": "USD"}, "enterprise": {"amount": 36, "currency": "EUR"}},
-            organizations=[{"name": org.name, "teams": list(org.teams), "repositories": True, "billing": True}
-                           for org in world.organizations] + [{"name": "ghost-org", "seats": False}],
+            simulator.api_url,
+            source="auto",
+            refresh_interval="1h",
+            seat_prices={
+                "business": {"amount": 19, "currency": "USD"},
+                "enterprise": {"amount": 36, "currency": "EUR"},
+            },
+            organizations=[
+                {"name": org.name, "teams": list(org.teams), "repositories": True, "billing": True}
+                for org in world.organizations
+            ]
+            + [{"name": "ghost-org", "seats": False}],
             enterprises=[{"name": ent.name, "teams": list(ent.teams), "billing": True} for ent in world.enterprises],
         )
         exporter = RunningExporter(config)
         assert not exporter.refresh()  # ghost-org fails; every other scope succeeds
-        assert exporter.value("copilot_exporter_errors_total", org="ghost-org", source="legacy",
-                              reason="not_found") == 1
+        assert (
+            exporter.value("copilot_exporter_errors_total", org="ghost-org", source="legacy", reason="not_found") == 1
+        )
         prometheus = Prometheus(tmp_path_factory.mktemp("prometheus"), exporter.url.removeprefix("http://"))
         try:
             prometheus.wait_until('up{job="copilot-exporter"} == 1')
@@ -108,8 +131,11 @@ def test_the_stack_covers_both_apis_seats_and_billing(stack):
 
 
 def all_queries() -> list[tuple[str, str, str]]:
-    return [(path.name, title, expr) for path in dashboard_paths()
-            for title, expr in dashboard_queries(path) + variable_queries(path)]
+    return [
+        (path.name, title, expr)
+        for path in dashboard_paths()
+        for title, expr in dashboard_queries(path) + variable_queries(path)
+    ]
 
 
 def test_there_are_six_dashboards_with_queries():
@@ -166,8 +192,11 @@ def test_trend_annotations_mark_each_change_as_one_region(stack):
     windows = annotation_windows(expr)
     assert windows
     for day, start, end in windows:
-        answer = requests.get(f"{prometheus.url}/api/v1/query_range", timeout=10, params={
-            "query": expr, "start": start - 6 * 3600, "end": end + 6 * 3600, "step": "3600"}).json()
+        answer = requests.get(
+            f"{prometheus.url}/api/v1/query_range",
+            timeout=10,
+            params={"query": expr, "start": start - 6 * 3600, "end": end + 6 * 3600, "step": "3600"},
+        ).json()
         assert answer["status"] == "success", answer
         (series,) = answer["data"]["result"]
         assert series["metric"]["day"] == day and series["metric"]["change"]
@@ -181,8 +210,12 @@ def test_every_metric_a_dashboard_reads_is_exposed_or_recorded(stack):
     exposed |= {name for name, _labels in exporter.samples()}
     exposed |= {"up", "scrape_duration_seconds", "scrape_samples_scraped"}
     known = exposed | recorded_names()
-    unknown = {(dashboard, name) for dashboard, _title, expr in all_queries()
-               for name in metric_names(expr) if name not in known}
+    unknown = {
+        (dashboard, name)
+        for dashboard, _title, expr in all_queries()
+        for name in metric_names(expr)
+        if name not in known
+    }
     assert not unknown, sorted(unknown)
 
 
@@ -191,8 +224,12 @@ def test_rules_evaluate_without_errors(stack):
     time.sleep(2)
     groups = requests.get(f"{prometheus.url}/api/v1/rules", timeout=10).json()["data"]["groups"]
     assert groups
-    broken = [(rule["name"], rule.get("lastError")) for group in groups for rule in group["rules"]
-              if rule.get("health") == "err"]
+    broken = [
+        (rule["name"], rule.get("lastError"))
+        for group in groups
+        for rule in group["rules"]
+        if rule.get("health") == "err"
+    ]
     assert not broken, broken
 
 
@@ -200,10 +237,15 @@ def test_cost_rules_keep_currencies_apart_and_follow_the_exporter(stack):
     exporter, prometheus = stack
     rows = prometheus.wait_until('copilot:licence_spend:sum{enterprise="initech"}')
     spend = {row["metric"]["currency"]: float(row["value"][1]) for row in rows}
-    seats = {plan: exporter.value("copilot_seats_by_plan", enterprise="initech", plan=plan)
-             for plan in ("business", "enterprise")}
+    seats = {
+        plan: exporter.value("copilot_seats_by_plan", enterprise="initech", plan=plan)
+        for plan in ("business", "enterprise")
+    }
     assert spend == {"USD": seats["business"] * 19, "EUR": seats["enterprise"] * 36}  # never one sum
     [net] = prometheus.wait_until('copilot:billing_net_usd:sum{org="umbrella"}')
-    exported = sum(value for (name, labels), value in exporter.samples().items()
-                   if name == "copilot_billing_amount_usd" and ("org", "umbrella") in labels and ("kind", "net") in labels)
+    exported = sum(
+        value
+        for (name, labels), value in exporter.samples().items()
+        if name == "copilot_billing_amount_usd" and ("org", "umbrella") in labels and ("kind", "net") in labels
+    )
     assert exported > 0 and float(net["value"][1]) == pytest.approx(exported)

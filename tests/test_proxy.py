@@ -33,12 +33,12 @@ def netloc(url: str) -> str:
 
 
 def config(api_url: str, **github):
-    return exporter_config(api_url, source="reports", organizations=[{"name": "acme", "teams": ["web"]}],
-                           github=github)
+    return exporter_config(api_url, source="reports", organizations=[{"name": "acme", "teams": ["web"]}], github=github)
 
 
-def test_api_calls_and_downloads_use_the_proxy_and_only_the_api_gets_the_token(simulator, make_exporter,
-                                                                               proxy, monkeypatch):
+def test_api_calls_and_downloads_use_the_proxy_and_only_the_api_gets_the_token(
+    simulator, make_exporter, proxy, monkeypatch
+):
     monkeypatch.setenv("HTTP_PROXY", proxy.url)
     exporter = make_exporter(config(simulator.api_url))
     assert exporter.refresh()

@@ -49,12 +49,14 @@ def serve():
     server = QuietServer(("127.0.0.1", 0), Files)
     threading.Thread(target=server.serve_forever, daemon=True).start()
 
-    def put(path: str, body: bytes, headers: dict | None = None, length: int | None = None,
-            limits: Limits = Limits()) -> list[dict]:
+    def put(
+        path: str, body: bytes, headers: dict | None = None, length: int | None = None, limits: Limits = Limits()
+    ) -> list[dict]:
         """The records of `body` served at `path`, downloaded as the exporter downloads a report."""
         Files.bodies[path] = (body, headers or {}, length)
-        connection = Connection("http://api.invalid", lambda: "unused", Telemetry(), limits=limits,
-                                connect_timeout=5, read_timeout=5)
+        connection = Connection(
+            "http://api.invalid", lambda: "unused", Telemetry(), limits=limits, connect_timeout=5, read_timeout=5
+        )
         response = connection.client().download(f"http://127.0.0.1:{server.server_address[1]}{path}", "test")
         try:
             return list(iter_records(response, "test-report"))
@@ -104,17 +106,24 @@ def test_body_shorter_than_announced_is_a_payload_error(serve):
 
 
 # A 1-day aggregated file is one flat record on one line, which can be hundreds of kB.
-BIG = {"day": "2026-11-20", "totals_by_language_model": [
-    {"language": f"lang{i}", "model": f"model-{i % 40}", "code_generation_activity_count": i} for i in range(7000)]}
+BIG = {
+    "day": "2026-11-20",
+    "totals_by_language_model": [
+        {"language": f"lang{i}", "model": f"model-{i % 40}", "code_generation_activity_count": i} for i in range(7000)
+    ],
+}
 BIG_LINE = json.dumps(BIG, separators=(",", ":")).encode()
 
 
-@pytest.mark.parametrize("path,body,headers", [
-    ("/one-day.ndjson", BIG_LINE, {}),
-    ("/one-day-final-newline.ndjson", BIG_LINE + b"\n", {}),
-    ("/one-day.ndjson.gz", gzip.compress(BIG_LINE + b"\n"), {"Content-Type": "application/gzip"}),
-    ("/one-day-encoded.ndjson", gzip.compress(BIG_LINE + b"\n"), {"Content-Encoding": "gzip"}),
-])
+@pytest.mark.parametrize(
+    "path,body,headers",
+    [
+        ("/one-day.ndjson", BIG_LINE, {}),
+        ("/one-day-final-newline.ndjson", BIG_LINE + b"\n", {}),
+        ("/one-day.ndjson.gz", gzip.compress(BIG_LINE + b"\n"), {"Content-Type": "application/gzip"}),
+        ("/one-day-encoded.ndjson", gzip.compress(BIG_LINE + b"\n"), {"Content-Encoding": "gzip"}),
+    ],
+)
 def test_a_single_line_of_about_500_kb_is_one_record(serve, path, body, headers):
     assert 400_000 < len(BIG_LINE) < 600_000
     assert serve(path, body, headers) == [BIG]

@@ -62,8 +62,13 @@ READ_TIMEOUT = 1.0  # seconds
 MAX_RATE_LIMIT_WAIT = 1.0  # seconds
 RETRY_AFTER = 1  # seconds asked by the secondary rate limit: within MAX_RATE_LIMIT_WAIT
 LOOKBACK_DAYS = 3
-GITHUB = {"max_retries": MAX_RETRIES, "read_timeout": f"{READ_TIMEOUT:g}s", "connect_timeout": "1s",
-          "retry_backoff": "100ms", "max_rate_limit_wait": f"{MAX_RATE_LIMIT_WAIT:g}s"}
+GITHUB = {
+    "max_retries": MAX_RETRIES,
+    "read_timeout": f"{READ_TIMEOUT:g}s",
+    "connect_timeout": "1s",
+    "retry_backoff": "100ms",
+    "max_rate_limit_wait": f"{MAX_RATE_LIMIT_WAIT:g}s",
+}
 
 # Seconds any /metrics answer may take while a faulty refresh runs: generous, so a loaded machine
 # cannot fail it; a scrape waiting on a refresh would take the refresh's whole duration.
@@ -107,16 +112,20 @@ API_PREFIX = {  # every request a source makes for the target scope starts with 
     "seats": "/orgs/acme/copilot/billing",  # billing, then the seat list
 }
 DOWNLOAD_PREFIX = "/reports/org/acme/"  # the target's report files, on the download host
-EXPIRED = (b'<?xml version="1.0" encoding="UTF-8"?>\n'
-           b"<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>")
+EXPIRED = (
+    b'<?xml version="1.0" encoding="UTF-8"?>\n'
+    b"<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>"
+)
 
 
 def config_for(api_url: str, source: str, limits: dict | None = None):
     seats = source == "seats"  # the seats job comes with a legacy data job per scope
     return exporter_config(
         api_url,
-        organizations=[{"name": "acme", "teams": ["platform"], "repositories": True, "seats": seats},
-                       {"name": "globex", "seats": seats}],
+        organizations=[
+            {"name": "acme", "teams": ["platform"], "repositories": True, "seats": seats},
+            {"name": "globex", "seats": seats},
+        ],
         source="reports" if source == "reports" else "legacy",
         lookback_days=LOOKBACK_DAYS,
         github=GITHUB,
@@ -163,20 +172,29 @@ def api(fault: Fault, times: int | None = None) -> Injection:
     return Injection("api", fault, times)
 
 
-def download(fault: Fault, times: int | None = None, prefix: str | None = None, limits: dict | None = None) -> Injection:
+def download(
+    fault: Fault, times: int | None = None, prefix: str | None = None, limits: dict | None = None
+) -> Injection:
     return Injection("download", fault, times, prefix=prefix, limits=limits)
 
 
 def api_or_download(fault: Fault, limits: dict | None = None) -> dict[str, Injection]:
     """On the API for metrics and seats, on the report files for reports."""
-    return {"legacy": Injection("api", fault, limits=limits), "seats": Injection("api", fault, limits=limits),
-            "reports": download(fault, limits=limits)}
+    return {
+        "legacy": Injection("api", fault, limits=limits),
+        "seats": Injection("api", fault, limits=limits),
+        "reports": download(fault, limits=limits),
+    }
 
 
 def redirect_loop() -> dict[str, Injection]:
     """Each request of the source is redirected to a path that redirects to itself."""
-    return {source: api(Fault(status=302, body=b"", headers={"Location": prefix + ("loop" if prefix.endswith("/") else "")}))
-            for source, prefix in API_PREFIX.items()}
+    return {
+        source: api(
+            Fault(status=302, body=b"", headers={"Location": prefix + ("loop" if prefix.endswith("/") else "")})
+        )
+        for source, prefix in API_PREFIX.items()
+    }
 
 
 def link_loop(path: str) -> Injection:
@@ -188,9 +206,11 @@ def _late_body(path: str) -> Injection:
     """The normal answer of `path`, its headers on time and its body later than the read
     timeout. Given as the fault's body: the exporter's ETag would otherwise get a 304, which
     has no body to be late."""
+
     def setup(sim: RemoteSimulator) -> None:
         body = requests.get(sim.api_url + path, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10).content
         sim.add_fault(urlsplit(path).path, Fault(status=200, body=body, body_delay=SLOW))
+
     return Injection(setup=setup)
 
 
@@ -218,37 +238,37 @@ NA = None  # the fault does not apply to the source
 # What each fault must give, per source: the `reason` counted, or "ok" (not a failure).
 TABLE = {
     # fault                       metrics             reports             seats
-    "http_500":                  ("server_error",     "server_error",     "server_error"),
-    "http_502":                  ("server_error",     "server_error",     "server_error"),
-    "http_503":                  ("server_error",     "server_error",     "server_error"),
-    "connection_reset":          ("connection_error", "connection_error", "connection_error"),
-    "read_timeout":              ("timeout",          "timeout",          "timeout"),
-    "slow_response":             ("timeout",          "timeout",          "timeout"),
-    "secondary_429_retry_after": ("rate_limited",     "rate_limited",     "rate_limited"),
-    "secondary_403_retry_after": ("rate_limited",     "rate_limited",     "rate_limited"),
-    "primary_rate_limit_spent":  ("rate_limited",     "rate_limited",     "rate_limited"),
-    "bad_token_401":             ("unauthorized",     "unauthorized",     "unauthorized"),
-    "unknown_org_404":           ("not_found",        "not_found",        "not_found"),
-    "policy_disabled_422":       ("disabled",         "disabled",         "billing_problem"),
-    "no_report_204":             (NA,                 "ok",               NA),
-    "not_json":                  ("bad_payload",      "bad_payload",      "bad_payload"),
-    "truncated":                 ("connection_error", "bad_payload",      "connection_error"),
-    "wrong_types":               ("bad_payload",      "bad_payload",      "bad_payload"),
-    "expired_link_once":         (NA,                 "ok",               NA),
-    "expired_links":             (NA,                 "bad_payload",      NA),
-    "report_50mb":               (NA,                 "ok",               NA),
+    "http_500": ("server_error", "server_error", "server_error"),
+    "http_502": ("server_error", "server_error", "server_error"),
+    "http_503": ("server_error", "server_error", "server_error"),
+    "connection_reset": ("connection_error", "connection_error", "connection_error"),
+    "read_timeout": ("timeout", "timeout", "timeout"),
+    "slow_response": ("timeout", "timeout", "timeout"),
+    "secondary_429_retry_after": ("rate_limited", "rate_limited", "rate_limited"),
+    "secondary_403_retry_after": ("rate_limited", "rate_limited", "rate_limited"),
+    "primary_rate_limit_spent": ("rate_limited", "rate_limited", "rate_limited"),
+    "bad_token_401": ("unauthorized", "unauthorized", "unauthorized"),
+    "unknown_org_404": ("not_found", "not_found", "not_found"),
+    "policy_disabled_422": ("disabled", "disabled", "billing_problem"),
+    "no_report_204": (NA, "ok", NA),
+    "not_json": ("bad_payload", "bad_payload", "bad_payload"),
+    "truncated": ("connection_error", "bad_payload", "connection_error"),
+    "wrong_types": ("bad_payload", "bad_payload", "bad_payload"),
+    "expired_link_once": (NA, "ok", NA),
+    "expired_links": (NA, "bad_payload", NA),
+    "report_50mb": (NA, "ok", NA),
     # Attacks on the limits (limits.py).
-    "bomb_gzip_file":            (NA,                 "too_large",        NA),
-    "bomb_content_encoding":     ("too_large",        "too_large",        "too_large"),
-    "past_max_report_bytes":     (NA,                 "too_large",        NA),
-    "oversized_line":            (NA,                 "too_large",        NA),
-    "oversized_answer":          ("too_large",        "too_large",        "too_large"),
-    "slow_drip":                 ("timeout",          "timeout",          "timeout"),
-    "redirect_loop":             ("too_many_redirects", "too_many_redirects", "too_many_redirects"),
-    "download_redirect_loop":    (NA,                 "too_many_redirects", NA),
-    "link_loop":                 ("bad_payload",      NA,                 "bad_payload"),
-    "nested_json":               ("bad_payload",      "bad_payload",      "bad_payload"),
-    "nested_json_record":        (NA,                 "bad_payload",      NA),
+    "bomb_gzip_file": (NA, "too_large", NA),
+    "bomb_content_encoding": ("too_large", "too_large", "too_large"),
+    "past_max_report_bytes": (NA, "too_large", NA),
+    "oversized_line": (NA, "too_large", NA),
+    "oversized_answer": ("too_large", "too_large", "too_large"),
+    "slow_drip": ("timeout", "timeout", "timeout"),
+    "redirect_loop": ("too_many_redirects", "too_many_redirects", "too_many_redirects"),
+    "download_redirect_loop": (NA, "too_many_redirects", NA),
+    "link_loop": ("bad_payload", NA, "bad_payload"),
+    "nested_json": ("bad_payload", "bad_payload", "bad_payload"),
+    "nested_json_record": (NA, "bad_payload", NA),
 }
 
 BOMB = 3_000_000_000  # bytes once decompressed: about 3 MB on the wire
@@ -265,9 +285,11 @@ INJECTIONS: dict[str, Injection | dict[str, Injection]] = {
     # no byte of the answer before the read timeout
     "read_timeout": api(Fault(status=200, delay=SLOW)),
     # the headers on time, then a body later than the read timeout
-    "slow_response": {"legacy": _late_body(f"{API_PREFIX['legacy']}?since={SINCE}T00:00:00Z"),
-                      "seats": _late_body(API_PREFIX["seats"]),
-                      "reports": download(Fault(status=200, body_delay=SLOW))},
+    "slow_response": {
+        "legacy": _late_body(f"{API_PREFIX['legacy']}?since={SINCE}T00:00:00Z"),
+        "seats": _late_body(API_PREFIX["seats"]),
+        "reports": download(Fault(status=200, body_delay=SLOW)),
+    },
     "secondary_429_retry_after": api(Fault(status=429, headers={"Retry-After": str(RETRY_AFTER)})),
     "secondary_403_retry_after": api(Fault(status=403, headers={"Retry-After": str(RETRY_AFTER)})),
     "primary_rate_limit_spent": Injection(setup=_primary_spent, undo=_primary_reset),
@@ -280,7 +302,9 @@ INJECTIONS: dict[str, Injection | dict[str, Injection]] = {
     "truncated": api_or_download(Fault(kind="truncated")),
     # a document (metrics, seats) or a report record with fields of the wrong types
     "wrong_types": api_or_download(Fault(kind="wrong_types")),
-    "expired_link_once": download(Fault(status=403, body=EXPIRED, headers={"Content-Type": "application/xml"}), times=1),
+    "expired_link_once": download(
+        Fault(status=403, body=EXPIRED, headers={"Content-Type": "application/xml"}), times=1
+    ),
     "expired_links": Injection("download", setup=_expired_links),
     # a valid users report file of 50 MB (one part of acme's users report), streamed
     "report_50mb": download(Fault(kind="huge", size=50_000_000), times=1, prefix=DOWNLOAD_PREFIX + "users-1-day/"),
@@ -288,10 +312,14 @@ INJECTIONS: dict[str, Injection | dict[str, Injection]] = {
     "bomb_gzip_file": download(Fault(kind="bomb", size=BOMB)),
     # the same with Content-Encoding: gzip, on an API answer (max_response_bytes) or a report
     "bomb_content_encoding": api_or_download(
-        Fault(kind="bomb", size=BOMB, headers={"Content-Encoding": "gzip", "Content-Type": "application/json"})),
+        Fault(kind="bomb", size=BOMB, headers={"Content-Encoding": "gzip", "Content-Type": "application/json"})
+    ),
     # 3 GB of valid records: the file is larger than max_report_bytes
-    "past_max_report_bytes": download(Fault(kind="bomb", size=BOMB, fill=RECORD), prefix=DOWNLOAD_PREFIX + "users-1-day/",
-                                      limits={"max_report_bytes": "32MiB"}),
+    "past_max_report_bytes": download(
+        Fault(kind="bomb", size=BOMB, fill=RECORD),
+        prefix=DOWNLOAD_PREFIX + "users-1-day/",
+        limits={"max_report_bytes": "32MiB"},
+    ),
     # one line of 8 MiB, more than max_record_bytes
     "oversized_line": download(Fault(kind="filler", size=8 * MiB, fill=b"x"), limits={"max_record_bytes": "4MiB"}),
     # 20 MB of answer, more than the default max_response_bytes (16 MiB)
@@ -317,8 +345,11 @@ RETRIED = {source: min(chains * (1 + MAX_RETRIES), chains + BUDGET) for source, 
 OUTAGE = {**RETRIED, "reports": CHAINS["reports"] * LOOKBACK_DAYS + BUDGET}
 # a rate limit spends the refresh's retry budget, waiting as told before each retry
 RATE_LIMITED = {source: chains + BUDGET for source, chains in CHAINS.items()}
-ONCE = {"legacy": 1, "seats": 1,  # an error that is not retried ends the refresh ...
-        "reports": 4 * LOOKBACK_DAYS}  # ... once each report walked back its days (404)
+ONCE = {
+    "legacy": 1,
+    "seats": 1,  # an error that is not retried ends the refresh ...
+    "reports": 4 * LOOKBACK_DAYS,
+}  # ... once each report walked back its days (404)
 DOWNLOADS = CHAINS["reports"]  # a broken report file: one per chain, downloads are not retried
 FRESH_LINKS = 2 * CHAINS["reports"]  # an expired link: per chain, the first link, then a fresh one
 PER_JOB = "one per chain"  # the primary limit: a refused request per request in flight, then none
@@ -327,35 +358,57 @@ REDIRECT_LOOP = {source: chains * (1 + MAX_REDIRECTS) for source, chains in CHAI
 LINK_LOOP = 2  # the first page, then the page it leads to, which leads to itself
 LOOPS = ("redirect_loop", "download_redirect_loop", "link_loop")  # requests beyond a normal refresh
 BOUNDS: dict[str, int | str | dict[str, int] | None] = {
-    "http_500": OUTAGE, "http_502": OUTAGE, "http_503": OUTAGE, "connection_reset": RETRIED,
+    "http_500": OUTAGE,
+    "http_502": OUTAGE,
+    "http_503": OUTAGE,
+    "connection_reset": RETRIED,
     "read_timeout": RETRIED,
     "slow_response": {**RETRIED, "reports": DOWNLOADS},
-    "secondary_429_retry_after": RATE_LIMITED, "secondary_403_retry_after": RATE_LIMITED,
+    "secondary_429_retry_after": RATE_LIMITED,
+    "secondary_403_retry_after": RATE_LIMITED,
     "primary_rate_limit_spent": PER_JOB,
-    "bad_token_401": ONCE, "unknown_org_404": ONCE, "policy_disabled_422": ONCE, "not_json": ONCE,
+    "bad_token_401": ONCE,
+    "unknown_org_404": ONCE,
+    "policy_disabled_422": ONCE,
+    "not_json": ONCE,
     "truncated": {**RETRIED, "reports": DOWNLOADS},
     "wrong_types": {**ONCE, "reports": DOWNLOADS},
     "expired_links": FRESH_LINKS,
-    "no_report_204": None, "expired_link_once": None, "report_50mb": None,  # not failures
-    "bomb_gzip_file": DOWNLOADS, "bomb_content_encoding": {**ONCE, "reports": DOWNLOADS},
-    "past_max_report_bytes": DOWNLOADS, "oversized_line": DOWNLOADS, "oversized_answer": ONCE,
+    "no_report_204": None,
+    "expired_link_once": None,
+    "report_50mb": None,  # not failures
+    "bomb_gzip_file": DOWNLOADS,
+    "bomb_content_encoding": {**ONCE, "reports": DOWNLOADS},
+    "past_max_report_bytes": DOWNLOADS,
+    "oversized_line": DOWNLOADS,
+    "oversized_answer": ONCE,
     "slow_drip": {**ONCE, "reports": DOWNLOADS},  # a timeout at the deadline leaves no time to retry
-    "redirect_loop": REDIRECT_LOOP, "download_redirect_loop": REDIRECT_LOOP["reports"], "link_loop": LINK_LOOP,
-    "nested_json": ONCE, "nested_json_record": DOWNLOADS,
+    "redirect_loop": REDIRECT_LOOP,
+    "download_redirect_loop": REDIRECT_LOOP["reports"],
+    "link_loop": LINK_LOOP,
+    "nested_json": ONCE,
+    "nested_json_record": DOWNLOADS,
 }
 
 
 def _cell(fault: str, source: str) -> tuple[Injection, int | str | None]:
     injection, bound = INJECTIONS[fault], BOUNDS[fault]
-    return (injection[source] if isinstance(injection, dict) else injection,
-            bound[source] if isinstance(bound, dict) else bound)
+    return (
+        injection[source] if isinstance(injection, dict) else injection,
+        bound[source] if isinstance(bound, dict) else bound,
+    )
 
 
-CELLS = [pytest.param(fault, source, expected, id=f"{fault}-{source}")
-         for fault, row in TABLE.items() for source, expected in zip(SOURCES, row) if expected is not NA]
+CELLS = [
+    pytest.param(fault, source, expected, id=f"{fault}-{source}")
+    for fault, row in TABLE.items()
+    for source, expected in zip(SOURCES, row)
+    if expected is not NA
+]
 
 
 # -- helpers -----------------------------------------------------------------------------------
+
 
 def scrape(url: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
     host, port = url.removeprefix("http://").split(":")
@@ -412,16 +465,24 @@ SEATS_READ_AT = "copilot_report_day_timestamp_seconds", ("report", "seats")
 def data_of(samples: dict, scope: dict[str, str]) -> dict:
     """The data samples (not the exporter's own) of a scope, its teams included; but for the
     time seats were read, which moves with every successful refresh."""
-    return {key: value for key, value in samples.items()
-            if not key[0].startswith("copilot_exporter_") and set(scope.items()) <= key[1]
-            and not (key[0] == SEATS_READ_AT[0] and SEATS_READ_AT[1] in key[1])}
+    return {
+        key: value
+        for key, value in samples.items()
+        if not key[0].startswith("copilot_exporter_")
+        and set(scope.items()) <= key[1]
+        and not (key[0] == SEATS_READ_AT[0] and SEATS_READ_AT[1] in key[1])
+    }
 
 
 def errors_of(samples: dict, scope: dict[str, str], source: str) -> dict[str, float]:
     labels = {**scope, "source": source}
-    return {dict(key[1])["reason"]: value for key, value in samples.items()
-            if key[0] == "copilot_exporter_errors_total" and value > 0  # the common reasons start at 0
-            and {k: v for k, v in key[1] if k != "reason"} == labels}
+    return {
+        dict(key[1])["reason"]: value
+        for key, value in samples.items()
+        if key[0] == "copilot_exporter_errors_total"
+        and value > 0  # the common reasons start at 0
+        and {k: v for k, v in key[1] if k != "reason"} == labels
+    }
 
 
 def generation_values(samples: dict, scope: dict[str, str]) -> tuple[float, float]:
@@ -440,6 +501,7 @@ def assert_revised(before: dict, after: dict, revisions: int) -> None:
 
 
 # -- every fault, every source -----------------------------------------------------------------
+
 
 @pytest.mark.parametrize(("fault", "source", "expected"), CELLS)
 def test_fault(sim, fault: str, source: str, expected: str):
@@ -495,8 +557,11 @@ def test_fault(sim, fault: str, source: str, expected: str):
         if fault == "no_report_204":
             assert data_of(after, TARGET) == {}  # no report in the window: no report series
         if fault == "expired_link_once":  # fresh links were asked for, once, and worked
-            asked = collections.Counter(r.path for r in log if r.path.startswith(API_PREFIX["reports"])
-                                        and r.query.get("day") == NEWEST.isoformat())
+            asked = collections.Counter(
+                r.path
+                for r in log
+                if r.path.startswith(API_PREFIX["reports"]) and r.query.get("day") == NEWEST.isoformat()
+            )
             assert sorted(asked.values()) == [1] * (len(asked) - 1) + [2]  # whichever chain met it
             assert_revised(good, after, revisions)
         if fault == "report_50mb":  # taken whole, and streamed: never held in memory
@@ -571,8 +636,11 @@ def summarize(body: bytes, headers: dict[str, str]) -> dict:
             labels = sample.labels
             scope = ("org", labels["org"]) if "org" in labels else ("enterprise", labels["enterprise"])
             samples[scope].append((sample.name, tuple(sorted(labels.items())), sample.value))
-            if sample.name in ("copilot_code_generation_activities", "copilot_lines_suggested_to_add",
-                               "copilot_daily_active_users") and set(labels) <= {"org", "enterprise", "team", "team_id"}:
+            if sample.name in (
+                "copilot_code_generation_activities",
+                "copilot_lines_suggested_to_add",
+                "copilot_daily_active_users",
+            ) and set(labels) <= {"org", "enterprise", "team", "team_id"}:
                 values[(sample.name, *scope, labels.get("team"))] = sample.value
     digests = {scope: hashlib.sha256(repr(sorted(rows)).encode()).hexdigest() for scope, rows in samples.items()}
     return {"digests": digests, "values": values}
@@ -583,8 +651,9 @@ def without_process(body: bytes, headers: dict[str, str]) -> bytes:
     them parse alike."""
     if "Accept-Encoding" in headers:
         body = zlib.decompressobj(31).decompress(body)
-    return b"\n".join(line for line in body.split(b"\n")
-                      if not line.startswith((b"process_", b"# HELP process_", b"# TYPE process_")))
+    return b"\n".join(
+        line for line in body.split(b"\n") if not line.startswith((b"process_", b"# HELP process_", b"# TYPE process_"))
+    )
 
 
 def revisable_users(kind: str, name: str, team: str | None) -> int:
@@ -592,8 +661,9 @@ def revisable_users(kind: str, name: str, team: str | None) -> int:
     telemetry (users seen only server-side count as active but have no counters)."""
     active = reports.active_users(WORLD, Scope(kind, name), NEWEST)
     members = set(WORLD.members(Scope(kind, name, team))) if team else None
-    return sum(1 for index in active if (members is None or index in members)
-               and WORLD.activity(index, NEWEST).telemetry)
+    return sum(
+        1 for index in active if (members is None or index in members) and WORLD.activity(index, NEWEST).telemetry
+    )
 
 
 def revisions_seen(summary: dict, base: dict) -> dict[tuple, set[float]]:
@@ -613,7 +683,8 @@ def revisions_seen(summary: dict, base: dict) -> dict[tuple, set[float]]:
 def test_100_concurrent_scrapers_see_whole_snapshots_while_refreshes_run():
     sim = RemoteSimulator(world=WORLD, token=TOKEN)
     config = exporter_config(
-        sim.api_url, source="reports",
+        sim.api_url,
+        source="reports",
         organizations=[{"name": "alpha", "teams": ["red", "blue"], "seats": False}, {"name": "beta", "seats": False}],
         enterprises=[{"name": "corp", "seats": False}],
         reread_interval="0s",  # each refresh asks for the held day again, and sees its revision
@@ -642,8 +713,9 @@ def test_100_concurrent_scrapers_see_whole_snapshots_while_refreshes_run():
                     with lock:
                         failures.append(repr(err))
                     continue
-                digest = hashlib.blake2b(repr(headers).encode() + without_process(body, headers),
-                                         digest_size=16).digest()
+                digest = hashlib.blake2b(
+                    repr(headers).encode() + without_process(body, headers), digest_size=16
+                ).digest()
                 with lock:
                     latencies.append(time.perf_counter() - begin)
                     if status != 200:
@@ -652,8 +724,9 @@ def test_100_concurrent_scrapers_see_whole_snapshots_while_refreshes_run():
                     if digest not in parsed:  # identical bodies parse identically: parse each once
                         parsed[digest] = parser.submit(summarize, body, headers)
 
-        threads = [threading.Thread(target=scraper, args=(FORMATS[i % len(FORMATS)],), daemon=True)
-                   for i in range(SCRAPERS)]
+        threads = [
+            threading.Thread(target=scraper, args=(FORMATS[i % len(FORMATS)],), daemon=True) for i in range(SCRAPERS)
+        ]
         started = time.monotonic()
         for thread in threads:
             thread.start()
@@ -672,8 +745,9 @@ def test_100_concurrent_scrapers_see_whole_snapshots_while_refreshes_run():
         assert not failures, f"{len(failures)} failed scrapes, e.g. {failures[:3]}"
         assert len(latencies) >= 10 * SCRAPERS
         assert len(generations) >= 10
-        valid = {scope: {generation["digests"][scope]: k for k, generation in enumerate(generations)}
-                 for scope in SCOPES}
+        valid = {
+            scope: {generation["digests"][scope]: k for k, generation in enumerate(generations)} for scope in SCOPES
+        }
         assert all(len(digests) == len(generations) for digests in valid.values())  # each refresh moved each scope
         for digest, future in parsed.items():
             summary = future.result(timeout=120)  # raises when a body does not parse
@@ -693,6 +767,7 @@ def test_100_concurrent_scrapers_see_whole_snapshots_while_refreshes_run():
 
 
 # -- a stuck refresh, a process under attack, signals, token files -------------------------------
+
 
 def test_scrapes_are_answered_from_memory_while_a_refresh_is_stuck(sim):
     exporter = RunningExporter(config_for(sim.api_url, "legacy", {"refresh_timeout": "20s"}))
@@ -722,15 +797,18 @@ def wait_for(condition: Callable[[], bool], seconds: float, message: str) -> Non
 
 
 def exposition_samples(body: bytes) -> dict:
-    return {(sample.name, frozenset(sample.labels.items())): sample.value
-            for family in text_string_to_metric_families(body.decode()) for sample in family.samples}
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(body.decode())
+        for sample in family.samples
+    }
 
 
 class ExporterProcess:
     """`copilot-exporter serve` in its own process, against the simulator, for what only a process
     shows: its memory, and how it ends on a signal."""
 
-    MEMORY_CAP = 4 * 1024 ** 3  # address space: an unbounded exporter fails here, not the machine
+    MEMORY_CAP = 4 * 1024**3  # address space: an unbounded exporter fails here, not the machine
 
     def __init__(self, tmp_path, sim, **top_level):
         with socket.socket() as probe:
@@ -739,9 +817,11 @@ class ExporterProcess:
         self.url = f"http://127.0.0.1:{port}"
         config = {
             "github": {"api_url": sim.api_url, "token": TOKEN, **GITHUB},
-            "source": "reports", "lookback_days": LOOKBACK_DAYS,
+            "source": "reports",
+            "lookback_days": LOOKBACK_DAYS,
             "organizations": [{"name": "acme", "seats": False}, {"name": "globex", "seats": False}],
-            "server": {"listen_address": f"127.0.0.1:{port}"}, **top_level,
+            "server": {"listen_address": f"127.0.0.1:{port}"},
+            **top_level,
         }
         (tmp_path / "config.yaml").write_text(json.dumps(config))  # JSON is YAML
         self.log = tmp_path / "exporter.log"
@@ -749,8 +829,11 @@ class ExporterProcess:
         with open(self.log, "wb") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "copilot_exporter", "serve", "--config", str(tmp_path / "config.yaml")],
-                stdout=log, stderr=subprocess.STDOUT, cwd=os.path.dirname(os.path.dirname(__file__)),
-                preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (cap, cap)))
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=os.path.dirname(os.path.dirname(__file__)),
+                preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (cap, cap)),
+            )
         wait_for(self.serving, 30, f"the exporter did not start: {self.log.read_text()[-2000:]}")
 
     def serving(self) -> bool:
@@ -780,10 +863,12 @@ def test_a_decompression_bomb_leaves_the_exporter_process_under_400_mb(sim, tmp_
     sim.add_fault(DOWNLOAD_PREFIX + "users-1-day/", Fault(kind="bomb", size=BOMB, headers=headers), server="download")
     exporter = ExporterProcess(tmp_path, sim)
     try:
+
         def failed() -> bool:
             assert exporter.process.poll() is None, exporter.log.read_text()[-2000:]
             assert exporter.peak_resident() < 400 * MiB, f"peak resident set {exporter.peak_resident() / MiB:.0f} MiB"
             return bool(errors_of(exporter.samples(), TARGET, "reports"))
+
         wait_for(failed, 120, "the refresh under attack did not end")
         samples = exporter.samples()
         assert errors_of(samples, TARGET, "reports") == {"too_large": 1}
@@ -813,11 +898,14 @@ def test_a_signal_ends_the_process_within_5_s_while_a_download_drips(sim, tmp_pa
 
 
 def token_file_config(api_url: str, token_file: str):
-    return parse_config({
-        "github": {"api_url": api_url, "token_file": token_file, **GITHUB},
-        "source": "legacy", "lookback_days": LOOKBACK_DAYS,
-        "organizations": [{"name": "acme", "seats": False}, {"name": "globex", "seats": False}],
-    })
+    return parse_config(
+        {
+            "github": {"api_url": api_url, "token_file": token_file, **GITHUB},
+            "source": "legacy",
+            "lookback_days": LOOKBACK_DAYS,
+            "organizations": [{"name": "acme", "seats": False}, {"name": "globex", "seats": False}],
+        }
+    )
 
 
 @pytest.mark.parametrize("change", ["deleted", "fifo"])

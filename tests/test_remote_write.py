@@ -25,7 +25,7 @@ import pytest
 
 from conftest import TOKEN, read_report
 from test_backfill import DAY, Prometheus, day, legacy_days, midnight, write_config
-from test_webconfig import pki  # noqa: F401  (a fixture: a throwaway CA and a server certificate)
+
 
 from copilot_exporter import remote_write
 from copilot_exporter.backfill import series_labels
@@ -35,9 +35,14 @@ pytestmark = pytest.mark.integration
 
 
 def run(config: str, cwd, *args: str) -> subprocess.CompletedProcess:
-    result = subprocess.run([sys.executable, "-m", "copilot_exporter", "backfill", "--config", config, *args],
-                            capture_output=True, text=True, timeout=180, cwd=cwd,
-                            env={**os.environ, "SIM_TOKEN": TOKEN, "PYTHONPATH": os.getcwd()})
+    result = subprocess.run(
+        [sys.executable, "-m", "copilot_exporter", "backfill", "--config", config, *args],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=cwd,
+        env={**os.environ, "SIM_TOKEN": TOKEN, "PYTHONPATH": os.getcwd()},
+    )
     assert TOKEN not in result.stdout + result.stderr
     return result
 
@@ -63,9 +68,13 @@ def day_of(timestamp_ms: int) -> dt.date:
 def receiving_prometheus(tmp, window: str) -> Prometheus:
     """Prometheus 2.42 with the remote-write receiver and an out-of-order window, with a current
     sample (it scrapes itself), so that every history sample arrives behind its newest one."""
-    prometheus = Prometheus(tmp / "data", tmp, target="self",
-                            extra={"storage": {"tsdb": {"out_of_order_time_window": window}}},
-                            flags=["--web.enable-remote-write-receiver"])
+    prometheus = Prometheus(
+        tmp / "data",
+        tmp,
+        target="self",
+        extra={"storage": {"tsdb": {"out_of_order_time_window": window}}},
+        flags=["--web.enable-remote-write-receiver"],
+    )
     deadline = time.monotonic() + 20
     while prometheus.value('up{job="copilot-exporter"}', time.time()) != 1:
         assert time.monotonic() < deadline, "Prometheus did not scrape itself"
@@ -81,15 +90,27 @@ def week(tmp_path_factory):
     with Simulator(world=World.default(), token=TOKEN) as sim:
         prometheus = receiving_prometheus(tmp, "30d")
         try:
-            config = write_config(tmp, sim.api_url, organizations=[
-                {"name": "acme", "teams": ["platform"], "seats": False},
-                {"name": "hooli", "seats": False}])  # no reports API: the legacy API
+            config = write_config(
+                tmp,
+                sim.api_url,
+                organizations=[
+                    {"name": "acme", "teams": ["platform"], "seats": False},
+                    {"name": "hooli", "seats": False},
+                ],
+            )  # no reports API: the legacy API
             command = ("--from", day(8).isoformat(), "--remote-write", prometheus.url + "/api/v1/write")
             started = time.time()
             result = run(config, tmp, *command)
             assert result.returncode == 0, result.stderr
-            yield SimpleNamespace(sim=sim, prometheus=prometheus, stderr=result.stderr, started=started,
-                                  config=config, tmp=tmp, command=command)
+            yield SimpleNamespace(
+                sim=sim,
+                prometheus=prometheus,
+                stderr=result.stderr,
+                started=started,
+                config=config,
+                tmp=tmp,
+                command=command,
+            )
         finally:
             prometheus.close()
 
@@ -103,11 +124,15 @@ def test_each_day_read_back_from_prometheus_is_what_github_served(week):
         [record] = read_report(sim, "/orgs/acme", "organization-1-day", date)
         assert prometheus.value('copilot_daily_active_users{org="acme",team=""}', at) == record["daily_active_users"]
         assert prometheus.value('copilot_lines_added{org="acme",team=""}', at) == record["loc_added_sum"]
-        assert prometheus.value('copilot_report_day_timestamp_seconds{org="acme",report="organization"}', at) == \
-            midnight(date)
+        assert prometheus.value(
+            'copilot_report_day_timestamp_seconds{org="acme",report="organization"}', at
+        ) == midnight(date)
         users = {u["user_id"] for u in read_report(sim, "/orgs/acme", "users-1-day", date)}
-        members = {row["user_id"] for row in read_report(sim, "/orgs/acme", "user-teams-1-day", date)
-                   if row["slug"] == "platform"}
+        members = {
+            row["user_id"]
+            for row in read_report(sim, "/orgs/acme", "user-teams-1-day", date)
+            if row["slug"] == "platform"
+        }
         assert prometheus.value('copilot_daily_active_users{org="acme",team="platform"}', at) == len(members & users)
 
     reported = legacy_days(sim, "/orgs/hooli/copilot/metrics")
@@ -116,10 +141,13 @@ def test_each_day_read_back_from_prometheus_is_what_github_served(week):
     assert len(written) >= 4
     for date in written:
         at = midnight(date) + 2 * DAY
-        assert prometheus.value('copilot_daily_active_users{org="hooli",team=""}', at) == \
-            reported[date]["total_active_users"]
-        assert prometheus.value('copilot_report_day_timestamp_seconds{org="hooli",report="metrics"}', at) == \
-            midnight(date)
+        assert (
+            prometheus.value('copilot_daily_active_users{org="hooli",team=""}', at)
+            == reported[date]["total_active_users"]
+        )
+        assert prometheus.value('copilot_report_day_timestamp_seconds{org="hooli",report="metrics"}', at) == midnight(
+            date
+        )
     sent = re.search(r"sent (\d+) of (\d+) samples", week.stderr)
     assert sent and sent.group(1) == sent.group(2) and int(sent.group(1)) > 0
     assert re.search(r"sent \d+ samples, \d+/\d+ days", week.stderr)  # progress
@@ -141,8 +169,12 @@ def test_a_rerun_sends_the_same_samples_again_and_changes_nothing(week):
 def test_prometheus_refuses_days_older_than_its_window_and_the_error_names_them(simulator, tmp_path):
     prometheus = receiving_prometheus(tmp_path, "4d")
     try:
-        config = write_config(tmp_path, simulator.api_url, [
-            {"name": "acme", "seats": False, "reports": {"users": False, "teams": False}}], source="reports")
+        config = write_config(
+            tmp_path,
+            simulator.api_url,
+            [{"name": "acme", "seats": False, "reports": {"users": False, "teams": False}}],
+            source="reports",
+        )
         result = run(config, tmp_path, "--from", day(8).isoformat(), "--remote-write", prometheus.url + "/api/v1/write")
         assert result.returncode == 1, result.stderr
         assert "too old sample" in result.stderr
@@ -195,8 +227,11 @@ class Receiver:
     def decoded(self, index: int) -> list[tuple[frozenset, int, float]]:
         """(labels, timestamp ms, value) of every sample of one request, decoded independently."""
         request = remote_write.WriteRequest.FromString(bytes(cramjam.snappy.decompress_raw(self.requests[index].body)))
-        return [(tuple((label.name, label.value) for label in series.labels), sample.timestamp, sample.value)
-                for series in request.timeseries for sample in series.samples]
+        return [
+            (tuple((label.name, label.value) for label in series.labels), sample.timestamp, sample.value)
+            for series in request.timeseries
+            for sample in series.samples
+        ]
 
     def close(self):
         self.server.shutdown()
@@ -220,8 +255,12 @@ SMALL = ("--step", "6h", "--remote-write.batch-size", "100", "--remote-write.ret
 
 
 def small_config(simulator, tmp_path) -> str:
-    return write_config(tmp_path, simulator.api_url, [
-        {"name": "acme", "seats": False, "reports": {"users": False, "teams": False}}], source="reports")
+    return write_config(
+        tmp_path,
+        simulator.api_url,
+        [{"name": "acme", "seats": False, "reports": {"users": False, "teams": False}}],
+        source="reports",
+    )
 
 
 def openmetrics_samples(path) -> set[tuple[tuple, int, float]]:
@@ -237,13 +276,25 @@ def openmetrics_samples(path) -> set[tuple[tuple, int, float]]:
 
 
 def test_the_receiver_gets_the_openmetrics_samples_with_the_protocol_headers_and_its_own_credentials(
-        simulator, receiver, tmp_path):
+    simulator, receiver, tmp_path
+):
     sink = receiver()
     (tmp_path / "token").write_text("rw-bearer-secret\n")
-    result = run(small_config(simulator, tmp_path), tmp_path, "--from", day(5).isoformat(), *SMALL,
-                 "--output", str(tmp_path / "history.om"), "--remote-write", sink.url,
-                 "--remote-write.bearer-token-file", str(tmp_path / "token"),
-                 "--remote-write.header", "X-Scope-OrgID=tenant-1")
+    result = run(
+        small_config(simulator, tmp_path),
+        tmp_path,
+        "--from",
+        day(5).isoformat(),
+        *SMALL,
+        "--output",
+        str(tmp_path / "history.om"),
+        "--remote-write",
+        sink.url,
+        "--remote-write.bearer-token-file",
+        str(tmp_path / "token"),
+        "--remote-write.header",
+        "X-Scope-OrgID=tenant-1",
+    )
     assert result.returncode == 0, result.stderr
     assert "rw-bearer-secret" not in result.stderr + result.stdout
     assert len(sink.requests) > 1
@@ -275,9 +326,21 @@ def test_the_receiver_gets_the_openmetrics_samples_with_the_protocol_headers_and
 def test_basic_auth_is_sent_and_never_printed(simulator, receiver, tmp_path):
     sink = receiver()
     (tmp_path / "password").write_text("pw-secret")
-    result = run(small_config(simulator, tmp_path), tmp_path, "--from", day(4).isoformat(), "--to",
-                 day(4).isoformat(), *SMALL, "--remote-write", sink.url, "--remote-write.basic-auth-user", "alice",
-                 "--remote-write.basic-auth-password-file", str(tmp_path / "password"))
+    result = run(
+        small_config(simulator, tmp_path),
+        tmp_path,
+        "--from",
+        day(4).isoformat(),
+        "--to",
+        day(4).isoformat(),
+        *SMALL,
+        "--remote-write",
+        sink.url,
+        "--remote-write.basic-auth-user",
+        "alice",
+        "--remote-write.basic-auth-password-file",
+        str(tmp_path / "password"),
+    )
     assert result.returncode == 0, result.stderr
     assert sink.requests and "pw-secret" not in result.stderr
     expected = "Basic " + base64.b64encode(b"alice:pw-secret").decode()
@@ -286,8 +349,17 @@ def test_basic_auth_is_sent_and_never_printed(simulator, receiver, tmp_path):
 
 def test_a_batch_answered_5xx_or_429_is_sent_again_until_accepted(simulator, receiver, tmp_path):
     sink = receiver([(503, "overloaded", {}), (429, "slow down", {"Retry-After": "0"}), (502, "", {})])
-    result = run(small_config(simulator, tmp_path), tmp_path, "--from", day(4).isoformat(), "--to",
-                 day(4).isoformat(), *SMALL, "--remote-write", sink.url)
+    result = run(
+        small_config(simulator, tmp_path),
+        tmp_path,
+        "--from",
+        day(4).isoformat(),
+        "--to",
+        day(4).isoformat(),
+        *SMALL,
+        "--remote-write",
+        sink.url,
+    )
     assert result.returncode == 0, result.stderr
     first = sink.requests[0].body
     assert [r.body == first for r in sink.requests[:5]] == [True, True, True, True, False]
@@ -299,20 +371,43 @@ def test_a_batch_answered_5xx_or_429_is_sent_again_until_accepted(simulator, rec
 def test_an_https_receiver_is_verified_with_the_given_ca_file(simulator, receiver, tmp_path, pki):
     sink = receiver(tls=(str(pki / "server.crt"), str(pki / "server.key")))
     config = small_config(simulator, tmp_path)
-    untrusted = run(config, tmp_path, "--from", day(4).isoformat(), "--to", day(4).isoformat(), *SMALL,
-                    "--remote-write", sink.url)
+    untrusted = run(
+        config, tmp_path, "--from", day(4).isoformat(), "--to", day(4).isoformat(), *SMALL, "--remote-write", sink.url
+    )
     assert untrusted.returncode == 1
     assert "TLS handshake failed" in untrusted.stderr and not sink.requests
-    trusted = run(config, tmp_path, "--from", day(4).isoformat(), "--to", day(4).isoformat(), *SMALL,
-                  "--remote-write", sink.url, "--remote-write.ca-file", str(pki / "ca.crt"))
+    trusted = run(
+        config,
+        tmp_path,
+        "--from",
+        day(4).isoformat(),
+        "--to",
+        day(4).isoformat(),
+        *SMALL,
+        "--remote-write",
+        sink.url,
+        "--remote-write.ca-file",
+        str(pki / "ca.crt"),
+    )
     assert trusted.returncode == 0, trusted.stderr
     assert sink.requests and sink.decoded(0)
 
 
 def test_retries_are_bounded(simulator, receiver, tmp_path):
     sink = receiver([(503, "down", {})] * 10)
-    result = run(small_config(simulator, tmp_path), tmp_path, "--from", day(4).isoformat(), "--to",
-                 day(4).isoformat(), *SMALL, "--remote-write", sink.url, "--remote-write.retries", "2")
+    result = run(
+        small_config(simulator, tmp_path),
+        tmp_path,
+        "--from",
+        day(4).isoformat(),
+        "--to",
+        day(4).isoformat(),
+        *SMALL,
+        "--remote-write",
+        sink.url,
+        "--remote-write.retries",
+        "2",
+    )
     assert result.returncode == 1
     assert len(sink.requests) == 3
     assert "HTTP 503 after 3 tries: down" in result.stderr
@@ -339,11 +434,11 @@ def test_a_400_stops_at_once_with_the_first_series_and_the_receivers_message(sim
     assert sink.requests[1].body == sink.requests[0].body
 
 
-def test_too_old_samples_are_not_retried_and_the_error_names_their_days_and_the_setting(
-        simulator, receiver, tmp_path):
+def test_too_old_samples_are_not_retried_and_the_error_names_their_days_and_the_setting(simulator, receiver, tmp_path):
     sink = receiver([(500, "too old sample", {})] * 2)
-    result = run(small_config(simulator, tmp_path), tmp_path, "--from", day(5).isoformat(), *SMALL,
-                 "--remote-write", sink.url)
+    result = run(
+        small_config(simulator, tmp_path), tmp_path, "--from", day(5).isoformat(), *SMALL, "--remote-write", sink.url
+    )
     assert result.returncode == 1
     bodies = [r.body for r in sink.requests]
     assert len(bodies) > 2 and len(set(bodies)) == len(bodies)  # no batch sent twice; later ones still sent
@@ -354,21 +449,24 @@ def test_too_old_samples_are_not_retried_and_the_error_names_their_days_and_the_
 
 
 # Small parts ---------------------------------------------------------------------------------
-@pytest.mark.parametrize("status, message, outcome", [
-    (204, "", remote_write.OK),
-    (200, "", remote_write.OK),
-    (500, "too old sample", remote_write.TOO_OLD),
-    (500, "out of bounds", remote_write.TOO_OLD),
-    (400, "out of bounds", remote_write.TOO_OLD),
-    (400, "out of order sample", remote_write.TOO_OLD),
-    (400, "the sample has been rejected (err-mimir-sample-too-far-in-past)", remote_write.TOO_OLD),
-    (500, "connection reset", remote_write.RETRY),
-    (503, "", remote_write.RETRY),
-    (429, "too old sample", remote_write.RETRY),
-    (400, "invalid labels", remote_write.REFUSED),
-    (401, "unauthorized", remote_write.REFUSED),
-    (413, "too large", remote_write.REFUSED),
-])
+@pytest.mark.parametrize(
+    "status, message, outcome",
+    [
+        (204, "", remote_write.OK),
+        (200, "", remote_write.OK),
+        (500, "too old sample", remote_write.TOO_OLD),
+        (500, "out of bounds", remote_write.TOO_OLD),
+        (400, "out of bounds", remote_write.TOO_OLD),
+        (400, "out of order sample", remote_write.TOO_OLD),
+        (400, "the sample has been rejected (err-mimir-sample-too-far-in-past)", remote_write.TOO_OLD),
+        (500, "connection reset", remote_write.RETRY),
+        (503, "", remote_write.RETRY),
+        (429, "too old sample", remote_write.RETRY),
+        (400, "invalid labels", remote_write.REFUSED),
+        (401, "unauthorized", remote_write.REFUSED),
+        (413, "too large", remote_write.REFUSED),
+    ],
+)
 def test_answers_are_classified(status, message, outcome):
     assert remote_write.classify(status, message) == outcome
 
@@ -376,26 +474,49 @@ def test_answers_are_classified(status, message, outcome):
 def test_series_text_becomes_sorted_labels_without_empty_values():
     series = 'copilot_x{org="a\\"b",team="",lang="c\\\\d\\ne"}'
     assert series_labels(series, (("job", "j"),)) == (
-        ("__name__", "copilot_x"), ("job", "j"), ("lang", "c\\d\ne"), ("org", 'a"b'))
+        ("__name__", "copilot_x"),
+        ("job", "j"),
+        ("lang", "c\\d\ne"),
+        ("org", 'a"b'),
+    )
     assert series_labels("copilot_up") == (("__name__", "copilot_up"),)
 
 
 def test_encode_and_decode_are_inverse():
     series = [((("__name__", "a"), ("b", "c")), [(1000, 1.5), (2000, 2.0)]), ((("__name__", "d"),), [(3000, 0.0)])]
     request = remote_write.decode(remote_write.encode(series))
-    assert [(tuple((l.name, l.value) for l in s.labels), [(x.timestamp, x.value) for x in s.samples])
-            for s in request.timeseries] == series
+    assert [
+        (tuple((label.name, label.value) for label in s.labels), [(x.timestamp, x.value) for x in s.samples])
+        for s in request.timeseries
+    ] == series
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--remote-write.basic-auth-user", "a"], "need --remote-write URL"),
-    (["--remote-write", "ftp://x"], "expected an http:// or https:// URL"),
-    (["--remote-write", "http://x", "--remote-write.basic-auth-user", "a"], "go together"),
-    (["--remote-write", "http://x", "--remote-write.bearer-token-file", "t",
-      "--remote-write.basic-auth-user", "a", "--remote-write.basic-auth-password-file", "p"], "exclude each other"),
-    (["--remote-write", "http://x", "--remote-write.bearer-token-file", "/nonexistent/token"], "/nonexistent/token"),
-    ([], "give --output FILE, --remote-write URL or both"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--remote-write.basic-auth-user", "a"], "need --remote-write URL"),
+        (["--remote-write", "ftp://x"], "expected an http:// or https:// URL"),
+        (["--remote-write", "http://x", "--remote-write.basic-auth-user", "a"], "go together"),
+        (
+            [
+                "--remote-write",
+                "http://x",
+                "--remote-write.bearer-token-file",
+                "t",
+                "--remote-write.basic-auth-user",
+                "a",
+                "--remote-write.basic-auth-password-file",
+                "p",
+            ],
+            "exclude each other",
+        ),
+        (
+            ["--remote-write", "http://x", "--remote-write.bearer-token-file", "/nonexistent/token"],
+            "/nonexistent/token",
+        ),
+        ([], "give --output FILE, --remote-write URL or both"),
+    ],
+)
 def test_unusable_flags_exit_2_with_a_message(tmp_path, capsys, monkeypatch, args, message):
     monkeypatch.setenv("SIM_TOKEN", TOKEN)
     config = write_config(tmp_path, "http://127.0.0.1:9", [{"name": "acme"}])
@@ -407,6 +528,17 @@ def test_unusable_flags_exit_2_with_a_message(tmp_path, capsys, monkeypatch, arg
 def test_headers_the_protocol_owns_or_malformed_are_refused(tmp_path, capsys, header):
     config = write_config(tmp_path, "http://127.0.0.1:9", [{"name": "acme"}])
     with pytest.raises(SystemExit):
-        main(["backfill", "--config", config, "--from", day(5).isoformat(), "--remote-write", "http://x",
-              "--remote-write.header", header])
+        main(
+            [
+                "backfill",
+                "--config",
+                config,
+                "--from",
+                day(5).isoformat(),
+                "--remote-write",
+                "http://x",
+                "--remote-write.header",
+                header,
+            ]
+        )
     assert "--remote-write.header" in capsys.readouterr().err

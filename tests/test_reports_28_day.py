@@ -26,22 +26,31 @@ LATEST = "/orgs/acme/copilot/metrics/reports/organization-28-day/latest"
 
 def read_latest(sim, base: str, endpoint: str) -> dict:
     """The one wrapper record of a 28-day report, read independently of the exporter."""
-    answer = requests.get(f"{sim.api_url}{base}/copilot/metrics/reports/{endpoint}/latest",
-                          headers={"Authorization": f"Bearer {TOKEN}"}, timeout=5)
+    answer = requests.get(
+        f"{sim.api_url}{base}/copilot/metrics/reports/{endpoint}/latest",
+        headers={"Authorization": f"Bearer {TOKEN}"},
+        timeout=5,
+    )
     assert answer.status_code == 200
     records = []
     for link in answer.json()["download_links"]:
         body = requests.get(link, timeout=10).content
-        records += [json.loads(line) for line in (gzip.decompress(body) if body[:2] == b"\x1f\x8b" else body).splitlines()
-                    if line.strip()]
+        records += [
+            json.loads(line)
+            for line in (gzip.decompress(body) if body[:2] == b"\x1f\x8b" else body).splitlines()
+            if line.strip()
+        ]
     [wrapper] = records
     return wrapper
 
 
-@pytest.mark.parametrize("scope,base,endpoint,label", [
-    ({"org": "acme"}, "/orgs/acme", "organization-28-day", "organization_28_day"),
-    ({"enterprise": "initech"}, "/enterprises/initech", "enterprise-28-day", "enterprise_28_day"),
-])
+@pytest.mark.parametrize(
+    "scope,base,endpoint,label",
+    [
+        ({"org": "acme"}, "/orgs/acme", "organization-28-day", "organization_28_day"),
+        ({"enterprise": "initech"}, "/enterprises/initech", "enterprise-28-day", "enterprise_28_day"),
+    ],
+)
 def test_feature_engagement_comes_from_the_28_day_report(simulator, make_exporter, scope, base, endpoint, label):
     exporter = make_exporter(reports_config(simulator))
     assert exporter.refresh()
@@ -51,8 +60,10 @@ def test_feature_engagement_comes_from_the_28_day_report(simulator, make_exporte
     engagement = wrapper["copilot_feature_engagement"]
     assert exporter.value("copilot_engaged_users_28d", **scope) == engagement["active_user_count"] > 0
     for entry in engagement["totals_by_feature"]:
-        assert exporter.value("copilot_engaged_users_28d_by_feature", **scope, feature=entry["feature"]) == \
-            entry["engaged_user_count"]
+        assert (
+            exporter.value("copilot_engaged_users_28d_by_feature", **scope, feature=entry["feature"])
+            == entry["engaged_user_count"]
+        )
     end = dt.date.fromisoformat(wrapper["report_end_day"])
     assert exporter.value("copilot_report_day_timestamp_seconds", **scope, report=label) == midnight(end)
     # the daily values still come from the 1-day report of the newest day
@@ -68,9 +79,15 @@ def test_pr_medians_are_absent_on_days_without_merges(simulator):
 
 
 def source_and_client(simulator):
-    config = parse_config({"github": {"api_url": simulator.api_url, "token": TOKEN, "max_retries": 0},
-                           "source": "reports", "lookback_days": 10,  # days after TODAY find its reports
-                           "organizations": [{"name": "acme", "reports": {"users": False, "teams": False}}]}, {})
+    config = parse_config(
+        {
+            "github": {"api_url": simulator.api_url, "token": TOKEN, "max_retries": 0},
+            "source": "reports",
+            "lookback_days": 10,  # days after TODAY find its reports
+            "organizations": [{"name": "acme", "reports": {"users": False, "teams": False}}],
+        },
+        {},
+    )
     return ReportsSource(config.entries[0], config), Connection(simulator.api_url, lambda: TOKEN, Telemetry()).client()
 
 
@@ -111,20 +128,24 @@ def test_a_1_day_link_answering_with_a_wrapper_gives_the_asked_days_entry(simula
     wrapper = read_latest(simulator, "/orgs/acme", "organization-28-day")
     newest = next(entry for entry in wrapper["day_totals"] if entry["day"] == NEWEST.isoformat())
     assert wrapper["day_totals"][-1] is not newest  # not simply the last one
-    simulator.add_fault("/reports/org/acme/organization-1-day/", Fault(status=200, body=json.dumps(wrapper) + "\n"),
-                        server="download")
+    simulator.add_fault(
+        "/reports/org/acme/organization-1-day/", Fault(status=200, body=json.dumps(wrapper) + "\n"), server="download"
+    )
     exporter = make_exporter(reports_config(simulator))
     assert exporter.refresh()
-    for metric, field in (("copilot_daily_active_users", "daily_active_users"),
-                          ("copilot_code_generation_activities", "code_generation_activity_count")):
+    for metric, field in (
+        ("copilot_daily_active_users", "daily_active_users"),
+        ("copilot_code_generation_activities", "code_generation_activity_count"),
+    ):
         assert exporter.value(metric, org="acme") == newest[field]
     assert exporter.value("copilot_report_day_timestamp_seconds", org="acme", report="organization") == midnight(NEWEST)
 
 
 def test_a_28_day_link_answering_with_a_flat_record_is_read_as_a_wrapper(simulator):
     [record] = read_report(simulator, "/orgs/acme", "organization-1-day", NEWEST)
-    simulator.add_fault("/reports/org/acme/organization-28-day/", Fault(status=200, body=json.dumps(record)),
-                        server="download")
+    simulator.add_fault(
+        "/reports/org/acme/organization-28-day/", Fault(status=200, body=json.dumps(record)), server="download"
+    )
     source, client = source_and_client(simulator)
     result = source.fetch(client, TODAY)
     assert result.days["organization_28_day"] == NEWEST.isoformat()
@@ -133,8 +154,12 @@ def test_a_28_day_link_answering_with_a_flat_record_is_read_as_a_wrapper(simulat
 
 def test_as_wrapper_keeps_wrappers_wraps_flat_records_and_refuses_bad_day_totals():
     flat = {"day": "2026-11-20", "organization_id": "7", "daily_active_users": 3}
-    assert as_wrapper(flat, "r") == {"report_start_day": "2026-11-20", "report_end_day": "2026-11-20",
-                                     "organization_id": "7", "day_totals": [flat]}
+    assert as_wrapper(flat, "r") == {
+        "report_start_day": "2026-11-20",
+        "report_end_day": "2026-11-20",
+        "organization_id": "7",
+        "day_totals": [flat],
+    }
     wrapper = {"report_end_day": "2026-11-20", "day_totals": [flat]}
     assert as_wrapper(wrapper, "r") is wrapper
     for bad in ({"day_totals": None}, {"day_totals": [1]}, {"day_totals": {"day": "x"}}):

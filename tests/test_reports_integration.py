@@ -7,7 +7,6 @@ import datetime as dt
 import logging
 
 import pytest
-import requests
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -34,10 +33,13 @@ def reports_config(sim, source="reports", **entry):
     )
 
 
-@pytest.mark.parametrize("kind,name,base,aggregated", [
-    ("org", "acme", "/orgs/acme", "organization-1-day"),
-    ("enterprise", "initech", "/enterprises/initech", "enterprise-1-day"),
-])
+@pytest.mark.parametrize(
+    "kind,name,base,aggregated",
+    [
+        ("org", "acme", "/orgs/acme", "organization-1-day"),
+        ("enterprise", "initech", "/enterprises/initech", "enterprise-1-day"),
+    ],
+)
 def test_aggregated_and_users_reports(simulator, make_exporter, kind, name, base, aggregated):
     exporter = make_exporter(reports_config(simulator))
     assert exporter.refresh()
@@ -49,8 +51,10 @@ def test_aggregated_and_users_reports(simulator, make_exporter, kind, name, base
     for metric, field in ACTIVITY.items():
         assert exporter.value(metric, **scope) == record[field]
     for entry in record["totals_by_ide"]:
-        assert exporter.value("copilot_code_generation_activities_by_ide", **scope, ide=entry["ide"]) == \
-            entry["code_generation_activity_count"]
+        assert (
+            exporter.value("copilot_code_generation_activities_by_ide", **scope, ide=entry["ide"])
+            == entry["code_generation_activity_count"]
+        )
     assert exporter.value("copilot_pull_requests_created", **scope) == record["pull_requests"]["total_created"]
     assert exporter.value("copilot_users_reported", **scope) == len(users)
     chat_users = sum(1 for user in users if user.get("used_chat") is True)
@@ -76,23 +80,28 @@ def test_team_series_join_user_teams_with_users(simulator, make_exporter):
         team = {"org": "acme", "team": slug, "team_id": team_id}
         assert exporter.value("copilot_daily_active_users", **team) == len(present)
         if present:
-            assert exporter.value("copilot_lines_added", **team) == \
-                sum(u.get("loc_added_sum") or 0 for u in present)
+            assert exporter.value("copilot_lines_added", **team) == sum(u.get("loc_added_sum") or 0 for u in present)
 
 
 def test_only_listed_teams_are_exported(simulator, make_exporter):
     exporter = make_exporter(reports_config(simulator, teams=["platform"]))
     assert exporter.refresh()
-    teams = {dict(labels).get("team") for name, labels in exporter.samples()
-             if name == "copilot_daily_active_users" and ("org", "acme") in labels}
+    teams = {
+        dict(labels).get("team")
+        for name, labels in exporter.samples()
+        if name == "copilot_daily_active_users" and ("org", "acme") in labels
+    }
     assert teams == {None, "platform"}
 
 
 def test_repositories_are_capped(simulator, make_exporter):
     exporter = make_exporter(reports_config(simulator, max_repositories=3))
     assert exporter.refresh()
-    repositories = {dict(labels)["repository"] for name, labels in exporter.samples()
-                    if name == "copilot_repository_pull_requests_created"}
+    repositories = {
+        dict(labels)["repository"]
+        for name, labels in exporter.samples()
+        if name == "copilot_repository_pull_requests_created"
+    }
     assert len(repositories) == 3 and all("/" in repo for repo in repositories)
 
 
@@ -106,8 +115,9 @@ def test_reports_spread_over_several_links_and_gzip_parts(make_exporter):
         assert any(not r.path.endswith(".gz") and "gzip" in r.headers.get("Accept-Encoding", "") for r in downloads)
         users = read_report(simulator, "/orgs/acme", "users-1-day", NEWEST)
         assert exporter.value("copilot_users_reported", org="acme") == len(users)
-        assert any(name == "copilot_lines_added" and ("team", "platform") in labels
-                   for name, labels in exporter.samples())
+        assert any(
+            name == "copilot_lines_added" and ("team", "platform") in labels for name, labels in exporter.samples()
+        )
 
 
 def test_no_credential_ever_reaches_the_download_host(simulator, make_exporter):
@@ -145,8 +155,10 @@ def test_every_no_report_shape_steps_back_a_day(simulator, make_exporter, shape)
     status = int(shape) if shape.isdigit() else 200
     assert answered(simulator, "/orgs/acme/copilot/metrics/reports/organization-1-day", NEWEST) == {status}
     earlier = midnight(NEWEST - dt.timedelta(days=1))
-    for scope, reports in (({"org": "acme"}, ("organization", "users", "user_teams", "repos")),
-                           ({"enterprise": "initech"}, ("enterprise", "users"))):
+    for scope, reports in (
+        ({"org": "acme"}, ("organization", "users", "user_teams", "repos")),
+        ({"enterprise": "initech"}, ("enterprise", "users")),
+    ):
         assert exporter.value("copilot_exporter_up", **scope, source="reports") == 1
         for report in reports:
             assert exporter.value("copilot_report_day_timestamp_seconds", **scope, report=report) == earlier, report
@@ -158,8 +170,9 @@ def test_a_no_report_answer_steps_back_only_its_own_scope_and_report(simulator, 
     simulator.withhold_report("message", day=NEWEST, name="acme", report="users-1-day")
     exporter = make_exporter(reports_config(simulator))
     assert exporter.refresh()
-    assert exporter.value("copilot_report_day_timestamp_seconds", org="acme", report="users") == \
-        midnight(NEWEST - dt.timedelta(days=1))
+    assert exporter.value("copilot_report_day_timestamp_seconds", org="acme", report="users") == midnight(
+        NEWEST - dt.timedelta(days=1)
+    )
     for scope, report in (({"org": "acme"}, "organization"), ({"enterprise": "initech"}, "users")):
         assert exporter.value("copilot_report_day_timestamp_seconds", **scope, report=report) == midnight(NEWEST)
 
@@ -186,8 +199,17 @@ def test_some_days_answering_5xx_and_the_rest_no_report_is_no_report(simulator, 
     assert exporter.value("copilot_daily_active_users", org="acme") is None
 
 
-@pytest.mark.parametrize("body", [{"download_links": "https://example.com/a"}, {"download_links": [1]},
-                                  {"report_day": "2026-01-01"}, [], "3", "<html>"])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"download_links": "https://example.com/a"},
+        {"download_links": [1]},
+        {"report_day": "2026-01-01"},
+        [],
+        "3",
+        "<html>",
+    ],
+)
 def test_an_answer_with_malformed_links_is_bad_data(simulator, make_exporter, body):
     simulator.add_fault("/orgs/acme/copilot/metrics/reports/organization-1-day", Fault(status=200, body=body))
     exporter = make_exporter(reports_config(simulator))
@@ -201,17 +223,35 @@ def test_collect_exits_0_on_every_no_report_shape(simulator, tmp_path, shape):
 
     simulator.withhold_report(shape, day=NEWEST)
     config = tmp_path / "config.yaml"
-    config.write_text(yaml.safe_dump({
-        "github": {"api_url": simulator.api_url, "token": "${SIM_TOKEN}", "retry_backoff": "100ms", "max_retries": 1},
-        "source": "reports", "organizations": [{"name": "acme", "seats": False}]}))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "github": {
+                    "api_url": simulator.api_url,
+                    "token": "${SIM_TOKEN}",
+                    "retry_backoff": "100ms",
+                    "max_retries": 1,
+                },
+                "source": "reports",
+                "organizations": [{"name": "acme", "seats": False}],
+            }
+        )
+    )
     result = run_cli("collect", "--config", str(config), env={"SIM_TOKEN": TOKEN})
     assert result.returncode == 0, result.stderr
-    samples = {(s.name, frozenset(s.labels.items())): s.value
-               for family in text_string_to_metric_families(result.stdout) for s in family.samples}
+    samples = {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(result.stdout)
+        for s in family.samples
+    }
     day = midnight(NEWEST - dt.timedelta(days=1))
-    assert samples[("copilot_report_day_timestamp_seconds", frozenset({("org", "acme"), ("report", "organization")}))] == day
-    assert answered(simulator, "/orgs/acme/copilot/metrics/reports/organization-1-day", NEWEST) == \
-        {int(shape) if shape.isdigit() else 200}
+    assert (
+        samples[("copilot_report_day_timestamp_seconds", frozenset({("org", "acme"), ("report", "organization")}))]
+        == day
+    )
+    assert answered(simulator, "/orgs/acme/copilot/metrics/reports/organization-1-day", NEWEST) == {
+        int(shape) if shape.isdigit() else 200
+    }
 
 
 def test_no_report_in_the_window_is_not_a_failure(simulator, make_exporter, caplog):
@@ -237,16 +277,23 @@ def test_unchanged_reports_are_not_downloaded_again_but_revisions_are(simulator,
     assert exporter.refresh()
     assert simulator.request_count(server="download") > 0
     [record] = read_report(simulator, "/orgs/acme", "organization-1-day", NEWEST)
-    assert exporter.value("copilot_code_generation_activities", org="acme") == \
-        record["code_generation_activity_count"] != before
+    assert (
+        exporter.value("copilot_code_generation_activities", org="acme")
+        == record["code_generation_activity_count"]
+        != before
+    )
 
 
 def test_an_expired_link_is_asked_for_again_once(simulator, make_exporter):
     exporter = make_exporter(reports_config(simulator))
     simulator.add_fault("/reports/org/acme/organization-1-day", Fault(status=403), times=1, server="download")
     assert exporter.refresh()
-    calls = [r for r in simulator.requests if r.path == "/orgs/acme/copilot/metrics/reports/organization-1-day"
-             and r.query.get("day") == NEWEST.isoformat()]
+    calls = [
+        r
+        for r in simulator.requests
+        if r.path == "/orgs/acme/copilot/metrics/reports/organization-1-day"
+        and r.query.get("day") == NEWEST.isoformat()
+    ]
     assert len(calls) == 2  # the first links were refused, fresh ones worked
     assert exporter.value("copilot_exporter_up", org="acme", source="reports") == 1
 

@@ -36,11 +36,7 @@ def key(name: str, **labels: str) -> tuple[str, frozenset]:
 
 def activity(values: tuple, suffix: str = "", **labels: str) -> dict:
     """Expected samples of the seven base names (+ suffix); a None value means absent."""
-    return {
-        key(base + suffix, **labels): value
-        for base, value in zip(BASES, values)
-        if value is not None
-    }
+    return {key(base + suffix, **labels): value for base, value in zip(BASES, values) if value is not None}
 
 
 def aggregated(record: dict) -> dict:
@@ -60,6 +56,7 @@ def users_values(records: list[dict], **options) -> dict:
 
 # --- aggregated daily record ------------------------------------------------------------------
 
+
 def test_aggregated_example_day_maps_to_exact_values():
     record = read_ndjson("report-enterprise-28-day.ndjson")[0]["day_totals"][0]
     builder = FamilyBuilder(SCOPE)
@@ -78,8 +75,7 @@ def test_aggregated_example_day_maps_to_exact_values():
         **activity(counters, "_by_ide", ide="vscode"),
         **activity(counters, "_by_feature", feature="code_completion"),
         # language/feature entries carry no user_initiated_interaction_count
-        **activity((None, 2, 2, 35, 0, 30, 0), "_by_language_feature",
-                   language="unknown", feature="code_completion"),
+        **activity((None, 2, 2, 35, 0, 30, 0), "_by_language_feature", language="unknown", feature="code_completion"),
         key("copilot_pull_requests_created"): 2,
         key("copilot_pull_requests_reviewed"): 1,
         key("copilot_pull_requests_merged"): 2,
@@ -146,7 +142,9 @@ def test_aggregated_user_windows_cloud_agent_and_code_review():
 def test_aggregated_tolerates_missing_null_unknown_and_empty():
     record = {
         "day": "2026-01-05",
-        "etl_id": "green", "day_partition": "2026-01-05", "entity_id_partition": 7,
+        "etl_id": "green",
+        "day_partition": "2026-01-05",
+        "entity_id_partition": 7,
         "brand_new_field": {"nested": [1, 2]},
         "daily_active_users": 0,  # a reported zero stays a zero
         "weekly_active_users": None,
@@ -162,8 +160,11 @@ def test_aggregated_tolerates_missing_null_unknown_and_empty():
         "totals_by_language_model": None,
         "totals_by_model_feature": [{"model": "gpt-x"}],  # second label missing
         "totals_by_cli": None,
-        "pull_requests": {"total_created": 4, "median_minutes_to_merge": None,
-                          "median_minutes_to_merge_copilot_authored": 1.5},
+        "pull_requests": {
+            "total_created": 4,
+            "median_minutes_to_merge": None,
+            "median_minutes_to_merge_copilot_authored": 1.5,
+        },
     }
     assert aggregated(record) == {
         key("copilot_daily_active_users"): 0,
@@ -177,15 +178,20 @@ def test_aggregated_tolerates_missing_null_unknown_and_empty():
 def test_aggregated_comment_types_adoption_phases_and_cli_without_token_usage():
     record = {
         "day": "2026-01-05",
-        "pull_requests": {"copilot_suggestions_by_comment_type": [
-            {"comment_type": "security", "total_copilot_suggestions": 7,
-             "total_copilot_applied_suggestions": 2},
-            {"comment_type": "style", "total_copilot_suggestions": 3},
-            {"total_copilot_suggestions": 50},
-        ]},
+        "pull_requests": {
+            "copilot_suggestions_by_comment_type": [
+                {"comment_type": "security", "total_copilot_suggestions": 7, "total_copilot_applied_suggestions": 2},
+                {"comment_type": "style", "total_copilot_suggestions": 3},
+                {"total_copilot_suggestions": 50},
+            ]
+        },
         "totals_by_ai_adoption_phase": [
-            {"phase": "exploring", "phase_number": 1, "total_engaged_users": 12,
-             "avg_user_initiated_interaction_count": 3.5},
+            {
+                "phase": "exploring",
+                "phase_number": 1,
+                "total_engaged_users": 12,
+                "avg_user_initiated_interaction_count": 3.5,
+            },
             {"phase": "scaling", "phase_number": 3, "total_engaged_users": 0},
             {"phase": "unmeasured", "phase_number": 4},
         ],
@@ -193,8 +199,7 @@ def test_aggregated_comment_types_adoption_phases_and_cli_without_token_usage():
     }
     assert aggregated(record) == {
         key("copilot_pull_request_copilot_suggestions_by_comment_type", comment_type="security"): 7,
-        key("copilot_pull_request_copilot_applied_suggestions_by_comment_type",
-            comment_type="security"): 2,
+        key("copilot_pull_request_copilot_applied_suggestions_by_comment_type", comment_type="security"): 2,
         key("copilot_pull_request_copilot_suggestions_by_comment_type", comment_type="style"): 3,
         key("copilot_adoption_phase_engaged_users", phase="exploring"): 12,
         key("copilot_adoption_phase_engaged_users", phase="scaling"): 0,
@@ -204,33 +209,43 @@ def test_aggregated_comment_types_adoption_phases_and_cli_without_token_usage():
 
 
 def test_aggregated_repeated_breakdown_labels_are_summed():
-    record = {"day": "2026-01-05", "totals_by_language_model": [
-        {"language": "go", "model": "auto", "code_generation_activity_count": 2},
-        {"language": "go", "model": "auto", "code_generation_activity_count": 3},
-    ]}
+    record = {
+        "day": "2026-01-05",
+        "totals_by_language_model": [
+            {"language": "go", "model": "auto", "code_generation_activity_count": 2},
+            {"language": "go", "model": "auto", "code_generation_activity_count": 3},
+        ],
+    }
     assert aggregated(record) == {
         key("copilot_code_generation_activities_by_language_model", language="go", model="auto"): 5,
     }
 
 
-@pytest.mark.parametrize("record, field", [
-    (["not", "an", "object"], "record"),
-    ({"day": "2026-01-05", "loc_added_sum": "abc"}, "loc_added_sum"),
-    ({"day": "2026-01-05", "daily_active_users": True}, "daily_active_users"),
-    ({"day": "2026-01-05", "totals_by_ide": {"ide": "vscode"}}, "totals_by_ide"),
-    ({"day": "2026-01-05", "totals_by_ide": [3]}, "totals_by_ide[0]"),
-    ({"day": "2026-01-05", "totals_by_ide": [{"ide": 5}]}, "totals_by_ide[0].ide"),
-    ({"day": "2026-01-05", "totals_by_feature": [{"feature": "x", "loc_added_sum": "1"}]},
-     "totals_by_feature[0].loc_added_sum"),
-    ({"day": "2026-01-05", "pull_requests": []}, "pull_requests"),
-    ({"day": "2026-01-05", "pull_requests": {"median_minutes_to_merge": "2"}},
-     "pull_requests.median_minutes_to_merge"),
-    ({"day": "2026-01-05", "totals_by_cli": {"token_usage": 5}}, "totals_by_cli.token_usage"),
-    ({"day": "2026-01-05", "totals_by_ai_adoption_phase": "all"}, "totals_by_ai_adoption_phase"),
-    ({"day": 20260105}, "day"),
-    ({"day": "05/01/2026"}, "day"),
-    ({"daily_active_users": 3}, "day"),
-])
+@pytest.mark.parametrize(
+    "record, field",
+    [
+        (["not", "an", "object"], "record"),
+        ({"day": "2026-01-05", "loc_added_sum": "abc"}, "loc_added_sum"),
+        ({"day": "2026-01-05", "daily_active_users": True}, "daily_active_users"),
+        ({"day": "2026-01-05", "totals_by_ide": {"ide": "vscode"}}, "totals_by_ide"),
+        ({"day": "2026-01-05", "totals_by_ide": [3]}, "totals_by_ide[0]"),
+        ({"day": "2026-01-05", "totals_by_ide": [{"ide": 5}]}, "totals_by_ide[0].ide"),
+        (
+            {"day": "2026-01-05", "totals_by_feature": [{"feature": "x", "loc_added_sum": "1"}]},
+            "totals_by_feature[0].loc_added_sum",
+        ),
+        ({"day": "2026-01-05", "pull_requests": []}, "pull_requests"),
+        (
+            {"day": "2026-01-05", "pull_requests": {"median_minutes_to_merge": "2"}},
+            "pull_requests.median_minutes_to_merge",
+        ),
+        ({"day": "2026-01-05", "totals_by_cli": {"token_usage": 5}}, "totals_by_cli.token_usage"),
+        ({"day": "2026-01-05", "totals_by_ai_adoption_phase": "all"}, "totals_by_ai_adoption_phase"),
+        ({"day": 20260105}, "day"),
+        ({"day": "05/01/2026"}, "day"),
+        ({"daily_active_users": 3}, "day"),
+    ],
+)
 def test_aggregated_wrong_types_raise_payload_error_naming_the_field(record, field):
     with pytest.raises(PayloadError, match=rf"^organization/enterprise-1-day: {re.escape(field)}: ") as raised:
         add_aggregated(FamilyBuilder(SCOPE), record)
@@ -240,9 +255,7 @@ def test_aggregated_wrong_types_raise_payload_error_naming_the_field(record, fie
 def test_aggregated_error_message_shows_the_value():
     with pytest.raises(PayloadError) as raised:
         add_aggregated(FamilyBuilder(), {"day": "2026-01-05", "loc_added_sum": "abc"})
-    assert str(raised.value) == (
-        "organization/enterprise-1-day: loc_added_sum: expected a number, got 'abc'"
-    )
+    assert str(raised.value) == ("organization/enterprise-1-day: loc_added_sum: expected a number, got 'abc'")
 
 
 def test_aggregated_has_no_team_level():
@@ -252,8 +265,7 @@ def test_aggregated_has_no_team_level():
 
 # --- users report -----------------------------------------------------------------------------
 
-FEATURES = ("agent", "chat", "cli", "cloud_agent", "code_review_active", "code_review_passive",
-            "app", "vscode_agent")
+FEATURES = ("agent", "chat", "cli", "cloud_agent", "code_review_active", "code_review_passive", "app", "vscode_agent")
 USED_ZERO = {key("copilot_users_used", feature=feature): 0 for feature in FEATURES}
 
 
@@ -310,11 +322,14 @@ def test_users_per_user_off_by_default():
     assert not any(name.startswith("copilot_per_user_") for name, _labels in values)
 
 
-@pytest.mark.parametrize("options", [
-    {"per_user": "hashed"},
-    {"per_user": "hashed", "salt": ""},
-    {"per_user": "yes"},
-])
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"per_user": "hashed"},
+        {"per_user": "hashed", "salt": ""},
+        {"per_user": "yes"},
+    ],
+)
 def test_users_invalid_per_user_options(options):
     with pytest.raises(ValueError):
         UsersAccumulator(**options)
@@ -326,10 +341,24 @@ def user(user_id: int, login: str, **fields) -> dict:
 
 def test_users_used_flags_count_only_true():
     records = [
-        user(1, "a", used_agent=True, used_chat=True, used_cli=False,
-             used_copilot_coding_agent=True, used_copilot_code_review_active=True),
-        user(2, "b", used_agent=False, used_chat=None, used_copilot_cloud_agent=True,
-             used_copilot_code_review_passive=True, used_copilot_code_review_active=None),
+        user(
+            1,
+            "a",
+            used_agent=True,
+            used_chat=True,
+            used_cli=False,
+            used_copilot_coding_agent=True,
+            used_copilot_code_review_active=True,
+        ),
+        user(
+            2,
+            "b",
+            used_agent=False,
+            used_chat=None,
+            used_copilot_cloud_agent=True,
+            used_copilot_code_review_passive=True,
+            used_copilot_code_review_active=None,
+        ),
         # both names of the cloud agent flag true: still one user
         user(3, "c", used_copilot_cloud_agent=True, used_copilot_coding_agent=True),
         user(4, "d", used_copilot_cloud_agent=False, used_copilot_coding_agent=None),
@@ -349,8 +378,7 @@ def test_users_used_flags_count_only_true():
 
 def test_users_adoption_phase_and_ai_credits():
     records = [
-        user(1, "a", ai_adoption_phase={"phase": "exploring", "phase_number": 1, "version": 1},
-             ai_credits_used=2.5),
+        user(1, "a", ai_adoption_phase={"phase": "exploring", "phase_number": 1, "version": 1}, ai_credits_used=2.5),
         user(2, "b", ai_adoption_phase={"phase": "exploring"}, ai_credits_used=0),
         user(3, "c", ai_adoption_phase={"phase": "scaling"}, ai_credits_used=None),
         user(4, "d", ai_adoption_phase=None),
@@ -379,18 +407,26 @@ def ide_entry(ide, ide_version=None, plugin=None, plugin_version=None, **counter
 
 def test_users_ide_and_plugin_versions_count_each_user_once_per_pair():
     records = [
-        user(1, "a", totals_by_ide=[
-            ide_entry("vscode", "1.99.0", "copilot-chat", "0.30.0"),
-            ide_entry("vscode", "1.99.0", "copilot-chat", "0.30.0"),  # same pair twice
-            ide_entry("intellij", "2025.3", "copilot-intellij", "1.5.0"),
-        ]),
-        user(2, "b", totals_by_ide=[
-            ide_entry("vscode", "1.99.0", "copilot-chat", "0.31.0"),
-            ide_entry("neovim", "", "", ""),  # empty values: skipped
-            ide_entry("vim", None, None, "1.0"),  # null values: skipped
-            {"ide": "xcode", "last_known_ide_version": None, "last_known_plugin_version": None},
-            {"last_known_ide_version": {"ide_version": "9"}},  # no ide: skipped
-        ]),
+        user(
+            1,
+            "a",
+            totals_by_ide=[
+                ide_entry("vscode", "1.99.0", "copilot-chat", "0.30.0"),
+                ide_entry("vscode", "1.99.0", "copilot-chat", "0.30.0"),  # same pair twice
+                ide_entry("intellij", "2025.3", "copilot-intellij", "1.5.0"),
+            ],
+        ),
+        user(
+            2,
+            "b",
+            totals_by_ide=[
+                ide_entry("vscode", "1.99.0", "copilot-chat", "0.31.0"),
+                ide_entry("neovim", "", "", ""),  # empty values: skipped
+                ide_entry("vim", None, None, "1.0"),  # null values: skipped
+                {"ide": "xcode", "last_known_ide_version": None, "last_known_plugin_version": None},
+                {"last_known_ide_version": {"ide_version": "9"}},  # no ide: skipped
+            ],
+        ),
         user(3, "c", totals_by_ide=[]),
         user(4, "d"),
     ]
@@ -400,8 +436,7 @@ def test_users_ide_and_plugin_versions_count_each_user_once_per_pair():
         key("copilot_users_by_ide_version", ide="intellij", ide_version="2025.3"): 1,
         key("copilot_users_by_plugin_version", plugin="copilot-chat", plugin_version="0.30.0"): 1,
         key("copilot_users_by_plugin_version", plugin="copilot-chat", plugin_version="0.31.0"): 1,
-        key("copilot_users_by_plugin_version", plugin="copilot-intellij",
-            plugin_version="1.5.0"): 1,
+        key("copilot_users_by_plugin_version", plugin="copilot-intellij", plugin_version="1.5.0"): 1,
     }
 
 
@@ -422,32 +457,37 @@ def test_users_activity_keeps_missing_counters_absent():
 
 def test_users_empty_report():
     values = users_values([])
-    assert values == {key("copilot_users_reported"): 0,
-                      key("copilot_users_without_client_telemetry"): 0, **USED_ZERO}
+    assert values == {key("copilot_users_reported"): 0, key("copilot_users_without_client_telemetry"): 0, **USED_ZERO}
 
 
-@pytest.mark.parametrize("record, field", [
-    ("a string", "record"),
-    (user(1, "a", loc_added_sum="abc"), "loc_added_sum"),
-    (user(1, "a", code_generation_activity_count=False), "code_generation_activity_count"),
-    (user(1, "a", used_cli="yes"), "used_cli"),
-    (user(1, "a", used_agent=1), "used_agent"),
-    (user(1, "a", ai_credits_used="3"), "ai_credits_used"),
-    (user(1, "a", ai_adoption_phase="exploring"), "ai_adoption_phase"),
-    (user(1, "a", ai_adoption_phase={"phase": 2}), "ai_adoption_phase.phase"),
-    (user(1, "a", totals_by_ide="vscode"), "totals_by_ide"),
-    (user(1, "a", totals_by_ide=[{"ide": "vscode", "last_known_ide_version": "1.9"}]),
-     "totals_by_ide[0].last_known_ide_version"),
-    ({"user_id": "1001", "user_login": "a"}, "user_id"),
-    ({"user_id": 1.5}, "user_id"),
-    ({"user_id": 1, "user_login": 42}, "user_login"),
-])
+@pytest.mark.parametrize(
+    "record, field",
+    [
+        ("a string", "record"),
+        (user(1, "a", loc_added_sum="abc"), "loc_added_sum"),
+        (user(1, "a", code_generation_activity_count=False), "code_generation_activity_count"),
+        (user(1, "a", used_cli="yes"), "used_cli"),
+        (user(1, "a", used_agent=1), "used_agent"),
+        (user(1, "a", ai_credits_used="3"), "ai_credits_used"),
+        (user(1, "a", ai_adoption_phase="exploring"), "ai_adoption_phase"),
+        (user(1, "a", ai_adoption_phase={"phase": 2}), "ai_adoption_phase.phase"),
+        (user(1, "a", totals_by_ide="vscode"), "totals_by_ide"),
+        (
+            user(1, "a", totals_by_ide=[{"ide": "vscode", "last_known_ide_version": "1.9"}]),
+            "totals_by_ide[0].last_known_ide_version",
+        ),
+        ({"user_id": "1001", "user_login": "a"}, "user_id"),
+        ({"user_id": 1.5}, "user_id"),
+        ({"user_id": 1, "user_login": 42}, "user_login"),
+    ],
+)
 def test_users_wrong_types_raise_payload_error_naming_the_field(record, field):
     with pytest.raises(PayloadError, match=rf"^users-1-day: {re.escape(field)}: "):
         UsersAccumulator().add(record)
 
 
 # --- teams ------------------------------------------------------------------------------------
+
 
 def teams_values(team_rows, users, **options) -> dict:
     builder = FamilyBuilder(SCOPE)
@@ -461,8 +501,9 @@ def team_key(name: str, slug: str, team_id: str, **labels: str) -> tuple[str, fr
 
 def team_used(slug: str, team_id: str, **counts: int) -> dict:
     """copilot_users_used of a team: every feature, 0 unless given."""
-    return {team_key("copilot_users_used", slug, team_id, feature=feature): counts.get(feature, 0)
-            for feature in FEATURES}
+    return {
+        team_key("copilot_users_used", slug, team_id, feature=feature): counts.get(feature, 0) for feature in FEATURES
+    }
 
 
 def test_teams_example_members_absent_from_users_example():
@@ -485,18 +526,46 @@ ORG_ID = {"organization_id": "999"}
 
 def joined_users() -> UsersAccumulator:
     users = UsersAccumulator()
-    users.add(user(1001, "alice", **ORG_ID, user_initiated_interaction_count=4, loc_added_sum=10,
-                   loc_deleted_sum=None, used_chat=True, ai_credits_used=2.5))
-    users.add(user(1002, "bob", **ORG_ID, user_initiated_interaction_count=1, loc_added_sum=5,
-                   loc_deleted_sum=2, used_cli=True, used_copilot_app=True, ai_credits_used=1))
+    users.add(
+        user(
+            1001,
+            "alice",
+            **ORG_ID,
+            user_initiated_interaction_count=4,
+            loc_added_sum=10,
+            loc_deleted_sum=None,
+            used_chat=True,
+            ai_credits_used=2.5,
+        )
+    )
+    users.add(
+        user(
+            1002,
+            "bob",
+            **ORG_ID,
+            user_initiated_interaction_count=1,
+            loc_added_sum=5,
+            loc_deleted_sum=2,
+            used_cli=True,
+            used_copilot_app=True,
+            ai_credits_used=1,
+        )
+    )
     users.add(user(1003, "carol", **ORG_ID, loc_added_sum=1, used_chat=True))
     users.add(user(1004, "erin", organization_id="998", loc_added_sum=7))
     return users
 
 
 def row(user_id: int, team_id: int, slug: str, **fields) -> dict:
-    return {"user_id": user_id, "user_login": f"u{user_id}", "day": DAY, **ORG_ID,
-            "team_id": team_id, "slug": slug, **fields}
+    return {
+        "user_id": user_id,
+        "user_login": f"u{user_id}",
+        "day": DAY,
+        **ORG_ID,
+        "team_id": team_id,
+        "slug": slug,
+        **fields,
+    }
 
 
 TEAM_ROWS = [
@@ -556,8 +625,11 @@ def test_teams_only_selected_slugs_and_the_missing_ones_are_returned():
 
 def test_teams_rows_without_slug_or_team_id_are_dropped_and_noted():
     builder = FamilyBuilder(SCOPE)
-    rows = [row(1001, 42, "frontend"), {**row(1002, 42, "frontend"), "slug": None},
-            {**row(1002, 42, "frontend"), "team_id": None}]
+    rows = [
+        row(1001, 42, "frontend"),
+        {**row(1002, 42, "frontend"), "slug": None},
+        {**row(1002, 42, "frontend"), "team_id": None},
+    ]
     add_teams(builder, rows, joined_users())
     assert family_values(builder.build())[team_key("copilot_daily_active_users", "frontend", "42")] == 1
     assert [(problem.reason, problem.count) for problem in builder.problems.frozen()] == [("bad_value", 2)]
@@ -567,15 +639,19 @@ def test_users_accumulator_keeps_no_members_when_neither_teams_nor_per_user_need
     users = UsersAccumulator(keep_members=False)
     users.add(user(1001, "alice", **ORG_ID, loc_added_sum=10))
     assert users.member(1001, DAY, "999") is None
-    assert teams_values([row(1001, 42, "frontend")], users)[
-        team_key("copilot_daily_active_users", "frontend", "42")] == 0
+    assert (
+        teams_values([row(1001, 42, "frontend")], users)[team_key("copilot_daily_active_users", "frontend", "42")] == 0
+    )
 
 
-@pytest.mark.parametrize("row, field", [
-    (7, "record"),
-    ({"user_id": "1001", "slug": "frontend"}, "user_id"),
-    ({"user_id": 1001, "slug": ["frontend"]}, "slug"),
-])
+@pytest.mark.parametrize(
+    "row, field",
+    [
+        (7, "record"),
+        ({"user_id": "1001", "slug": "frontend"}, "user_id"),
+        ({"user_id": 1001, "slug": ["frontend"]}, "slug"),
+    ],
+)
 def test_teams_wrong_types(row, field):
     with pytest.raises(PayloadError, match=rf"^user-teams-1-day: {re.escape(field)}: "):
         add_teams(FamilyBuilder(SCOPE), [row], joined_users())
@@ -583,12 +659,15 @@ def test_teams_wrong_types(row, field):
 
 # --- repositories -----------------------------------------------------------------------------
 
+
 def repo(owner, name, created=0, reviewed=0, merged=0, **more) -> dict:
     return {
-        "day": "2026-01-05", "repo_id": 1, "repo_owner_name": owner, "repo_name": name,
+        "day": "2026-01-05",
+        "repo_id": 1,
+        "repo_owner_name": owner,
+        "repo_name": name,
         "repo_visibility": "private",
-        "pull_requests": {"total_created": created, "total_reviewed": reviewed,
-                          "total_merged": merged, **more},
+        "pull_requests": {"total_created": created, "total_reviewed": reviewed, "total_merged": merged, **more},
     }
 
 
@@ -600,8 +679,13 @@ def repositories_values(records, max_repositories) -> dict:
 
 def test_repositories_map_every_pull_request_count():
     counts = dict(zip(PULL_REQUEST_COUNTS.values(), range(1, 12)))
-    record = {"day": "2026-01-05", "repo_owner_name": "acme", "repo_name": "api",
-              "pull_requests": counts, "etl_id": "x"}
+    record = {
+        "day": "2026-01-05",
+        "repo_owner_name": "acme",
+        "repo_name": "api",
+        "pull_requests": counts,
+        "etl_id": "x",
+    }
     values = repositories_values([record], 5)
     assert values == {
         key("copilot_repository_" + suffix, repository="acme/api"): number
@@ -620,7 +704,9 @@ def test_repositories_keep_the_most_active_ties_by_name():
     ]
     values = repositories_values(records, 3)
     assert {dict(labels)["repository"] for _name, labels in values} == {
-        "acme/busy", "acme/a-tie", "acme/b-tie",
+        "acme/busy",
+        "acme/a-tie",
+        "acme/b-tie",
     }
     assert values[key("copilot_repository_pull_requests_created", repository="acme/busy")] == 5
     assert values == repositories_values(list(reversed(records)), 3)
@@ -629,8 +715,7 @@ def test_repositories_keep_the_most_active_ties_by_name():
 def test_repositories_tolerate_missing_parts():
     records = [
         {"repo_owner_name": "acme", "repo_name": "no-prs"},
-        {"repo_name": "acme/owner-in-name", "pull_requests": {"total_merged": 1,
-                                                              "total_created": None}},
+        {"repo_name": "acme/owner-in-name", "pull_requests": {"total_merged": 1, "total_created": None}},
         {"repo_owner_name": "acme", "pull_requests": {"total_created": 9}},  # no name: skipped
     ]
     assert repositories_values(records, 10) == {
@@ -639,13 +724,15 @@ def test_repositories_tolerate_missing_parts():
     assert repositories_values(records, 0) == {}
 
 
-@pytest.mark.parametrize("record, field", [
-    (None, "record"),
-    ({"repo_owner_name": "acme", "repo_name": 5}, "repo_name"),
-    ({"repo_name": "acme/api", "pull_requests": 3}, "pull_requests"),
-    ({"repo_name": "acme/api", "pull_requests": {"total_created": "3"}},
-     "pull_requests.total_created"),
-])
+@pytest.mark.parametrize(
+    "record, field",
+    [
+        (None, "record"),
+        ({"repo_owner_name": "acme", "repo_name": 5}, "repo_name"),
+        ({"repo_name": "acme/api", "pull_requests": 3}, "pull_requests"),
+        ({"repo_name": "acme/api", "pull_requests": {"total_created": "3"}}, "pull_requests.total_created"),
+    ],
+)
 def test_repositories_wrong_types(record, field):
     with pytest.raises(PayloadError, match=rf"^repos-1-day: {re.escape(field)}: "):
         add_repositories(FamilyBuilder(SCOPE), [record], 10)

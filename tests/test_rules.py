@@ -16,7 +16,13 @@ import yaml
 
 from copilot_exporter.metrics.catalogue import CATALOGUE
 from dashboards_util import (
-    ALERTS, PROMETHEUS_DIR, RULE_TESTS_DIR, RULES, load_rules, metric_names, recorded_names,
+    ALERTS,
+    PROMETHEUS_DIR,
+    RULE_TESTS_DIR,
+    RULES,
+    load_rules,
+    metric_names,
+    recorded_names,
 )
 
 pytestmark = pytest.mark.e2e
@@ -29,14 +35,16 @@ PROMETHEUS_SERIES = {"up"}
 def promtool() -> str:
     path = shutil.which("promtool")
     if path is None:
-        pytest.fail("promtool is not on PATH: install Prometheus' promtool (Debian/Ubuntu: "
-                    "apt-get install prometheus, or scripts/setup --with-prometheus)", pytrace=False)
+        pytest.fail(
+            "promtool is not on PATH: install Prometheus' promtool (Debian/Ubuntu: "
+            "apt-get install prometheus, or scripts/setup --with-prometheus)",
+            pytrace=False,
+        )
     return path
 
 
 def run_promtool(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([promtool(), *args], cwd=PROMETHEUS_DIR.parent, capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run([promtool(), *args], cwd=PROMETHEUS_DIR.parent, capture_output=True, text=True, timeout=300)
 
 
 def test_promtool_checks_the_rule_files():
@@ -76,8 +84,7 @@ def test_recording_rule_names_follow_the_convention():
 
 def test_group_names_are_unique():
     # promtool's group_eval_order names groups across both files.
-    names = [group["name"] for path in (RULES, ALERTS)
-             for group in yaml.safe_load(path.read_text())["groups"]]
+    names = [group["name"] for path in (RULES, ALERTS) for group in yaml.safe_load(path.read_text())["groups"]]
     assert len(names) == len(set(names)), names
 
 
@@ -105,8 +112,10 @@ RUNBOOK = PROMETHEUS_DIR.parent / "docs" / "runbook.md"
 
 def heading_anchors(markdown: str) -> list[str]:
     """GitHub's anchors of the second-level headings: lower case, punctuation dropped, spaces to -."""
-    return [re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
-            for heading in re.findall(r"^## (.+)$", markdown, re.MULTILINE)]
+    return [
+        re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+        for heading in re.findall(r"^## (.+)$", markdown, re.MULTILINE)
+    ]
 
 
 def test_every_alert_has_its_own_runbook_section():
@@ -135,8 +144,11 @@ def test_every_runbook_section_says_what_to_check_and_what_to_do():
 def test_runbook_names_only_existing_dashboard_panels():
     from dashboards_util import iter_panels, load_dashboard
 
-    titles = {panel.get("title") for path in sorted((PROMETHEUS_DIR.parent / "grafana" / "dashboards").glob("*.json"))
-              for panel in iter_panels(load_dashboard(path))}
+    titles = {
+        panel.get("title")
+        for path in sorted((PROMETHEUS_DIR.parent / "grafana" / "dashboards").glob("*.json"))
+        for panel in iter_panels(load_dashboard(path))
+    }
     text = re.sub(r"`[^`]*`", "", RUNBOOK.read_text())  # code spans hold PromQL, not panel names
     named = {" ".join(m.split()) for m in re.findall(r"(?<![*\w])\*(?=\S)([^*]+?)(?<=\S)\*(?![*\w])", text)}
     assert named, "the runbook names no panel"
@@ -144,8 +156,10 @@ def test_runbook_names_only_existing_dashboard_panels():
 
 
 def test_heading_anchors_follow_github():
-    assert heading_anchors("# Title\n## CopilotExporterDown\n## Alert routing: the A-team's\n") == \
-        ["copilotexporterdown", "alert-routing-the-a-teams"]
+    assert heading_anchors("# Title\n## CopilotExporterDown\n## Alert routing: the A-team's\n") == [
+        "copilotexporterdown",
+        "alert-routing-the-a-teams",
+    ]
 
 
 def hours(duration: str) -> float:
@@ -168,7 +182,8 @@ def test_every_alert_is_tested_firing_and_silent():
             cases.setdefault(case["alertname"], set()).add(bool(case.get("exp_alerts")))
     for rule in load_rules(ALERTS):
         assert cases.get(rule["alert"]) == {True, False}, (
-            f"{rule['alert']}: promtool tests must show it firing and staying silent")
+            f"{rule['alert']}: promtool tests must show it firing and staying silent"
+        )
 
 
 def test_every_recording_rule_is_tested():
@@ -215,8 +230,11 @@ def test_readme_alertmanager_example_names_existing_alerts_and_severities():
 
 
 def test_docs_never_install_the_package_by_name_from_an_index():
-    docs = [README, PROMETHEUS_DIR.parent / "deploy" / "helm" / "copilot-exporter" / "README.md",
-            *sorted((PROMETHEUS_DIR.parent / "docs").glob("*.md"))]
+    docs = [
+        README,
+        PROMETHEUS_DIR.parent / "deploy" / "helm" / "copilot-exporter" / "README.md",
+        *sorted((PROMETHEUS_DIR.parent / "docs").glob("*.md")),
+    ]
     for path in docs:
         for line in path.read_text().splitlines():
             assert not re.search(r"pip install\s+['\"]?copilot-exporter\b", line), f"{path.name}: {line}"

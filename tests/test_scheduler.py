@@ -32,16 +32,21 @@ def test_refreshes_start_at_once_and_repeat(simulator, make_exporter):
 
 
 def test_a_hanging_scope_does_not_delay_the_others(simulator, make_exporter):
-    config = exporter_config(simulator.api_url, organizations=[{"name": "acme", "seats": False},
-                                                               {"name": "globex", "seats": False}],
-                             refresh_interval="1s", workers=2)
+    config = exporter_config(
+        simulator.api_url,
+        organizations=[{"name": "acme", "seats": False}, {"name": "globex", "seats": False}],
+        refresh_interval="1s",
+        workers=2,
+    )
     simulator.add_fault("/orgs/acme/copilot/metrics", Fault(delay=2.5))  # past the 2 s read timeout
     exporter = make_exporter(config)
     exporter.refresher.start()
     assert wait_for(lambda: simulator.request_count("/orgs/globex/copilot/metrics") >= 3, timeout=8)
     assert simulator.request_count("/orgs/acme/copilot/metrics") <= 2
-    assert wait_for(lambda: exporter.value("copilot_exporter_errors_total", org="acme", source="legacy",
-                                           reason="timeout") == 1, timeout=8)
+    assert wait_for(
+        lambda: exporter.value("copilot_exporter_errors_total", org="acme", source="legacy", reason="timeout") == 1,
+        timeout=8,
+    )
     assert exporter.value("copilot_exporter_up", org="globex", source="legacy") == 1
     simulator.clear_faults()
     assert wait_for(lambda: exporter.value("copilot_exporter_up", org="acme", source="legacy") == 1, timeout=10)

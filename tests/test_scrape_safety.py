@@ -43,8 +43,11 @@ def promtool_check(text: str) -> None:
 
 
 def parse(text: str) -> dict[tuple[str, frozenset], float]:
-    return {(s.name, frozenset(s.labels.items())): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
 
 
 def reports_config(sim, **overrides):
@@ -52,14 +55,18 @@ def reports_config(sim, **overrides):
         sim.api_url,
         organizations=[{"name": "acme", "teams": [], "seats": False}],
         enterprises=[{"name": "initech", "seats": False}],
-        source="reports", **overrides,
+        source="reports",
+        **overrides,
     )
 
 
 def serve_aggregated(sim, record: dict) -> None:
     """acme's aggregated report file, from now on, is this one record (JSON escapes kept)."""
-    sim.add_fault(AGGREGATED, Fault(status=200, body=json.dumps(record).encode() + b"\n",
-                                    headers={"Content-Type": "application/x-ndjson"}), server="download")
+    sim.add_fault(
+        AGGREGATED,
+        Fault(status=200, body=json.dumps(record).encode() + b"\n", headers={"Content-Type": "application/x-ndjson"}),
+        server="download",
+    )
 
 
 # --- 1. label values ---------------------------------------------------------------------------
@@ -99,13 +106,22 @@ def test_a_surrogate_in_a_report_label_leaves_every_scope_scrapable(simulator, m
         response = requests.get(exporter.url + "/metrics", headers={"Accept": accept}, timeout=5)
         assert response.status_code == 200
     samples = parse(exporter.scrape_text())
-    ides = {dict(labels)["ide"] for name, labels in samples
-            if name == "copilot_lines_added_by_ide" and ("org", "acme") in labels}
+    ides = {
+        dict(labels)["ide"]
+        for name, labels in samples
+        if name == "copilot_lines_added_by_ide" and ("org", "acme") in labels
+    }
     assert "vs\ufffdcode" in ides
-    assert any(name == "copilot_daily_active_users" and ("enterprise", "initech") in labels
-               for name, labels in samples)
-    assert samples[("copilot_exporter_dropped_values_total",
-                    frozenset({("org", "acme"), ("source", "reports"), ("reason", "label_replaced")}))] == 7
+    assert any(name == "copilot_daily_active_users" and ("enterprise", "initech") in labels for name, labels in samples)
+    assert (
+        samples[
+            (
+                "copilot_exporter_dropped_values_total",
+                frozenset({("org", "acme"), ("source", "reports"), ("reason", "label_replaced")}),
+            )
+        ]
+        == 7
+    )
     # (one per activity counter: the entry's seven *_by_ide series all carry the label)
     promtool_check(exporter.scrape_text())
 
@@ -113,29 +129,39 @@ def test_a_surrogate_in_a_report_label_leaves_every_scope_scrapable(simulator, m
 # --- 2. numbers ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("value,expected", [
-    (float("nan"), "a finite number that is not negative, got nan"),
-    (float("inf"), "a finite number that is not negative, got inf"),
-    (float("-inf"), "a finite number that is not negative, got -inf"),
-    (-1, "a finite number that is not negative, got -1"),
-    (-0.5, "a finite number that is not negative, got -0.5"),
-    (10 ** 400, "a number within float range, got an integer of 1329 bits"),
-])
+@pytest.mark.parametrize(
+    "value,expected",
+    [
+        (float("nan"), "a finite number that is not negative, got nan"),
+        (float("inf"), "a finite number that is not negative, got inf"),
+        (float("-inf"), "a finite number that is not negative, got -inf"),
+        (-1, "a finite number that is not negative, got -1"),
+        (-0.5, "a finite number that is not negative, got -0.5"),
+        (10**400, "a number within float range, got an integer of 1329 bits"),
+    ],
+)
 def test_numbers_no_count_can_be_are_refused(value, expected):
     with pytest.raises(PayloadError) as info:
-        Fields({"pull_requests": {"total_created": value}}, "repos-1-day").child("pull_requests").number("total_created")
+        Fields({"pull_requests": {"total_created": value}}, "repos-1-day").child("pull_requests").number(
+            "total_created"
+        )
     assert str(info.value) == f"repos-1-day: pull_requests.total_created: expected {expected}"
 
 
-@pytest.mark.parametrize("value", [0, 0.0, 12, 2.5, 2 ** 53 + 1, 10 ** 300, 1.7e308])
+@pytest.mark.parametrize("value", [0, 0.0, 12, 2.5, 2**53 + 1, 10**300, 1.7e308])
 def test_numbers_a_count_can_be_are_accepted(value):
     assert Fields({"n": value}, "report").number("n") == value
 
 
 def test_integers_are_exact_up_to_2_to_the_53_and_floats_beyond():
-    family = Family("copilot_lines_added", (
-        ((("org", "a"),), 2 ** 53), ((("org", "b"),), 2 ** 53 + 1), ((("org", "c"),), 10 ** 300),
-    ))
+    family = Family(
+        "copilot_lines_added",
+        (
+            ((("org", "a"),), 2**53),
+            ((("org", "b"),), 2**53 + 1),
+            ((("org", "c"),), 10**300),
+        ),
+    )
     text = render_families([family], openmetrics=False)
     assert 'copilot_lines_added{org="a"} 9007199254740992\n' in text
     assert 'copilot_lines_added{org="b"} 9007199254740992.0\n' in text  # the float it becomes
@@ -144,12 +170,15 @@ def test_integers_are_exact_up_to_2_to_the_53_and_floats_beyond():
     promtool_check(text)
 
 
-@pytest.mark.parametrize("field,value", [
-    ("loc_added_sum", 10 ** 400),
-    ("loc_added_sum", -5),
-    ("code_generation_activity_count", float("nan")),
-    ("code_generation_activity_count", float("inf")),
-])
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("loc_added_sum", 10**400),
+        ("loc_added_sum", -5),
+        ("code_generation_activity_count", float("nan")),
+        ("code_generation_activity_count", float("inf")),
+    ],
+)
 def test_an_impossible_number_in_a_report_keeps_the_last_good_data(simulator, make_exporter, field, value):
     # reread_interval 0s: the next refresh asks for the held day again, and meets the revision
     exporter = make_exporter(dataclasses.replace(reports_config(simulator), reread_interval=0.0))
@@ -168,8 +197,9 @@ def test_an_impossible_number_in_a_report_keeps_the_last_good_data(simulator, ma
 
 
 def test_an_absurd_rate_limit_header_is_ignored(simulator, make_exporter):
-    simulator.add_fault("/", Fault(status=200, headers={"X-RateLimit-Remaining": "9" * 400,
-                                                       "X-RateLimit-Reset": "1" + "0" * 400}))
+    simulator.add_fault(
+        "/", Fault(status=200, headers={"X-RateLimit-Remaining": "9" * 400, "X-RateLimit-Reset": "1" + "0" * 400})
+    )
     exporter = make_exporter(exporter_config(simulator.api_url, organizations=[{"name": "acme", "seats": False}]))
     assert exporter.refresh()
     text = exporter.scrape_text()
@@ -178,9 +208,16 @@ def test_an_absurd_rate_limit_header_is_ignored(simulator, make_exporter):
     promtool_check(text)
 
 
-@pytest.mark.parametrize("remaining,reset", [
-    ("-1", "1700000000"), ("99999999999", "1700000000"), ("10", "inf"), ("10", "nan"), ("10", "-5"),
-])
+@pytest.mark.parametrize(
+    "remaining,reset",
+    [
+        ("-1", "1700000000"),
+        ("99999999999", "1700000000"),
+        ("10", "inf"),
+        ("10", "nan"),
+        ("10", "-5"),
+    ],
+)
 def test_note_rate_limit_keeps_only_plausible_values(remaining, reset):
     from copilot_exporter.github.client import Connection
     from copilot_exporter.telemetry import Telemetry
@@ -249,8 +286,9 @@ def test_a_report_with_20000_pairs_is_capped(simulator, make_exporter, caplog):
     assert exporter.refresh()  # the warning is given once
     samples = parse(exporter.scrape_text())
     name = "copilot_lines_added_by_language_model"
-    series = {labels: value for (sample, labels), value in samples.items()
-              if sample == name and ("org", "acme") in labels}
+    series = {
+        labels: value for (sample, labels), value in samples.items() if sample == name and ("org", "acme") in labels
+    }
     assert len(series) == 51  # 50 plus others
     others = series[frozenset({("org", "acme"), ("language", "others"), ("model", "others")})]
     assert others == 2 * (20_000 - 50)
@@ -267,12 +305,14 @@ def test_a_real_prometheus_scrapes_every_hostile_value_with_the_target_up(simula
 
     [record] = read_report(simulator, "/orgs/acme", "organization-1-day", NEWEST)
     record["totals_by_ide"][0]["ide"] = "vs\ud800code"
-    record["loc_added_sum"] = 2 ** 60 + 1  # past 2**53: served as the float it becomes
+    record["loc_added_sum"] = 2**60 + 1  # past 2**53: served as the float it becomes
     record["totals_by_language_model"] = [
-        {"language": f"lang{n}", "model": "m", "loc_added_sum": 1} for n in range(300)]
+        {"language": f"lang{n}", "model": "m", "loc_added_sum": 1} for n in range(300)
+    ]
     serve_aggregated(simulator, record)
-    simulator.add_fault("/orgs", Fault(status=200, headers={"X-RateLimit-Remaining": "9" * 400,
-                                                           "X-RateLimit-Reset": "9" * 400}))
+    simulator.add_fault(
+        "/orgs", Fault(status=200, headers={"X-RateLimit-Remaining": "9" * 400, "X-RateLimit-Reset": "9" * 400})
+    )
     exporter = make_exporter(reports_config(simulator, max_series_per_family=100))
     assert exporter.refresh()
     prometheus = Prometheus(tmp_path, exporter.url.removeprefix("http://"))
@@ -281,7 +321,7 @@ def test_a_real_prometheus_scrapes_every_hostile_value_with_the_target_up(simula
         ides = {row["metric"]["ide"] for row in prometheus.wait_until('copilot_lines_added_by_ide{org="acme"}')}
         assert "vs\ufffdcode" in ides, ides
         [row] = prometheus.wait_until('copilot_lines_added{org="acme",team=""}')
-        assert float(row["value"][1]) == float(2 ** 60 + 1)
+        assert float(row["value"][1]) == float(2**60 + 1)
         [row] = prometheus.wait_until('copilot_lines_added_by_language_model{org="acme",team="",language="others"}')
         assert float(row["value"][1]) == 200
         assert prometheus.wait_until('copilot_daily_active_users{enterprise="initech"}')

@@ -7,7 +7,7 @@ import datetime as dt
 import requests
 import pytest
 
-from copilot_exporter.simulator import Fault, OrgSpec, Simulator, World, EnterpriseSpec
+from copilot_exporter.simulator import Fault, OrgSpec, Simulator, World
 from conftest import TOKEN, RunningExporter, exporter_config
 
 pytestmark = pytest.mark.integration
@@ -34,8 +34,13 @@ def test_a_5000_seat_organization_is_paged_to_the_end():
             assert len(seats) == 5000
             now = dt.datetime.now(dt.timezone.utc)
             never = sum(1 for seat in seats if seat["last_activity_at"] is None)
-            recent = sum(1 for seat in seats if seat["last_activity_at"] and
-                         now - dt.datetime.fromisoformat(seat["last_activity_at"].replace("Z", "+00:00")) <= dt.timedelta(days=7))
+            recent = sum(
+                1
+                for seat in seats
+                if seat["last_activity_at"]
+                and now - dt.datetime.fromisoformat(seat["last_activity_at"].replace("Z", "+00:00"))
+                <= dt.timedelta(days=7)
+            )
             plans: dict[str, int] = {}
             for seat in seats:
                 plans[seat.get("plan_type") or "unknown"] = plans.get(seat.get("plan_type") or "unknown", 0) + 1
@@ -43,12 +48,15 @@ def test_a_5000_seat_organization_is_paged_to_the_end():
             assert abs(exporter.value("copilot_seats_active_within", org="bigco", period="7d") - recent) <= 2
             for plan, count in plans.items():
                 assert exporter.value("copilot_seats_by_plan", org="bigco", plan=plan) == count
-            billing = requests.get(f"{sim.api_url}/orgs/bigco/copilot/billing",
-                                   headers={"Authorization": f"Bearer {TOKEN}"}, timeout=5).json()
+            billing = requests.get(
+                f"{sim.api_url}/orgs/bigco/copilot/billing", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=5
+            ).json()
             assert exporter.value("copilot_seats", org="bigco") == billing["seat_breakdown"]["total"]
             info = [labels for name, labels in exporter.samples() if name == "copilot_organization_info"]
             assert len(info) == 1 and ("plan_type", billing["plan_type"]) in info[0]
-            editors = {dict(labels)["editor"] for name, labels in exporter.samples() if name == "copilot_seats_by_editor"}
+            editors = {
+                dict(labels)["editor"] for name, labels in exporter.samples() if name == "copilot_seats_by_editor"
+            }
             assert editors and all("/" not in editor for editor in editors)
             assert not any("login" in key or "user" == key for name, labels in exporter.samples() for key, _ in labels)
         finally:
@@ -61,8 +69,10 @@ def test_enterprise_seats_count_each_user_once(simulator, make_exporter):
     seats = all_seats(simulator, "/enterprises/initech/copilot/billing/seats")
     users = {seat["assignee"]["id"] for seat in seats if seat.get("assignee")}
     assert len(seats) > len(users)  # a user seated by two organizations appears twice in the list
-    total = sum(exporter.value("copilot_seats_by_plan", enterprise="initech", plan=plan) or 0
-                for plan in ("business", "enterprise", "unknown"))
+    total = sum(
+        exporter.value("copilot_seats_by_plan", enterprise="initech", plan=plan) or 0
+        for plan in ("business", "enterprise", "unknown")
+    )
     assert total == len(users) + sum(1 for seat in seats if not seat.get("assignee"))
     assert exporter.value("copilot_exporter_up", enterprise="initech", source="seats") == 1
 
@@ -82,16 +92,22 @@ def test_a_seats_failure_is_isolated_from_the_same_scopes_metrics(simulator, mak
 
 
 def test_seats_can_be_turned_off_per_entry(simulator, make_exporter):
-    exporter = make_exporter(exporter_config(simulator.api_url, organizations=[{"name": "acme", "seats": False}],
-                                             source="legacy"))
+    exporter = make_exporter(
+        exporter_config(simulator.api_url, organizations=[{"name": "acme", "seats": False}], source="legacy")
+    )
     assert exporter.refresh()
     assert simulator.request_count("/orgs/acme/copilot/billing") == 0
     assert exporter.value("copilot_seats", org="acme") is None
 
 
 def test_seats_have_their_own_interval(simulator):
-    config = exporter_config(simulator.api_url, organizations=[{"name": "acme"}], source="legacy",
-                             refresh_interval="1h", seats_refresh_interval="6h")
+    config = exporter_config(
+        simulator.api_url,
+        organizations=[{"name": "acme"}],
+        source="legacy",
+        refresh_interval="1h",
+        seats_refresh_interval="6h",
+    )
     from copilot_exporter.refresher import Refresher
     from copilot_exporter.store import Store
     from copilot_exporter.telemetry import Telemetry

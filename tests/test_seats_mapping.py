@@ -49,6 +49,7 @@ def within(day: int, week: int, month: int) -> dict:
 
 # --- billing ----------------------------------------------------------------------------------
 
+
 def billing_values(billing) -> dict:
     builder = FamilyBuilder(SCOPE)
     add_billing(builder, billing)
@@ -63,19 +64,36 @@ def test_billing_example_maps_to_exact_values():
         key("copilot_seats_added_this_cycle"): 9,
         key("copilot_seats_pending_invitation"): 0,
         key("copilot_seats_pending_cancellation"): 0,
-        key("copilot_organization_info", plan_type="business",
-            seat_management_setting="assign_selected", ide_chat="enabled",
-            platform_chat="enabled", cli="enabled", public_code_suggestions="block"): 1,
+        key(
+            "copilot_organization_info",
+            plan_type="business",
+            seat_management_setting="assign_selected",
+            ide_chat="enabled",
+            platform_chat="enabled",
+            cli="enabled",
+            public_code_suggestions="block",
+        ): 1,
     }
 
 
 def test_billing_missing_fields_are_absent_or_empty_labels():
-    billing = {"seat_breakdown": {"total": 3, "pending_invitation": None, "future": 1},
-               "seat_management_setting": "assign_all", "cli": None, "new_policy": "on"}
+    billing = {
+        "seat_breakdown": {"total": 3, "pending_invitation": None, "future": 1},
+        "seat_management_setting": "assign_all",
+        "cli": None,
+        "new_policy": "on",
+    }
     assert billing_values(billing) == {
         key("copilot_seats"): 3,
-        key("copilot_organization_info", plan_type="", seat_management_setting="assign_all",
-            ide_chat="", platform_chat="", cli="", public_code_suggestions=""): 1,
+        key(
+            "copilot_organization_info",
+            plan_type="",
+            seat_management_setting="assign_all",
+            ide_chat="",
+            platform_chat="",
+            cli="",
+            public_code_suggestions="",
+        ): 1,
     }
 
 
@@ -84,19 +102,23 @@ def test_billing_without_seat_breakdown_keeps_only_the_info():
     assert [name for name, _labels in values] == ["copilot_organization_info"]
 
 
-@pytest.mark.parametrize("billing, field", [
-    ([], "record"),
-    ({"seat_breakdown": {"total": "12"}}, "seat_breakdown.total"),
-    ({"seat_breakdown": {"total": True}}, "seat_breakdown.total"),
-    ({"seat_breakdown": [12]}, "seat_breakdown"),
-    ({"seat_breakdown": {}, "cli": False}, "cli"),
-])
+@pytest.mark.parametrize(
+    "billing, field",
+    [
+        ([], "record"),
+        ({"seat_breakdown": {"total": "12"}}, "seat_breakdown.total"),
+        ({"seat_breakdown": {"total": True}}, "seat_breakdown.total"),
+        ({"seat_breakdown": [12]}, "seat_breakdown"),
+        ({"seat_breakdown": {}, "cli": False}, "cli"),
+    ],
+)
 def test_billing_wrong_types(billing, field):
     with pytest.raises(PayloadError, match=rf"^copilot/billing: {re.escape(field)}: "):
         add_billing(FamilyBuilder(SCOPE), billing)
 
 
 # --- seat lists -------------------------------------------------------------------------------
+
 
 def test_seats_example_reuses_one_assignee_id():
     # GitHub's example gives octocat and octokitten the same id (1), so they count as one
@@ -137,9 +159,15 @@ def ago(offset: str = "Z", **delta: float) -> str:
 
 
 def seat(assignee, last_activity_at=None, editor=None, plan=None, **more) -> dict:
-    fields = {"created_at": "2025-01-01T00:00:00Z", "assignee": assignee,
-              "last_activity_at": last_activity_at, "last_activity_editor": editor,
-              "last_authenticated_at": None, "pending_cancellation_date": None, **more}
+    fields = {
+        "created_at": "2025-01-01T00:00:00Z",
+        "assignee": assignee,
+        "last_activity_at": last_activity_at,
+        "last_activity_editor": editor,
+        "last_authenticated_at": None,
+        "pending_cancellation_date": None,
+        **more,
+    }
     if plan is not None:
         fields["plan_type"] = plan
     return fields
@@ -152,8 +180,7 @@ def person(user_id, login=None) -> dict:
 PAGE_1 = [
     seat(person(1), None, None, "business"),  # never active
     seat(person(2), ago(hours=1), "vscode/1.99.0/copilot-chat/0.30.0", "business"),
-    seat(person(3), ago("+02:00", days=3), "JetBrains-IC/2025.3/copilot-intellij/1.5.0",
-         "enterprise"),
+    seat(person(3), ago("+02:00", days=3), "JetBrains-IC/2025.3/copilot-intellij/1.5.0", "enterprise"),
     seat(person(4), ago(days=20), "neovim/0.10.0/copilot.vim/1.40", "enterprise"),
     seat(person(5), ago("-06:00", days=200), "vscode/1.80.0/copilot/1.86.82", "business"),
     seat(person(6), ago(days=2), pending_cancellation_date="2026-02-01"),  # no editor, no plan
@@ -204,15 +231,18 @@ def test_no_login_becomes_a_label():
     assert not label_values & {"user1", "user2", "ghost"}
 
 
-@pytest.mark.parametrize("page, field", [
-    ([5], "seats[0]"),
-    ([seat(person(1), 1700000000)], "seats[0].last_activity_at"),
-    ([seat(person(1), "yesterday")], "seats[0].last_activity_at"),
-    ([seat(person(1)), seat("octocat")], "seats[1].assignee"),
-    ([seat(person("1"))], "seats[0].assignee.id"),
-    ([seat(person(1), editor=["vscode"])], "seats[0].last_activity_editor"),
-    ([seat(person(1), plan=3)], "seats[0].plan_type"),
-])
+@pytest.mark.parametrize(
+    "page, field",
+    [
+        ([5], "seats[0]"),
+        ([seat(person(1), 1700000000)], "seats[0].last_activity_at"),
+        ([seat(person(1), "yesterday")], "seats[0].last_activity_at"),
+        ([seat(person(1)), seat("octocat")], "seats[1].assignee"),
+        ([seat(person("1"))], "seats[0].assignee.id"),
+        ([seat(person(1), editor=["vscode"])], "seats[0].last_activity_editor"),
+        ([seat(person(1), plan=3)], "seats[0].plan_type"),
+    ],
+)
 def test_seats_wrong_types(page, field):
     with pytest.raises(PayloadError, match=rf"^copilot/billing/seats: {re.escape(field)}: "):
         SeatsAccumulator(NOW.timestamp()).add_page(page)

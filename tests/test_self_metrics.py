@@ -19,8 +19,14 @@ from conftest import exporter_config
 pytestmark = pytest.mark.integration
 
 
-PROCESS = {"process_virtual_memory_bytes", "process_resident_memory_bytes", "process_start_time_seconds",
-           "process_cpu_seconds_total", "process_open_fds", "process_max_fds"}
+PROCESS = {
+    "process_virtual_memory_bytes",
+    "process_resident_memory_bytes",
+    "process_start_time_seconds",
+    "process_cpu_seconds_total",
+    "process_open_fds",
+    "process_max_fds",
+}
 OPENMETRICS = "application/openmetrics-text; version=1.0.0"
 
 
@@ -29,8 +35,10 @@ def samples(families) -> dict[tuple[str, frozenset], float]:
 
 
 def scrape(url: str, openmetrics: bool, compressed: bool) -> dict[tuple[str, frozenset], float]:
-    headers = {"Accept": OPENMETRICS if openmetrics else "text/plain",
-               "Accept-Encoding": "gzip" if compressed else "identity"}
+    headers = {
+        "Accept": OPENMETRICS if openmetrics else "text/plain",
+        "Accept-Encoding": "gzip" if compressed else "identity",
+    }
     response = requests.get(url + "/metrics", headers=headers, timeout=5, stream=True)
     body = response.raw.read()
     assert (response.headers.get("Content-Encoding") == "gzip") == compressed
@@ -73,18 +81,28 @@ def test_the_data_chunk_stays_cached_while_process_metrics_change():
 
 
 def test_error_counters_start_at_zero_for_every_scope_and_source(simulator, make_exporter):
-    config = exporter_config(simulator.api_url, source="legacy",
-                             organizations=[{"name": "acme", "teams": ["web"]}, {"name": "globex", "seats": False}],
-                             enterprises=[{"name": "initech"}])
+    config = exporter_config(
+        simulator.api_url,
+        source="legacy",
+        organizations=[{"name": "acme", "teams": ["web"]}, {"name": "globex", "seats": False}],
+        enterprises=[{"name": "initech"}],
+    )
     exporter = make_exporter(config)
     found = exporter.samples()  # before any refresh
-    expected = [({"org": "acme"}, "legacy"), ({"org": "acme", "team": "web"}, "legacy"), ({"org": "acme"}, "seats"),
-                ({"org": "globex"}, "legacy"), ({"enterprise": "initech"}, "legacy"),
-                ({"enterprise": "initech"}, "seats")]
+    expected = [
+        ({"org": "acme"}, "legacy"),
+        ({"org": "acme", "team": "web"}, "legacy"),
+        ({"org": "acme"}, "seats"),
+        ({"org": "globex"}, "legacy"),
+        ({"enterprise": "initech"}, "legacy"),
+        ({"enterprise": "initech"}, "seats"),
+    ]
     errors = {key: value for key, value in found.items() if key[0] == "copilot_exporter_errors_total"}
-    assert errors == {("copilot_exporter_errors_total",
-                       frozenset({**scope, "source": source, "reason": reason}.items())): 0
-                      for scope, source in expected for reason in COMMON_REASONS}
+    assert errors == {
+        ("copilot_exporter_errors_total", frozenset({**scope, "source": source, "reason": reason}.items())): 0
+        for scope, source in expected
+        for reason in COMMON_REASONS
+    }
     simulator.add_fault("/orgs/acme/copilot/metrics", Fault(status=401))
     exporter.refresh()
     assert exporter.value("copilot_exporter_errors_total", org="acme", source="legacy", reason="unauthorized") == 1

@@ -25,7 +25,7 @@ from copilot_exporter.server import App, serve
 from copilot_exporter.store import Store
 from copilot_exporter.telemetry import Telemetry
 from copilot_exporter.webconfig import WebConfig
-from test_webconfig import _tls, pki  # noqa: F401 - pki is a fixture
+from test_webconfig import _tls
 
 pytestmark = pytest.mark.integration
 
@@ -185,8 +185,16 @@ def test_a_client_that_never_reads_its_answer_is_cut_off_quietly(running, caplog
     from copilot_exporter.model import Family, Scope
 
     scope = Scope("org", "acme")
-    store.replace(scope, "reports", (Family("copilot_lines_added_by_ide", tuple(
-        (((("org", "acme"), ("ide", f"ide-{n:06d}-" + "x" * 200)), n)) for n in range(40_000))),))
+    store.replace(
+        scope,
+        "reports",
+        (
+            Family(
+                "copilot_lines_added_by_ide",
+                tuple((((("org", "acme"), ("ide", f"ide-{n:06d}-" + "x" * 200)), n)) for n in range(40_000)),
+            ),
+        ),
+    )
     server = serve(App(store, Telemetry()), "127.0.0.1:0", None, SHORT)
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     try:

@@ -46,20 +46,31 @@ def test_the_shard_is_sha256_of_kind_and_name_lower_cased_mod_n():
         assert shard_of(kind, name.upper(), 5) == shard_of(kind, name.lower(), 5)
 
 
-@pytest.mark.parametrize("text,shard", [("0/1", Shard(0, 1)), ("2/3", Shard(2, 3)), (" 1/2 ", Shard(1, 2)),
-                                        ("copilot-exporter-2/3", Shard(2, 3)), ("copilot-0/1024", Shard(0, 1024))])
+@pytest.mark.parametrize(
+    "text,shard",
+    [
+        ("0/1", Shard(0, 1)),
+        ("2/3", Shard(2, 3)),
+        (" 1/2 ", Shard(1, 2)),
+        ("copilot-exporter-2/3", Shard(2, 3)),
+        ("copilot-0/1024", Shard(0, 1024)),
+    ],
+)
 def test_a_shard_is_read_as_index_of_count_or_pod_name_of_count(text, shard):
     assert parse_shard(text) == shard
 
 
-@pytest.mark.parametrize("text,message", [
-    ("3/3", "shard 3 does not exist: shards of 3 are numbered 0 to 2"),
-    ("0/0", "the number of shards must be between 1 and 1024, got 0"),
-    ("0/1025", "the number of shards must be between 1 and 1024, got 1025"),
-    ("copilot-exporter/3", "'copilot-exporter/3' must be i/n"),
-    ("1", "'1' must be i/n"),
-    ("-1/3", "'-1/3' must be i/n"),
-])
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("3/3", "shard 3 does not exist: shards of 3 are numbered 0 to 2"),
+        ("0/0", "the number of shards must be between 1 and 1024, got 0"),
+        ("0/1025", "the number of shards must be between 1 and 1024, got 1025"),
+        ("copilot-exporter/3", "'copilot-exporter/3' must be i/n"),
+        ("1", "'1' must be i/n"),
+        ("-1/3", "'-1/3' must be i/n"),
+    ],
+)
 def test_a_wrong_shard_says_why(text, message):
     assert shard_problem(text).startswith(message)
 
@@ -83,8 +94,7 @@ def test_each_refresher_runs_the_jobs_of_its_own_scopes_only():
     all_jobs = {(job.entry.scope, job.kind) for job in Refresher(everything, Store(), Telemetry()).jobs}
     seen = []
     for index in range(3):
-        config = exporter_config("http://127.0.0.1:9", organizations, enterprises, source="reports",
-                                 shard=f"{index}/3")
+        config = exporter_config("http://127.0.0.1:9", organizations, enterprises, source="reports", shard=f"{index}/3")
         refresher = Refresher(config, Store(), Telemetry())
         jobs = {(job.entry.scope, job.kind) for job in refresher.jobs}
         refresher.stop()
@@ -101,20 +111,24 @@ def test_two_shards_ask_github_for_disjoint_scopes_that_together_are_all(simulat
     asked = []
     for index in range(2):
         simulator.reset_log()
-        exporter = make_exporter(exporter_config(simulator.api_url, organizations, enterprises,
-                                                 source="reports", shard=f"{index}/2"))
+        exporter = make_exporter(
+            exporter_config(simulator.api_url, organizations, enterprises, source="reports", shard=f"{index}/2")
+        )
         exporter.refresh()
         asked.append({tuple(r.path.split("/")[1:3]) for r in simulator.requests if r.server == "api"})
     assert not asked[0] & asked[1]
-    assert asked[0] | asked[1] == {("orgs", "acme"), ("orgs", "globex"), ("orgs", "umbrella"),
-                                   ("enterprises", "initech")}
+    assert asked[0] | asked[1] == {
+        ("orgs", "acme"),
+        ("orgs", "globex"),
+        ("orgs", "umbrella"),
+        ("enterprises", "initech"),
+    }
 
 
 @pytest.mark.integration
 def test_the_shard_flag_overrides_the_config_and_is_checked(tmp_path):
     config = tmp_path / "config.yaml"
-    config.write_text("github: {token: t}\norganizations: [{name: a}, {name: b}, {name: c}, {name: d}]\n"
-                      "shard: 0/2\n")
+    config.write_text("github: {token: t}\norganizations: [{name: a}, {name: b}, {name: c}, {name: d}]\nshard: 0/2\n")
     own = sum(1 for name in "abcd" if Shard(1, 4).owns(Scope(ORG, name)))
     done = run_cli("check-config", "--config", str(config), "--shard", "1/4")
     assert done.returncode == 0 and f"(4 scopes; shard 1/4: {own} of them)" in done.stdout

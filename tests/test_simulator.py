@@ -19,9 +19,15 @@ pytestmark = pytest.mark.integration
 TODAY = datetime.date(2026, 11, 24)
 DAY = datetime.date(2026, 11, 20)
 TOKEN = "sim-token"
-COUNTERS = ("user_initiated_interaction_count", "code_generation_activity_count",
-            "code_acceptance_activity_count", "loc_suggested_to_add_sum",
-            "loc_suggested_to_delete_sum", "loc_added_sum", "loc_deleted_sum")
+COUNTERS = (
+    "user_initiated_interaction_count",
+    "code_generation_activity_count",
+    "code_acceptance_activity_count",
+    "loc_suggested_to_add_sum",
+    "loc_suggested_to_delete_sum",
+    "loc_added_sum",
+    "loc_deleted_sum",
+)
 
 
 @pytest.fixture
@@ -87,6 +93,7 @@ def report(api, storage, path, **params):
 
 # -- authentication, errors, headers ---------------------------------------------------------
 
+
 def test_bad_or_missing_token_gets_401_with_rate_limit_headers(sim):
     url = sim.api_url + "/orgs/acme/copilot/metrics"
     for headers in ({}, {"Authorization": "Bearer wrong"}):
@@ -100,10 +107,14 @@ def test_bad_or_missing_token_gets_401_with_rate_limit_headers(sim):
 
 
 def test_unknown_scopes_and_routes_get_404(api):
-    for path in ("/orgs/nope/copilot/metrics", "/orgs/acme/team/nope/copilot/metrics",
-                 "/enterprises/nope/copilot/metrics",
-                 "/orgs/acme/copilot/metrics/reports/bogus-1-day",
-                 "/orgs/acme/copilot/metrics/reports/enterprise-1-day", "/nothing/here"):
+    for path in (
+        "/orgs/nope/copilot/metrics",
+        "/orgs/acme/team/nope/copilot/metrics",
+        "/enterprises/nope/copilot/metrics",
+        "/orgs/acme/copilot/metrics/reports/bogus-1-day",
+        "/orgs/acme/copilot/metrics/reports/enterprise-1-day",
+        "/nothing/here",
+    ):
         response = api(path, params={"day": DAY.isoformat()})
         assert response.status_code == 404, path
         assert set(response.json()) == {"message", "documentation_url", "status"}
@@ -111,14 +122,20 @@ def test_unknown_scopes_and_routes_get_404(api):
 
 def test_every_response_carries_rate_limit_headers_and_json(api):
     response = api("/orgs/acme/copilot/billing")
-    for header in ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Used",
-                   "X-RateLimit-Reset", "X-RateLimit-Resource"):
+    for header in (
+        "X-RateLimit-Limit",
+        "X-RateLimit-Remaining",
+        "X-RateLimit-Used",
+        "X-RateLimit-Reset",
+        "X-RateLimit-Resource",
+    ):
         assert header in response.headers
     assert response.headers["Content-Type"].startswith("application/json")
     assert int(response.headers["X-RateLimit-Reset"]) > time.time()
 
 
 # -- legacy metrics API ----------------------------------------------------------------------
+
 
 def test_legacy_paging_follows_links_to_the_same_days(api):
     everything = api("/orgs/acme/copilot/metrics", params={"per_page": 100}).json()
@@ -133,8 +150,7 @@ def test_legacy_paging_follows_links_to_the_same_days(api):
 
 
 def test_legacy_links_keep_other_parameters(api):
-    response = api("/orgs/acme/copilot/metrics",
-                   params={"per_page": 3, "since": "2026-11-01T00:00:00Z"})
+    response = api("/orgs/acme/copilot/metrics", params={"per_page": 3, "since": "2026-11-01T00:00:00Z"})
     assert all(d["date"] >= "2026-11-01" for d in response.json())
     next_url = response.links["next"]["url"]
     assert "since=2026-11-01T00%3A00%3A00Z" in next_url and "page=2" in next_url
@@ -144,8 +160,7 @@ def test_legacy_links_keep_other_parameters(api):
 
 def test_per_page_is_capped_by_the_server():
     with Simulator(world=World.default(today=TODAY), max_per_page=2) as sim:
-        response = requests.get(sim.api_url + "/orgs/acme/copilot/metrics",
-                                params={"per_page": 100}, timeout=10)
+        response = requests.get(sim.api_url + "/orgs/acme/copilot/metrics", params={"per_page": 100}, timeout=10)
     assert len(response.json()) == 2 and "next" in response.links
 
 
@@ -177,8 +192,12 @@ def test_legacy_teams_and_enterprises_and_small_scopes(api):
 
 
 def test_legacy_bad_parameters_get_400(api):
-    for params in ({"since": "yesterday"}, {"page": "x"}, {"per_page": "0"},
-                   {"since": "2026-11-10", "until": "2026-11-01"}):
+    for params in (
+        {"since": "yesterday"},
+        {"page": "x"},
+        {"per_page": "0"},
+        {"since": "2026-11-10", "until": "2026-11-01"},
+    ):
         assert api("/orgs/acme/copilot/metrics", params=params).status_code == 400, params
 
 
@@ -196,16 +215,17 @@ def test_etag_answers_304_without_spending_the_rate_limit(sim, api):
 
 def test_worlds_with_the_same_seed_answer_the_same(sim, api):
     with Simulator(world=World.default(today=TODAY), token=TOKEN) as other:
-        theirs = requests.get(other.api_url + "/orgs/acme/copilot/metrics",
-                              headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
+        theirs = requests.get(
+            other.api_url + "/orgs/acme/copilot/metrics", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10
+        )
     assert theirs.headers["ETag"] == api("/orgs/acme/copilot/metrics").headers["ETag"]
 
 
 # -- reports API -----------------------------------------------------------------------------
 
+
 def test_report_links_point_to_the_other_host_with_all_encodings(sim, api, storage):
-    links = api("/orgs/acme/copilot/metrics/reports/users-1-day",
-                params={"day": DAY.isoformat()}).json()
+    links = api("/orgs/acme/copilot/metrics/reports/users-1-day", params={"day": DAY.isoformat()}).json()
     api_host, download_host = urlsplit(sim.api_url), urlsplit(sim.download_url)
     assert api_host.hostname != download_host.hostname and api_host.port != download_host.port
     assert links["report_day"] == DAY.isoformat()
@@ -214,14 +234,15 @@ def test_report_links_point_to_the_other_host_with_all_encodings(sim, api, stora
     encodings = set()
     for link in links["download_links"]:
         with storage.get(link, stream=True) as response:
-            encodings.add((urlsplit(link).path.endswith(".gz"),
-                           response.headers.get("Content-Encoding")))
+            encodings.add((urlsplit(link).path.endswith(".gz"), response.headers.get("Content-Encoding")))
     assert encodings == {(False, None), (True, None), (False, "gzip")}
 
 
 def test_users_report_sums_to_the_aggregated_record(api, storage):
-    for kind, name, aggregated in (("orgs", "acme", "organization-1-day"),
-                                   ("enterprises", "initech", "enterprise-1-day")):
+    for kind, name, aggregated in (
+        ("orgs", "acme", "organization-1-day"),
+        ("enterprises", "initech", "enterprise-1-day"),
+    ):
         base = f"/{kind}/{name}/copilot/metrics/reports"
         users = report(api, storage, f"{base}/users-1-day", day=DAY.isoformat())
         [day] = report(api, storage, f"{base}/{aggregated}", day=DAY.isoformat())
@@ -229,27 +250,34 @@ def test_users_report_sums_to_the_aggregated_record(api, storage):
         assert len({u["user_id"] for u in users}) == len(users)
         for counter in COUNTERS:  # users seen only server-side carry no counters
             assert day[counter] == sum(u.get(counter, 0) for u in users), counter
-        assert (day["daily_active_users"] <= day["weekly_active_users"]
-                <= day["monthly_active_users"])
+        assert day["daily_active_users"] <= day["weekly_active_users"] <= day["monthly_active_users"]
 
 
 def test_enterprise_counts_shared_users_once(api, storage):
     shared = set()
     for day in (DAY - datetime.timedelta(days=n) for n in range(3)):
-        acme, globex, enterprise = ({u["user_id"] for u in report(
-            api, storage, f"{base}/copilot/metrics/reports/users-1-day", day=day.isoformat())}
-            for base in ("/orgs/acme", "/orgs/globex", "/enterprises/initech"))
+        acme, globex, enterprise = (
+            {
+                u["user_id"]
+                for u in report(api, storage, f"{base}/copilot/metrics/reports/users-1-day", day=day.isoformat())
+            }
+            for base in ("/orgs/acme", "/orgs/globex", "/enterprises/initech")
+        )
         assert enterprise == acme | globex
         shared |= acme & globex
     assert shared  # some people belong to both orgs
 
 
 def test_aggregated_record_has_every_section(api, storage):
-    [day] = report(api, storage, "/orgs/acme/copilot/metrics/reports/organization-1-day",
-                   day=DAY.isoformat())
-    for key in ("totals_by_ide", "totals_by_feature", "totals_by_language_feature",
-                "totals_by_language_model", "totals_by_model_feature",
-                "totals_by_ai_adoption_phase"):
+    [day] = report(api, storage, "/orgs/acme/copilot/metrics/reports/organization-1-day", day=DAY.isoformat())
+    for key in (
+        "totals_by_ide",
+        "totals_by_feature",
+        "totals_by_language_feature",
+        "totals_by_language_model",
+        "totals_by_model_feature",
+        "totals_by_ai_adoption_phase",
+    ):
         assert day[key], key
     assert "user_initiated_interaction_count" not in day["totals_by_language_feature"][0]
     features = {f["feature"] for f in day["totals_by_feature"]}
@@ -262,12 +290,20 @@ def test_aggregated_record_has_every_section(api, storage):
 
 
 def test_user_records_have_the_documented_fields(api, storage):
-    users = report(api, storage, "/orgs/acme/copilot/metrics/reports/users-1-day",
-                   day=DAY.isoformat())
+    users = report(api, storage, "/orgs/acme/copilot/metrics/reports/users-1-day", day=DAY.isoformat())
     users = [u for u in users if len(u) > len(ID_FIELDS)]  # server-side only: see below
     for user in users:
-        assert {"user_id", "user_login", "day", "ai_adoption_phase", "totals_by_ide", "etl_id",
-                "day_partition", "entity_id_partition", *COUNTERS} <= set(user)
+        assert {
+            "user_id",
+            "user_login",
+            "day",
+            "ai_adoption_phase",
+            "totals_by_ide",
+            "etl_id",
+            "day_partition",
+            "entity_id_partition",
+            *COUNTERS,
+        } <= set(user)
         assert "last_known_ide_version" in user["totals_by_ide"][0]
     assert any("used_copilot_cloud_agent" in u for u in users)
     assert any("used_copilot_coding_agent" in u for u in users)
@@ -279,8 +315,7 @@ ID_FIELDS = {"user_id", "user_login", "day", "organization_id", "enterprise_id"}
 
 
 def test_user_records_carry_the_2026_fields_and_some_only_ids(api, storage):
-    users = report(api, storage, "/enterprises/initech/copilot/metrics/reports/users-1-day",
-                   day=DAY.isoformat())
+    users = report(api, storage, "/enterprises/initech/copilot/metrics/reports/users-1-day", day=DAY.isoformat())
     bare = [u for u in users if set(u) <= ID_FIELDS]
     full = [u for u in users if u not in bare]
     assert bare and full and len(bare) < len(full)
@@ -289,8 +324,11 @@ def test_user_records_carry_the_2026_fields_and_some_only_ids(api, storage):
         assert isinstance(user["used_copilot_app"], bool) and isinstance(user["used_vscode_agent"], bool)
         phase = user["ai_adoption_phase"]
         assert 0 <= phase["phase_number"] <= 3 and isinstance(phase["phase"], str)
-        for flag, totals in (("used_copilot_app", "totals_by_copilot_app"),
-                             ("used_vscode_agent", "totals_by_vscode_agent"), ("used_cli", "totals_by_cli")):
+        for flag, totals in (
+            ("used_copilot_app", "totals_by_copilot_app"),
+            ("used_vscode_agent", "totals_by_vscode_agent"),
+            ("used_cli", "totals_by_cli"),
+        ):
             assert (user[totals] is not None) == user[flag], (flag, user[totals])
     assert any(u["used_copilot_app"] for u in full) and any(u["used_vscode_agent"] for u in full)
     app = next(u["totals_by_copilot_app"] for u in full if u["used_copilot_app"])
@@ -305,10 +343,11 @@ def test_user_records_carry_the_2026_fields_and_some_only_ids(api, storage):
 
 
 def test_team_rows_name_inactive_members_too(api, storage):
-    users = {u["user_id"] for u in report(
-        api, storage, "/orgs/acme/copilot/metrics/reports/users-1-day", day=DAY.isoformat())}
-    rows = report(api, storage, "/orgs/acme/copilot/metrics/reports/user-teams-1-day",
-                  day=DAY.isoformat())
+    users = {
+        u["user_id"]
+        for u in report(api, storage, "/orgs/acme/copilot/metrics/reports/users-1-day", day=DAY.isoformat())
+    }
+    rows = report(api, storage, "/orgs/acme/copilot/metrics/reports/user-teams-1-day", day=DAY.isoformat())
     assert {"platform", "web", "data"} >= {r["slug"] for r in rows}
     members = {r["user_id"] for r in rows}
     assert members & users and members - users
@@ -317,8 +356,7 @@ def test_team_rows_name_inactive_members_too(api, storage):
 
 
 def test_repos_report(api, storage):
-    repos = report(api, storage, "/orgs/acme/copilot/metrics/reports/repos-1-day",
-                   day=DAY.isoformat())
+    repos = report(api, storage, "/orgs/acme/copilot/metrics/reports/repos-1-day", day=DAY.isoformat())
     assert 5 <= len(repos) <= 80
     assert all(r["repo_owner_name"] == "acme" for r in repos)
     assert all("total_created" in r["pull_requests"] for r in repos)
@@ -336,8 +374,12 @@ def test_28_day_reports(api, storage):
 
 def test_reports_for_unavailable_days_answer_204(sim, api):
     path = "/orgs/acme/copilot/metrics/reports/organization-1-day"
-    for day in (TODAY - datetime.timedelta(days=1), TODAY, TODAY + datetime.timedelta(days=3),
-                TODAY - datetime.timedelta(days=400)):
+    for day in (
+        TODAY - datetime.timedelta(days=1),
+        TODAY,
+        TODAY + datetime.timedelta(days=3),
+        TODAY - datetime.timedelta(days=400),
+    ):
         response = api(path, params={"day": day.isoformat()})
         assert response.status_code == 204 and response.content == b"", day
     sim.missing_report_days.add(DAY)
@@ -348,8 +390,7 @@ def test_reports_for_unavailable_days_answer_204(sim, api):
 
 def test_links_are_fresh_but_paths_stable_until_revised(sim, api, storage):
     path = "/orgs/acme/copilot/metrics/reports/organization-1-day"
-    first, second = (api(path, params={"day": DAY.isoformat()}).json()["download_links"][0]
-                     for _ in range(2))
+    first, second = (api(path, params={"day": DAY.isoformat()}).json()["download_links"][0] for _ in range(2))
     assert first != second and urlsplit(first).path == urlsplit(second).path
     sim.revise("org", "acme", DAY)
     revised = api(path, params={"day": DAY.isoformat()}).json()["download_links"][0]
@@ -371,8 +412,9 @@ def test_expired_or_tampered_links_are_refused(sim, api, storage):
 
 
 def test_credentials_sent_to_the_download_host_are_refused_and_counted(sim, api, storage):
-    link = api("/orgs/acme/copilot/metrics/reports/organization-1-day",
-               params={"day": DAY.isoformat()}).json()["download_links"][0]
+    link = api("/orgs/acme/copilot/metrics/reports/organization-1-day", params={"day": DAY.isoformat()}).json()[
+        "download_links"
+    ][0]
     assert storage.get(link, headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 403
     assert storage.get(link, headers={"X-Token": TOKEN}).status_code == 403
     assert sim.download_auth_violations == 2
@@ -382,6 +424,7 @@ def test_credentials_sent_to_the_download_host_are_refused_and_counted(sim, api,
 
 
 # -- seats -----------------------------------------------------------------------------------
+
 
 def test_seats_page_to_the_end_consistently(api, storage):
     pages = api.pages("/orgs/acme/copilot/billing/seats", per_page=30)
@@ -396,8 +439,7 @@ def test_seats_page_to_the_end_consistently(api, storage):
     assert any(s["last_activity_at"] is None for s in seats)
     assert any((s["last_activity_editor"] or "").startswith("vscode/") for s in seats)
     logins = {s["assignee"]["login"] for s in seats if s["assignee"]}
-    users = report(api, storage, "/orgs/acme/copilot/metrics/reports/users-1-day",
-                   day=DAY.isoformat())
+    users = report(api, storage, "/orgs/acme/copilot/metrics/reports/users-1-day", day=DAY.isoformat())
     assert {u["user_login"] for u in users} <= logins
 
 
@@ -412,9 +454,9 @@ def test_enterprise_seats_list_a_user_once_per_org(api):
 
 # -- faults ----------------------------------------------------------------------------------
 
+
 def test_status_faults_count_down_and_carry_headers(sim, api):
-    sim.add_fault("/orgs/acme/copilot/metrics", Fault(status=429, headers={"Retry-After": "1"}),
-                  times=2)
+    sim.add_fault("/orgs/acme/copilot/metrics", Fault(status=429, headers={"Retry-After": "1"}), times=2)
     first, second, third = (api("/orgs/acme/copilot/metrics") for _ in range(3))
     assert first.status_code == second.status_code == 429
     assert first.headers["Retry-After"] == "1" and "X-RateLimit-Remaining" in first.headers
@@ -447,8 +489,9 @@ def test_body_delay_fault_sends_the_headers_then_stalls(sim, api, storage):
     started = time.monotonic()
     assert api("/orgs/acme/copilot/billing").json()["seat_breakdown"]  # the normal body, late
     assert time.monotonic() - started >= 0.3
-    link = api("/orgs/acme/copilot/metrics/reports/users-1-day",
-               params={"day": DAY.isoformat()}).json()["download_links"][0]
+    link = api("/orgs/acme/copilot/metrics/reports/users-1-day", params={"day": DAY.isoformat()}).json()[
+        "download_links"
+    ][0]
     sim.add_fault("/reports/", Fault(status=200, body_delay=0.3), times=1, server="download")
     started = time.monotonic()
     assert storage.get(link, timeout=10).status_code == 200  # a streamed body stalls too
@@ -459,8 +502,9 @@ def test_latency_delays_every_answer_of_both_servers():
     with Simulator(world=World.default(today=TODAY), token=TOKEN, latency=0.2) as sim:
         api = Api(sim.api_url)
         started = time.monotonic()
-        link = api("/orgs/acme/copilot/metrics/reports/users-1-day",
-                   params={"day": DAY.isoformat()}).json()["download_links"][0]
+        link = api("/orgs/acme/copilot/metrics/reports/users-1-day", params={"day": DAY.isoformat()}).json()[
+            "download_links"
+        ][0]
         assert time.monotonic() - started >= 0.2
         started = time.monotonic()
         assert requests.get(link, timeout=10).status_code == 200
@@ -495,8 +539,9 @@ def test_wrong_types_fault_keeps_json_valid(sim, api):
 
 
 def test_download_faults(sim, api, storage):
-    link = api("/orgs/acme/copilot/metrics/reports/users-1-day",
-               params={"day": DAY.isoformat()}).json()["download_links"][0]
+    link = api("/orgs/acme/copilot/metrics/reports/users-1-day", params={"day": DAY.isoformat()}).json()[
+        "download_links"
+    ][0]
     sim.add_fault("/reports/", Fault(status=503), times=1, server="download")
     assert storage.get(link).status_code == 503
     sim.add_fault("/reports/", Fault(kind="huge", size=2_000_000), times=1, server="download")
@@ -514,10 +559,10 @@ def test_unknown_fault_kind_is_refused():
 
 # -- rate limit ------------------------------------------------------------------------------
 
+
 def test_primary_rate_limit_counts_down_refuses_and_refills(sim, api):
     sim.set_rate_limit(remaining=2, reset_in=0.6)
-    remaining = [api("/orgs/acme/copilot/billing").headers["X-RateLimit-Remaining"]
-                 for _ in range(2)]
+    remaining = [api("/orgs/acme/copilot/billing").headers["X-RateLimit-Remaining"] for _ in range(2)]
     assert remaining == ["1", "0"]
     refused = api("/orgs/acme/copilot/billing")
     assert refused.status_code == 403
@@ -530,19 +575,19 @@ def test_primary_rate_limit_counts_down_refuses_and_refills(sim, api):
 
 # -- GitHub App ------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def app_keys():
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
 
     def pem(key):
-        return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                 serialization.NoEncryption())
+        return key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
 
-    key, stranger = (rsa.generate_private_key(public_exponent=65537, key_size=2048)
-                     for _ in range(2))
-    public = key.public_key().public_bytes(serialization.Encoding.PEM,
-                                           serialization.PublicFormat.SubjectPublicKeyInfo)
+    key, stranger = (rsa.generate_private_key(public_exponent=65537, key_size=2048) for _ in range(2))
+    public = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     return pem(key), pem(stranger), public
 
 
@@ -550,8 +595,11 @@ def test_app_jwt_flow(app_keys):
     import jwt
 
     private, stranger, public = app_keys
-    world = World(today=TODAY, organizations=(OrgSpec("acme", users=10),),
-                  app=AppSpec(app_id=12345, public_key_pem=public, token_ttl=1.0))
+    world = World(
+        today=TODAY,
+        organizations=(OrgSpec("acme", users=10),),
+        app=AppSpec(app_id=12345, public_key_pem=public, token_ttl=1.0),
+    )
 
     def app_jwt(key=private, iss="12345", exp_in=540):
         now = int(time.time())
@@ -559,9 +607,11 @@ def test_app_jwt_flow(app_keys):
         return jwt.encode(claims, key, algorithm="RS256")
 
     with Simulator(world=world, token=TOKEN) as sim:
+
         def call(method, path, credential):
-            return requests.request(method, sim.api_url + path, timeout=10,
-                                    headers={"Authorization": f"Bearer {credential}"})
+            return requests.request(
+                method, sim.api_url + path, timeout=10, headers={"Authorization": f"Bearer {credential}"}
+            )
 
         installation = call("GET", "/orgs/acme/installation", app_jwt()).json()["id"]
         for bad in (app_jwt(key=stranger), app_jwt(iss="999"), app_jwt(exp_in=-10), TOKEN):
@@ -580,12 +630,17 @@ def test_app_jwt_flow(app_keys):
 
 # -- scale -----------------------------------------------------------------------------------
 
+
 def test_large_reports_are_split_over_a_bounded_number_of_links(storage):
-    world = World(today=TODAY, organizations=(OrgSpec("big", users=3000, teams=("a",)),),
-                  enterprises=(EnterpriseSpec("corp", organizations=("big",)),))
+    world = World(
+        today=TODAY,
+        organizations=(OrgSpec("big", users=3000, teams=("a",)),),
+        enterprises=(EnterpriseSpec("corp", organizations=("big",)),),
+    )
     with Simulator(world=world, records_per_link=25, max_links=6) as sim:
-        links = requests.get(sim.api_url + "/orgs/big/copilot/metrics/reports/users-1-day",
-                             params={"day": DAY.isoformat()}, timeout=10).json()["download_links"]
+        links = requests.get(
+            sim.api_url + "/orgs/big/copilot/metrics/reports/users-1-day", params={"day": DAY.isoformat()}, timeout=10
+        ).json()["download_links"]
         assert len(links) == 6
         users = [r for link in links for r in download(storage, link)]
         assert len(users) > 1000 and len({u["user_id"] for u in users}) == len(users)
@@ -599,17 +654,29 @@ def test_an_org_without_the_reports_api_answers_404_there_but_serves_legacy():
     with Simulator(world=World.default(), token="t") as sim:
         headers = {"Authorization": "Bearer t"}
         day = (sim.world.today - datetime.timedelta(days=2)).isoformat()
-        reports = http.get(f"{sim.api_url}/orgs/hooli/copilot/metrics/reports/organization-1-day",
-                           params={"day": day}, headers=headers, timeout=5)
+        reports = http.get(
+            f"{sim.api_url}/orgs/hooli/copilot/metrics/reports/organization-1-day",
+            params={"day": day},
+            headers=headers,
+            timeout=5,
+        )
         legacy = http.get(f"{sim.api_url}/orgs/hooli/copilot/metrics", headers=headers, timeout=5)
         assert reports.status_code == 404 and legacy.status_code == 200 and legacy.json()
 
 
-@pytest.mark.parametrize("shape,status,body", [
-    ("204", 204, b""), ("empty_string", 200, b'""'),
-    ("message", 200, b'"No report available for this day"'), ("null", 200, b"null"),
-    ("empty_body", 200, b""), ("404", 404, None), ("502", 502, None), ("503", 503, None),
-])
+@pytest.mark.parametrize(
+    "shape,status,body",
+    [
+        ("204", 204, b""),
+        ("empty_string", 200, b'""'),
+        ("message", 200, b'"No report available for this day"'),
+        ("null", 200, b"null"),
+        ("empty_body", 200, b""),
+        ("404", 404, None),
+        ("502", 502, None),
+        ("503", 503, None),
+    ],
+)
 def test_no_report_shapes_are_served_as_github_answers_them(sim, api, shape, status, body):
     path = "/orgs/acme/copilot/metrics/reports/organization-1-day"
     sim.withhold_report(shape, day=DAY, name="ACME", report="organization-1-day")
@@ -620,9 +687,11 @@ def test_no_report_shapes_are_served_as_github_answers_them(sim, api, shape, sta
     else:
         assert "message" in response.json()
     # other days, scopes and reports still answer with links
-    for other, day in ((path, DAY - datetime.timedelta(days=1)),
-                       ("/orgs/globex/copilot/metrics/reports/organization-1-day", DAY),
-                       ("/orgs/acme/copilot/metrics/reports/users-1-day", DAY)):
+    for other, day in (
+        (path, DAY - datetime.timedelta(days=1)),
+        ("/orgs/globex/copilot/metrics/reports/organization-1-day", DAY),
+        ("/orgs/acme/copilot/metrics/reports/users-1-day", DAY),
+    ):
         assert api(other, params={"day": day.isoformat()}).json()["download_links"]
 
 
@@ -647,23 +716,34 @@ def test_aggregated_record_has_the_2026_fields(api, storage):
             assert windows == sorted(windows) and windows[-1] <= day["monthly_active_users"], group
         assert set(day["totals_by_copilot_app"]) == {"session_count", "request_count", "prompt_count", "token_usage"}
         assert set(day["totals_by_copilot_app"]["token_usage"]) == {
-            "prompt_tokens_sum", "output_tokens_sum", "avg_tokens_per_request"}
+            "prompt_tokens_sum",
+            "output_tokens_sum",
+            "avg_tokens_per_request",
+        }
         assert set(day["totals_by_vscode_agent"]) == {"session_count", "total_user_messages"}
         for agent in day["totals_by_3rd_party_agent"]:
             assert set(agent) == {"agent_id", "agent_name", "user_initiated_interaction_count", "session_count"}
         for phase in day["totals_by_ai_adoption_phase"]:
-            assert {"phase", "phase_number", "total_engaged_users", "users_in_phase_28d",
-                    "total_pull_requests_merged"} <= set(phase)
+            assert {
+                "phase",
+                "phase_number",
+                "total_engaged_users",
+                "users_in_phase_28d",
+                "total_pull_requests_merged",
+            } <= set(phase)
             assert phase["users_in_phase_28d"] >= phase["total_engaged_users"]
-        assert any("avg_pull_requests_minutes_to_review" in p and "avg_pull_requests_review_cycles" in p
-                   for p in day["totals_by_ai_adoption_phase"])
-        assert sum(p["total_pull_requests_merged"] for p in day["totals_by_ai_adoption_phase"]) == \
-            day["pull_requests"]["total_merged"]
+        assert any(
+            "avg_pull_requests_minutes_to_review" in p and "avg_pull_requests_review_cycles" in p
+            for p in day["totals_by_ai_adoption_phase"]
+        )
+        assert (
+            sum(p["total_pull_requests_merged"] for p in day["totals_by_ai_adoption_phase"])
+            == day["pull_requests"]["total_merged"]
+        )
 
 
 def test_cli_customizations_name_their_entries_differently_top_5(api, storage):
-    [day] = report(api, storage, "/enterprises/initech/copilot/metrics/reports/enterprise-1-day",
-                   day=DAY.isoformat())
+    [day] = report(api, storage, "/enterprises/initech/copilot/metrics/reports/enterprise-1-day", day=DAY.isoformat())
     name_fields = set()
     for kind in ("skill", "custom_agent", "mcp", "slash_cmd", "plugin"):
         entries = day[f"totals_by_{kind}"]
@@ -679,8 +759,7 @@ def test_cli_customizations_name_their_entries_differently_top_5(api, storage):
 
 
 def test_breakdowns_add_up_and_leave_cli_and_app_out_of_ides_only(api, storage):
-    [day] = report(api, storage, "/enterprises/initech/copilot/metrics/reports/enterprise-1-day",
-                   day=DAY.isoformat())
+    [day] = report(api, storage, "/enterprises/initech/copilot/metrics/reports/enterprise-1-day", day=DAY.isoformat())
     features = {f["feature"]: f for f in day["totals_by_feature"]}
     assert {"copilot_app", "copilot_cli", "code_completion"} <= set(features)
     for counter in COUNTERS:
@@ -695,8 +774,12 @@ def test_breakdowns_add_up_and_leave_cli_and_app_out_of_ides_only(api, storage):
     assert "code_completion" not in {m["feature"] for m in day["totals_by_model_feature"]}
     assert {"copilot_app", "copilot_cli"} <= {m["feature"] for m in day["totals_by_model_feature"]}
     assert {"copilot_app", "copilot_cli"} <= {m["feature"] for m in day["totals_by_language_feature"]}
-    for key, array in (("model", "totals_by_model_feature"), ("model", "totals_by_language_model"),
-                       ("language", "totals_by_language_feature"), ("language", "totals_by_language_model")):
+    for key, array in (
+        ("model", "totals_by_model_feature"),
+        ("model", "totals_by_language_model"),
+        ("language", "totals_by_language_feature"),
+        ("language", "totals_by_language_model"),
+    ):
         names = {entry[key] for entry in day[array]}
         assert len(names - {"others"}) <= 10, array
     assert "others" in {m["model"] for m in day["totals_by_model_feature"]}
@@ -706,8 +789,14 @@ def test_breakdowns_add_up_and_leave_cli_and_app_out_of_ides_only(api, storage):
 def test_days_before_github_added_a_field_lack_it(api, storage):
     old = datetime.date(2026, 6, 1)
     [day] = report(api, storage, "/orgs/acme/copilot/metrics/reports/organization-1-day", day=old.isoformat())
-    for key in ("totals_by_copilot_app", "daily_active_copilot_app_users", "totals_by_vscode_agent",
-                "totals_by_3rd_party_agent", "totals_by_skill", "distinct_mcp_use_count"):
+    for key in (
+        "totals_by_copilot_app",
+        "daily_active_copilot_app_users",
+        "totals_by_vscode_agent",
+        "totals_by_3rd_party_agent",
+        "totals_by_skill",
+        "distinct_mcp_use_count",
+    ):
         assert key not in day, key
     users = report(api, storage, "/orgs/acme/copilot/metrics/reports/users-1-day", day=old.isoformat())
     assert not any("used_copilot_app" in u or "used_vscode_agent" in u for u in users)
@@ -715,8 +804,7 @@ def test_days_before_github_added_a_field_lack_it(api, storage):
 
 
 def test_enterprise_teams_and_business_teams_can_share_a_slug(api, storage):
-    rows = report(api, storage, "/enterprises/initech/copilot/metrics/reports/user-teams-1-day",
-                  day=DAY.isoformat())
+    rows = report(api, storage, "/enterprises/initech/copilot/metrics/reports/user-teams-1-day", day=DAY.isoformat())
     ids_by_slug: dict[str, set[int]] = {}
     for row in rows:
         assert set(row) == {"user_id", "user_login", "day", "enterprise_id", "team_id", "slug"}

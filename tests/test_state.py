@@ -26,17 +26,24 @@ def month_of_days(seed: int = 7, days: int = 35, users: int = 300, teams: int = 
         for user in rng.sample(range(users), 10):  # a few members move team each day
             team_of[user] = rng.randrange(teams)
         active = {user for user in range(users) if rng.random() < 0.4}
-        listed = [(team_of[user], "platform" if team_of[user] in (0, 1) else f"team-{team_of[user]}", user)
-                  for user in range(users) if rng.random() < 0.9]  # members listed whether active or not
+        listed = [
+            (team_of[user], "platform" if team_of[user] in (0, 1) else f"team-{team_of[user]}", user)
+            for user in range(users)
+            if rng.random() < 0.9
+        ]  # members listed whether active or not
         world[day] = (active, listed)
     return world
 
 
 def fill(store: StateStore, scope: str, world) -> None:
     for day, (active, listed) in world.items():
-        store.write_day(scope, day, identities={"users": f"u-{day}", "user_teams": f"t-{day}"},
-                        users=[UserDay(user, None, (1, 2.5, None)) for user in sorted(active)],
-                        memberships=[Membership(*row) for row in listed])
+        store.write_day(
+            scope,
+            day,
+            identities={"users": f"u-{day}", "user_teams": f"t-{day}"},
+            users=[UserDay(user, None, (1, 2.5, None)) for user in sorted(active)],
+            memberships=[Membership(*row) for row in listed],
+        )
 
 
 def brute_force_team(world, end: str, days: int) -> dict[int, int]:
@@ -128,9 +135,11 @@ def test_a_month_of_days_reopens_as_it_was_written(tmp_path, caplog):
 @pytest.mark.integration
 def test_a_second_process_on_the_same_directory_is_refused(tmp_path):
     store = StateStore(tmp_path)
-    code = ("import sys; from copilot_exporter.state import StateStore, StateError\n"
-            "try: StateStore(sys.argv[1])\n"
-            "except StateError as err: print(err); sys.exit(3)\n")
+    code = (
+        "import sys; from copilot_exporter.state import StateStore, StateError\n"
+        "try: StateStore(sys.argv[1])\n"
+        "except StateError as err: print(err); sys.exit(3)\n"
+    )
     other = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=60)
     assert other.returncode == 3 and "in use by another copilot-exporter process" in other.stdout
     with pytest.raises(StateError):
@@ -164,9 +173,14 @@ def test_an_unusable_directory_is_a_clear_error(tmp_path):
 def test_served_families_come_back_after_a_restart_exactly(tmp_path):
     from copilot_exporter.model import Family
     from copilot_exporter.state import Served
-    families = (Family("copilot_lines_added", (((("org", "acme"),), 12.0),)),
-                Family("copilot_lines_added_by_ide", (((("org", "acme"), ("ide", "vscode")), 5),
-                                                      ((("org", "acme"), ("ide", "zed")), 7.5))))
+
+    families = (
+        Family("copilot_lines_added", (((("org", "acme"),), 12.0),)),
+        Family(
+            "copilot_lines_added_by_ide",
+            (((("org", "acme"), ("ide", "vscode")), 5), ((("org", "acme"), ("ide", "zed")), 7.5)),
+        ),
+    )
     store = StateStore(tmp_path)
     store.remember_served("org=acme", "organization", Served("2026-10-05", "/a/b", families))
     store.close()

@@ -31,10 +31,15 @@ ORG_WINDOWS = {"daily": 1, "weekly": 7, "monthly": 28}
 
 def churning_world() -> World:
     """Two organizations sharing some people, whose members move between teams every day."""
-    return World(seed=13, today=TODAY, team_churn=0.15, organizations=(
-        OrgSpec("acme", users=60, teams=("platform", "web", "data")),
-        OrgSpec("globex", users=40, teams=("mobile", "infra")),
-    ))
+    return World(
+        seed=13,
+        today=TODAY,
+        team_churn=0.15,
+        organizations=(
+            OrgSpec("acme", users=60, teams=("platform", "web", "data")),
+            OrgSpec("globex", users=40, teams=("mobile", "infra")),
+        ),
+    )
 
 
 @pytest.fixture
@@ -44,8 +49,9 @@ def sim():
 
 
 def config(sim, **top_level):
-    return exporter_config(sim.api_url, source="reports",
-                           organizations=[{"name": name, "seats": False} for name in ORGS], **top_level)
+    return exporter_config(
+        sim.api_url, source="reports", organizations=[{"name": name, "seats": False} for name in ORGS], **top_level
+    )
 
 
 def days_ending(end: dt.date, days: int) -> list[dt.date]:
@@ -54,8 +60,9 @@ def days_ending(end: dt.date, days: int) -> list[dt.date]:
 
 def active(world: World, org: str, day: dt.date) -> set[int]:
     """The user ids of an organization's users report of `day`, from the world itself."""
-    return {world.user_id(index) for index in world.members(Scope("org", org))
-            if world.activity(index, day) is not None}
+    return {
+        world.user_id(index) for index in world.members(Scope("org", org)) if world.activity(index, day) is not None
+    }
 
 
 def brute_force_teams(world: World, org: str, end: dt.date, days: int) -> dict[tuple[str, str], int]:
@@ -63,21 +70,30 @@ def brute_force_teams(world: World, org: str, end: dt.date, days: int) -> dict[t
     counts = {}
     for slug in world.org(org).teams:
         team = Scope("org", org, slug)
-        members = {world.user_id(index) for day in days_ending(end, days)
-                   for index in world.members(Scope("org", org))
-                   if world.in_team_on(team, index, day) and world.activity(index, day) is not None}
+        members = {
+            world.user_id(index)
+            for day in days_ending(end, days)
+            for index in world.members(Scope("org", org))
+            if world.in_team_on(team, index, day) and world.activity(index, day) is not None
+        }
         counts[(slug, str(world.team_id(team)))] = len(members)
     return counts
 
 
 def team_values(samples, name: str, org: str) -> dict[tuple[str, str], float]:
-    return {(dict(labels)["team"], dict(labels)["team_id"]): value for (metric, labels), value in samples.items()
-            if metric == name and dict(labels).get("org") == org and "team" in dict(labels)}
+    return {
+        (dict(labels)["team"], dict(labels)["team_id"]): value
+        for (metric, labels), value in samples.items()
+        if metric == name and dict(labels).get("org") == org and "team" in dict(labels)
+    }
 
 
 def org_values(samples) -> dict[str, float]:
-    return {dict(labels)["window"]: value for (metric, labels), value in samples.items()
-            if metric == "copilot_organizations_active_users"}
+    return {
+        dict(labels)["window"]: value
+        for (metric, labels), value in samples.items()
+        if metric == "copilot_organizations_active_users"
+    }
 
 
 def test_team_windows_and_distinct_users_across_organizations_over_a_month(sim, make_exporter, tmp_path):
@@ -107,9 +123,10 @@ def test_team_windows_and_distinct_users_across_organizations_over_a_month(sim, 
         for org in ORGS:
             for name, days in WINDOWS.items():
                 assert team_values(samples, name, org) == brute_force_teams(world, org, end, days), (org, name, end)
-        expected = {window: len(set().union(*(active(world, org, day) for org in ORGS
-                                               for day in days_ending(end, days))))
-                    for window, days in ORG_WINDOWS.items()}
+        expected = {
+            window: len(set().union(*(active(world, org, day) for org in ORGS for day in days_ending(end, days))))
+            for window, days in ORG_WINDOWS.items()
+        }
         assert org_values(samples) == expected, end
     # The windows count people, not person-days: a sum of daily counts would be larger.
     assert expected["monthly"] < sum(len(active(world, org, day)) for org in ORGS for day in days_ending(end, 28))
@@ -131,6 +148,7 @@ def test_a_new_day_downloads_only_that_day(sim, make_exporter, tmp_path):
 
 # Real exporter processes ---------------------------------------------------------------------
 
+
 class ExporterProcess:
     """`copilot-exporter serve` in its own process on a free port, with a given state_dir."""
 
@@ -139,18 +157,35 @@ class ExporterProcess:
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]
         self.url = f"http://127.0.0.1:{port}"
-        data = {"github": {"api_url": sim.api_url, "token": TOKEN, "read_timeout": "30s", "max_retries": 0},
-                "source": "reports", "refresh_interval": "1h", "fill_days_per_refresh": 28,
-                "organizations": [{"name": name, "seats": False} for name in ORGS],
-                "server": {"listen_address": f"127.0.0.1:{port}"}, **top_level}
+        data = {
+            "github": {"api_url": sim.api_url, "token": TOKEN, "read_timeout": "30s", "max_retries": 0},
+            "source": "reports",
+            "refresh_interval": "1h",
+            "fill_days_per_refresh": 28,
+            "organizations": [{"name": name, "seats": False} for name in ORGS],
+            "server": {"listen_address": f"127.0.0.1:{port}"},
+            **top_level,
+        }
         path = tmp_path / f"{name}.yaml"
         path.write_text(json.dumps(data))  # JSON is YAML
         self.log = tmp_path / f"{name}.log"
         env = {k: v for k, v in os.environ.items() if k != "COPILOT_EXPORTER_STATE_DIR"}
         with open(self.log, "wb") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "copilot_exporter", "serve", "--config", str(path), "--state.dir", str(state_dir)],
-                stdout=log, stderr=subprocess.STDOUT, env=env)
+                [
+                    sys.executable,
+                    "-m",
+                    "copilot_exporter",
+                    "serve",
+                    "--config",
+                    str(path),
+                    "--state.dir",
+                    str(state_dir),
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+            )
 
     def serving(self) -> bool:
         assert self.process.poll() is None, self.log.read_text()[-2000:]
@@ -161,14 +196,20 @@ class ExporterProcess:
 
     def samples(self) -> dict:
         text = requests.get(self.url + "/metrics", timeout=5).text
-        return {(sample.name, frozenset(sample.labels.items())): sample.value
-                for family in text_string_to_metric_families(text) for sample in family.samples}
+        return {
+            (sample.name, frozenset(sample.labels.items())): sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+        }
 
     def refreshed(self) -> bool:
         """Whether every organization's reports refresh has ended once (success or failure)."""
         samples = self.samples()
-        return all(("copilot_exporter_refresh_duration_seconds",
-                    frozenset({"org": org, "source": "reports"}.items())) in samples for org in ORGS)
+        return all(
+            ("copilot_exporter_refresh_duration_seconds", frozenset({"org": org, "source": "reports"}.items()))
+            in samples
+            for org in ORGS
+        )
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -215,8 +256,10 @@ def test_a_restart_serves_before_its_first_refresh_and_downloads_nothing_again(s
     assert not second.refreshed()  # still in its first refresh ...
     assert team_values(served, "copilot_monthly_active_users", "acme") == monthly  # ... and serving already
     assert org_values(served) == org_values(before)
-    assert served[("copilot_users_reported", frozenset({"org": "acme"}.items()))] == \
-        before[("copilot_users_reported", frozenset({"org": "acme"}.items()))]
+    assert (
+        served[("copilot_users_reported", frozenset({"org": "acme"}.items()))]
+        == before[("copilot_users_reported", frozenset({"org": "acme"}.items()))]
+    )
     wait_for(second.refreshed, 120, "the second exporter did not refresh")
     assert second.samples()[("copilot_exporter_up", frozenset({"org": "acme", "source": "reports"}.items()))] == 1
     assert sim.request_count(server="api") > 0  # it did ask GitHub ...

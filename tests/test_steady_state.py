@@ -31,8 +31,12 @@ def sim():
 
 
 def source_for(sim, **settings):
-    config = exporter_config(sim.api_url, source="reports", organizations=[
-        {"name": "acme", "teams": "all", "repositories": True, "seats": False}], **settings)
+    config = exporter_config(
+        sim.api_url,
+        source="reports",
+        organizations=[{"name": "acme", "teams": "all", "repositories": True, "seats": False}],
+        **settings,
+    )
     return ReportsSource(config.entries[0], config)
 
 
@@ -41,8 +45,9 @@ def refresh(sim, source, now, today=None):
     sim.reset_log()
     client = Connection(sim.api_url, lambda: TOKEN, Telemetry()).client()
     result = source.fetch(client, today or sim.world.today, now=now)
-    asked = collections.Counter((r.path.removeprefix(REPORTS), r.query.get("day"))
-                                for r in sim.requests if r.server == "api")
+    asked = collections.Counter(
+        (r.path.removeprefix(REPORTS), r.query.get("day")) for r in sim.requests if r.server == "api"
+    )
     return result, asked, sim.request_count(server="download")
 
 
@@ -69,8 +74,9 @@ def test_a_newly_published_day_is_exported_at_the_next_refresh(sim):
     sim.missing_report_days.clear()  # yesterday's reports are out
     result, asked, downloads = refresh(sim, source, START + HOUR)
     assert {result.days[report] for report in ONE_DAY} == {day(sim, 1)}
-    assert set(asked) == {(report, day(sim, 1)) for report in
-                          ("organization-1-day", "users-1-day", "user-teams-1-day", "repos-1-day")}
+    assert set(asked) == {
+        (report, day(sim, 1)) for report in ("organization-1-day", "users-1-day", "user-teams-1-day", "repos-1-day")
+    }
     assert sum(asked.values()) == 4 and downloads > 0
     # Yesterday held: nothing can be new before the next UTC day.
     result, asked, downloads = refresh(sim, source, START + 2 * HOUR)
@@ -103,15 +109,27 @@ def test_held_days_are_asked_again_after_the_reread_interval_and_a_revision_is_d
     _, _, downloads = refresh(sim, source, START + 7 * HOUR)
     assert downloads == 0  # the revision is seen at the next re-read, not before
     result, asked, downloads = refresh(sim, source, START + 12 * HOUR)
-    assert {(report, held) for report in ("organization-1-day", "users-1-day", "user-teams-1-day",
-                                          "repos-1-day")} <= set(asked)  # it changed: every report asked
+    assert {
+        (report, held) for report in ("organization-1-day", "users-1-day", "user-teams-1-day", "repos-1-day")
+    } <= set(asked)  # it changed: every report asked
     assert downloads > 0 and result.families != first.families
 
 
 def test_without_the_aggregated_report_each_held_day_is_asked_again_itself(sim):
-    config = exporter_config(sim.api_url, source="reports", reread_interval="6h", organizations=[
-        {"name": "acme", "teams": "all", "repositories": True, "seats": False,
-         "reports": {"aggregated": False, "users": True, "teams": True}}])
+    config = exporter_config(
+        sim.api_url,
+        source="reports",
+        reread_interval="6h",
+        organizations=[
+            {
+                "name": "acme",
+                "teams": "all",
+                "repositories": True,
+                "seats": False,
+                "reports": {"aggregated": False, "users": True, "teams": True},
+            }
+        ],
+    )
     source = ReportsSource(config.entries[0], config)
     refresh(sim, source, START)
     _, asked, downloads = refresh(sim, source, START + 6 * HOUR)
@@ -120,9 +138,19 @@ def test_without_the_aggregated_report_each_held_day_is_asked_again_itself(sim):
 
 
 def test_with_the_aggregated_report_off_each_report_asks_its_next_day(sim):
-    config = exporter_config(sim.api_url, source="reports", organizations=[
-        {"name": "acme", "teams": "all", "repositories": True, "seats": False,
-         "reports": {"aggregated": False, "users": True, "teams": True}}])
+    config = exporter_config(
+        sim.api_url,
+        source="reports",
+        organizations=[
+            {
+                "name": "acme",
+                "teams": "all",
+                "repositories": True,
+                "seats": False,
+                "reports": {"aggregated": False, "users": True, "teams": True},
+            }
+        ],
+    )
     source = ReportsSource(config.entries[0], config)
     refresh(sim, source, START)
     _, asked, downloads = refresh(sim, source, START + HOUR)

@@ -18,13 +18,17 @@ NEWEST = dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=2)  # the s
 
 
 def config(simulator, teams):
-    return exporter_config(simulator.api_url, source="reports",
-                           organizations=[{"name": "acme", "teams": teams, "seats": False}])
+    return exporter_config(
+        simulator.api_url, source="reports", organizations=[{"name": "acme", "teams": teams, "seats": False}]
+    )
 
 
 def team_labels(exporter) -> set[tuple[str, str]]:
-    return {(dict(labels)["team"], dict(labels)["team_id"]) for name, labels in exporter.samples()
-            if name == "copilot_daily_active_users" and "team" in dict(labels)}
+    return {
+        (dict(labels)["team"], dict(labels)["team_id"])
+        for name, labels in exporter.samples()
+        if name == "copilot_daily_active_users" and "team" in dict(labels)
+    }
 
 
 def test_teams_all_exports_every_team_of_the_report_by_its_team_id(simulator, make_exporter):
@@ -36,7 +40,8 @@ def test_teams_all_exports_every_team_of_the_report_by_its_team_id(simulator, ma
 
 
 def test_a_configured_team_missing_from_the_report_is_logged_once_and_shown_on_the_status_page(
-        simulator, make_exporter, caplog):
+    simulator, make_exporter, caplog
+):
     exporter = make_exporter(config(simulator, ["platform", "no-such-team"]))
     with caplog.at_level(logging.INFO, logger="copilot_exporter"):
         assert exporter.refresh()

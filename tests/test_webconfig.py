@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import base64
-import datetime
-import ipaddress
 import socket
 import ssl
 import sys
@@ -16,10 +14,6 @@ from types import SimpleNamespace
 import bcrypt
 import pytest
 import requests
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from copilot_exporter import cli, service, webconfig
 from copilot_exporter.errors import ConfigError
@@ -33,56 +27,6 @@ pytestmark = pytest.mark.integration
 
 PASSWORD = "s3cret"
 HASH = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()
-
-
-# --- throwaway PKI ----------------------------------------------------------------------------
-
-
-def _name(common_name: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-
-
-def _certificate(subject: str, key, issuer: tuple[x509.Name, object] | None, *, ca: bool = False,
-                 sans: list | None = None, usage=None) -> x509.Certificate:
-    now = datetime.datetime.now(datetime.timezone.utc)
-    issuer_name, issuer_key = issuer or (_name(subject), key)
-    builder = (x509.CertificateBuilder().subject_name(_name(subject)).issuer_name(issuer_name)
-               .public_key(key.public_key()).serial_number(x509.random_serial_number())
-               .not_valid_before(now - datetime.timedelta(minutes=5))
-               .not_valid_after(now + datetime.timedelta(days=1))
-               .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
-    if sans:
-        builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
-    if usage:
-        builder = builder.add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
-    return builder.sign(issuer_key, hashes.SHA256())
-
-
-def _write(directory: Path, name: str, cert: x509.Certificate, key) -> None:
-    (directory / f"{name}.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (directory / f"{name}.key").write_bytes(key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
-
-
-@pytest.fixture(scope="session")
-def pki(tmp_path_factory) -> Path:
-    """A directory with ca.crt, server.crt/key (127.0.0.1, localhost), client.crt/key and bad files."""
-    directory = tmp_path_factory.mktemp("pki")
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca = _certificate("test CA", ca_key, None, ca=True)
-    _write(directory, "ca", ca, ca_key)
-    server_key = ec.generate_private_key(ec.SECP256R1())
-    sans = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-    _write(directory, "server", _certificate("server", server_key, (ca.subject, ca_key), sans=sans,
-                                             usage=ExtendedKeyUsageOID.SERVER_AUTH), server_key)
-    client_key = ec.generate_private_key(ec.SECP256R1())
-    _write(directory, "client", _certificate("client", client_key, (ca.subject, ca_key),
-                                             usage=ExtendedKeyUsageOID.CLIENT_AUTH), client_key)
-    (directory / "encrypted.key").write_bytes(server_key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.BestAvailableEncryption(b"passphrase")))
-    (directory / "not-a-cert.pem").write_text("hello\n")
-    return directory
 
 
 def _web_config(directory: Path, text: str, name: str = "web.yml") -> Path:
@@ -176,8 +120,9 @@ def checkpw_calls(monkeypatch) -> list[bytes]:
 
 
 def test_verified_credentials_are_cached_but_failures_are_not(checkpw_calls):
-    app = webconfig.protect(lambda environ, start: start("200 OK", []) or [b""],
-                            WebConfig(basic_auth_users={"alice": HASH}))
+    app = webconfig.protect(
+        lambda environ, start: start("200 OK", []) or [b""], WebConfig(basic_auth_users={"alice": HASH})
+    )
     assert [_status(app, _environ("alice", PASSWORD)) for _ in range(3)] == ["200 OK"] * 3
     assert len(checkpw_calls) == 1
     assert [_status(app, _environ("alice", "wrong")) for _ in range(2)] == ["401 Unauthorized"] * 2
@@ -185,8 +130,9 @@ def test_verified_credentials_are_cached_but_failures_are_not(checkpw_calls):
 
 
 def test_credentials_that_cannot_be_checked_in_time_get_503_not_401(checkpw_calls, monkeypatch):
-    app = webconfig.protect(lambda environ, start: start("200 OK", []) or [b""],
-                            WebConfig(basic_auth_users={"alice": HASH}))
+    app = webconfig.protect(
+        lambda environ, start: start("200 OK", []) or [b""], WebConfig(basic_auth_users={"alice": HASH})
+    )
     monkeypatch.setattr(webconfig, "BCRYPT_QUEUE_WAIT", 0.01)
     while app._checks.acquire(blocking=False):  # every check slot busy, as under a flood
         pass
@@ -197,8 +143,9 @@ def test_credentials_that_cannot_be_checked_in_time_get_503_not_401(checkpw_call
 
 
 def test_cached_credentials_expire(checkpw_calls, monkeypatch):
-    app = webconfig.protect(lambda environ, start: start("200 OK", []) or [b""],
-                            WebConfig(basic_auth_users={"alice": HASH}))
+    app = webconfig.protect(
+        lambda environ, start: start("200 OK", []) or [b""], WebConfig(basic_auth_users={"alice": HASH})
+    )
     _status(app, _environ("alice", PASSWORD))
     later = time.monotonic() + webconfig.AUTH_CACHE_SECONDS + 1
     monkeypatch.setattr(webconfig, "time", SimpleNamespace(monotonic=lambda: later))
@@ -208,8 +155,9 @@ def test_cached_credentials_expire(checkpw_calls, monkeypatch):
 
 
 def test_unknown_user_still_pays_a_bcrypt_check(checkpw_calls):
-    app = webconfig.protect(lambda environ, start: start("200 OK", []) or [b""],
-                            WebConfig(basic_auth_users={"alice": HASH}))
+    app = webconfig.protect(
+        lambda environ, start: start("200 OK", []) or [b""], WebConfig(basic_auth_users={"alice": HASH})
+    )
     assert _status(app, _environ("mallory", PASSWORD)) == "401 Unauthorized"
     assert len(checkpw_calls) == 1 and checkpw_calls[0] != HASH.encode()
     assert checkpw_calls[0].startswith(b"$2b$04$")  # the dummy hash has the configured cost
@@ -217,16 +165,18 @@ def test_unknown_user_still_pays_a_bcrypt_check(checkpw_calls):
 
 @pytest.mark.parametrize("header", ["Bearer abc", "Basic !!!", "Basic " + base64.b64encode(b"nocolon").decode(), ""])
 def test_malformed_authorization_is_refused(header):
-    app = webconfig.protect(lambda environ, start: start("200 OK", []) or [b""],
-                            WebConfig(basic_auth_users={"alice": HASH}))
+    app = webconfig.protect(
+        lambda environ, start: start("200 OK", []) or [b""], WebConfig(basic_auth_users={"alice": HASH})
+    )
     assert _status(app, {"PATH_INFO": "/metrics", "HTTP_AUTHORIZATION": header}) == "401 Unauthorized"
 
 
 def test_password_longer_than_72_bytes_is_checked_on_its_first_72(checkpw_calls):
     long_password = "x" * 80
     hashed = bcrypt.hashpw(long_password[:72].encode(), bcrypt.gensalt(rounds=4)).decode()
-    app = webconfig.protect(lambda environ, start: start("200 OK", []) or [b""],
-                            WebConfig(basic_auth_users={"alice": hashed}))
+    app = webconfig.protect(
+        lambda environ, start: start("200 OK", []) or [b""], WebConfig(basic_auth_users={"alice": hashed})
+    )
     assert _status(app, _environ("alice", long_password)) == "200 OK"
 
 
@@ -294,7 +244,9 @@ def test_a_silent_client_does_not_block_others(running, pki):
 
 def test_full_config_loads_with_paths_relative_to_its_folder(pki, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # not the config's folder
-    path = _web_config(pki, f"""
+    path = _web_config(
+        pki,
+        f"""
 tls_server_config:
   cert_file: server.crt
   key_file: server.key
@@ -306,10 +258,18 @@ basic_auth_users:
   alice: {HASH}
 http_server_config:
   http2: false
-""", "full.yml")
+""",
+        "full.yml",
+    )
     web = load_web_config(path)
-    assert web.tls == TLSServerConfig(str(pki / "server.crt"), str(pki / "server.key"),
-                                      "RequireAndVerifyClientCert", str(pki / "ca.crt"), "TLS12", "TLS13")
+    assert web.tls == TLSServerConfig(
+        str(pki / "server.crt"),
+        str(pki / "server.key"),
+        "RequireAndVerifyClientCert",
+        str(pki / "ca.crt"),
+        "TLS12",
+        "TLS13",
+    )
     assert dict(web.basic_auth_users) == {"alice": HASH}
     assert HASH not in repr(web)
     context = webconfig.ssl_context(web)
@@ -323,14 +283,17 @@ def test_empty_file_means_plain_http_without_auth(tmp_path):
 
 
 def test_defaults(pki):
-    web = load_web_config(_web_config(pki, "tls_server_config: {cert_file: server.crt, key_file: server.key}",
-                                      "defaults.yml"))
+    web = load_web_config(
+        _web_config(pki, "tls_server_config: {cert_file: server.crt, key_file: server.key}", "defaults.yml")
+    )
     assert (web.tls.client_auth_type, web.tls.min_version, web.tls.max_version) == ("NoClientCert", "TLS12", "TLS13")
     assert webconfig.ssl_context(web).verify_mode == ssl.CERT_NONE
 
 
 def test_unreadable_file(tmp_path):
-    assert _problems(tmp_path / "missing.yml") == [f"{tmp_path / 'missing.yml'}: cannot read: No such file or directory"]
+    assert _problems(tmp_path / "missing.yml") == [
+        f"{tmp_path / 'missing.yml'}: cannot read: No such file or directory"
+    ]
 
 
 def test_bad_yaml(tmp_path):
@@ -338,52 +301,97 @@ def test_bad_yaml(tmp_path):
     assert problem.startswith(f"{tmp_path / 'web.yml'}: not valid YAML at line 1")
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("- a list", ["top level: must be a mapping, got list"]),
-    ("tls_config: {}", ["tls_config: unknown key"]),
-    ("tls_server_config: {cert_file: server.crt, key_file: server.key, ciphers: []}",
-     ["tls_server_config.ciphers: unknown key"]),
-    ("tls_server_config: {cert_file: server.crt, key_file: server.key, cipher_suites: [TLS_AES_128_GCM_SHA256]}",
-     ["tls_server_config.cipher_suites: not supported by copilot-exporter"]),
-    ("http_server_config: {headers: {X-Frame-Options: deny}}",
-     ["http_server_config.headers: not supported by copilot-exporter"]),
-    ("rate_limit: {interval: 1s, burst: 5}", ["rate_limit: not supported by copilot-exporter"]),
-    ("tls_server_config: {key_file: server.key}", ["tls_server_config.cert_file: required"]),
-    ("tls_server_config: {cert_file: server.crt}", ["tls_server_config.key_file: required"]),
-    ("tls_server_config: {cert_file: nope.crt, key_file: server.key}",
-     ["tls_server_config.cert_file: cannot read {dir}/nope.crt: No such file or directory"]),
-    ("tls_server_config: {cert_file: server.crt, key_file: client.key}",
-     ["tls_server_config: cannot load cert_file {dir}/server.crt with key_file {dir}/client.key: "
-      "KEY_VALUES_MISMATCH"]),
-    ("tls_server_config: {cert_file: server.crt, key_file: encrypted.key}",
-     ["tls_server_config: cannot load cert_file {dir}/server.crt with key_file {dir}/encrypted.key: "
-      "the key is encrypted; key_file must hold an unencrypted key"]),
-    ("tls_server_config: {cert_file: not-a-cert.pem, key_file: server.key}",
-     ["tls_server_config: cannot load cert_file {dir}/not-a-cert.pem with key_file {dir}/server.key: "]),
-    ("tls_server_config: {cert_file: server.crt, key_file: server.key, client_auth_type: RequireAndVerifyClientCert}",
-     ["tls_server_config.client_ca_file: required with client_auth_type RequireAndVerifyClientCert "
-      "(a presented client certificate is always verified against it)"]),
-    ("tls_server_config: {cert_file: server.crt, key_file: server.key, client_auth_type: RequestClientCert}",
-     ["tls_server_config.client_ca_file: required with client_auth_type RequestClientCert "]),
-    ("tls_server_config: {cert_file: server.crt, key_file: server.key, client_ca_file: ca.crt}",
-     ["tls_server_config.client_ca_file: set, but client_auth_type is NoClientCert "]),
-    ("tls_server_config: {cert_file: server.crt, key_file: server.key, client_auth_type: VerifyClientCertIfGiven, "
-     "client_ca_file: not-a-cert.pem}",
-     ["tls_server_config.client_ca_file: cannot load {dir}/not-a-cert.pem: NO_CERTIFICATE_OR_CRL_FOUND"]),
-    ("tls_server_config: {cert_file: server.crt, key_file: server.key, client_auth_type: Always}",
-     ['tls_server_config.client_auth_type: "Always" is not one of NoClientCert, RequestClientCert, '
-      "RequireAnyClientCert, VerifyClientCertIfGiven, RequireAndVerifyClientCert"]),
-    ("tls_server_config: {cert_file: server.crt, key_file: server.key, min_version: TLS14}",
-     ['tls_server_config.min_version: "TLS14" is not one of TLS10, TLS11, TLS12, TLS13']),
-    ("tls_server_config: {cert_file: server.crt, key_file: server.key, min_version: TLS13, max_version: TLS12}",
-     ["tls_server_config.max_version: TLS12 is below min_version TLS13"]),
-    ("basic_auth_users: {alice: plaintext}",
-     ["basic_auth_users.alice: not a bcrypt hash (make one with: htpasswd -nBC 10 \"\" | tr -d ':\\n')"]),
-    ("basic_auth_users: {alice: '$2y$03$" + "a" * 53 + "'}", ["basic_auth_users.alice: not a bcrypt hash "]),
-    ("basic_auth_users: {123: '" + HASH + "'}", ["basic_auth_users.123: a user name must be a non-empty string "]),
-    ("basic_auth_users: {'a:b': '" + HASH + "'}", ["basic_auth_users.a:b: a user name must be a non-empty string "]),
-    ("basic_auth_users: [alice]", ["basic_auth_users: must be a mapping, got list"]),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("- a list", ["top level: must be a mapping, got list"]),
+        ("tls_config: {}", ["tls_config: unknown key"]),
+        (
+            "tls_server_config: {cert_file: server.crt, key_file: server.key, ciphers: []}",
+            ["tls_server_config.ciphers: unknown key"],
+        ),
+        (
+            "tls_server_config: {cert_file: server.crt, key_file: server.key, cipher_suites: [TLS_AES_128_GCM_SHA256]}",
+            ["tls_server_config.cipher_suites: not supported by copilot-exporter"],
+        ),
+        (
+            "http_server_config: {headers: {X-Frame-Options: deny}}",
+            ["http_server_config.headers: not supported by copilot-exporter"],
+        ),
+        ("rate_limit: {interval: 1s, burst: 5}", ["rate_limit: not supported by copilot-exporter"]),
+        ("tls_server_config: {key_file: server.key}", ["tls_server_config.cert_file: required"]),
+        ("tls_server_config: {cert_file: server.crt}", ["tls_server_config.key_file: required"]),
+        (
+            "tls_server_config: {cert_file: nope.crt, key_file: server.key}",
+            ["tls_server_config.cert_file: cannot read {dir}/nope.crt: No such file or directory"],
+        ),
+        (
+            "tls_server_config: {cert_file: server.crt, key_file: client.key}",
+            [
+                "tls_server_config: cannot load cert_file {dir}/server.crt with key_file {dir}/client.key: "
+                "KEY_VALUES_MISMATCH"
+            ],
+        ),
+        (
+            "tls_server_config: {cert_file: server.crt, key_file: encrypted.key}",
+            [
+                "tls_server_config: cannot load cert_file {dir}/server.crt with key_file {dir}/encrypted.key: "
+                "the key is encrypted; key_file must hold an unencrypted key"
+            ],
+        ),
+        (
+            "tls_server_config: {cert_file: not-a-cert.pem, key_file: server.key}",
+            ["tls_server_config: cannot load cert_file {dir}/not-a-cert.pem with key_file {dir}/server.key: "],
+        ),
+        (
+            "tls_server_config: {cert_file: server.crt, key_file: server.key, "
+            "client_auth_type: RequireAndVerifyClientCert}",
+            [
+                "tls_server_config.client_ca_file: required with client_auth_type RequireAndVerifyClientCert "
+                "(a presented client certificate is always verified against it)"
+            ],
+        ),
+        (
+            "tls_server_config: {cert_file: server.crt, key_file: server.key, client_auth_type: RequestClientCert}",
+            ["tls_server_config.client_ca_file: required with client_auth_type RequestClientCert "],
+        ),
+        (
+            "tls_server_config: {cert_file: server.crt, key_file: server.key, client_ca_file: ca.crt}",
+            ["tls_server_config.client_ca_file: set, but client_auth_type is NoClientCert "],
+        ),
+        (
+            "tls_server_config: {cert_file: server.crt, key_file: server.key, "
+            "client_auth_type: VerifyClientCertIfGiven, client_ca_file: not-a-cert.pem}",
+            ["tls_server_config.client_ca_file: cannot load {dir}/not-a-cert.pem: NO_CERTIFICATE_OR_CRL_FOUND"],
+        ),
+        (
+            "tls_server_config: {cert_file: server.crt, key_file: server.key, client_auth_type: Always}",
+            [
+                'tls_server_config.client_auth_type: "Always" is not one of NoClientCert, RequestClientCert, '
+                "RequireAnyClientCert, VerifyClientCertIfGiven, RequireAndVerifyClientCert"
+            ],
+        ),
+        (
+            "tls_server_config: {cert_file: server.crt, key_file: server.key, min_version: TLS14}",
+            ['tls_server_config.min_version: "TLS14" is not one of TLS10, TLS11, TLS12, TLS13'],
+        ),
+        (
+            "tls_server_config: {cert_file: server.crt, key_file: server.key, min_version: TLS13, max_version: TLS12}",
+            ["tls_server_config.max_version: TLS12 is below min_version TLS13"],
+        ),
+        (
+            "basic_auth_users: {alice: plaintext}",
+            ["basic_auth_users.alice: not a bcrypt hash (make one with: htpasswd -nBC 10 \"\" | tr -d ':\\n')"],
+        ),
+        ("basic_auth_users: {alice: '$2y$03$" + "a" * 53 + "'}", ["basic_auth_users.alice: not a bcrypt hash "]),
+        ("basic_auth_users: {123: '" + HASH + "'}", ["basic_auth_users.123: a user name must be a non-empty string "]),
+        (
+            "basic_auth_users: {'a:b': '" + HASH + "'}",
+            ["basic_auth_users.a:b: a user name must be a non-empty string "],
+        ),
+        ("basic_auth_users: [alice]", ["basic_auth_users: must be a mapping, got list"]),
+    ],
+)
 def test_validation_problems(pki, text, expected):
     problems = _problems(_web_config(pki, text, "bad.yml"))
     expected = [line.replace("{dir}", str(pki)) for line in expected]
@@ -393,18 +401,28 @@ def test_validation_problems(pki, text, expected):
 
 
 def test_all_problems_are_reported_at_once(pki):
-    problems = _problems(_web_config(pki, """
+    problems = _problems(
+        _web_config(
+            pki,
+            """
 tls_server_config: {cert_file: nope.crt, key_file: server.key, min_version: TLS9}
 basic_auth_users: {alice: plaintext}
-""", "many.yml"))
+""",
+            "many.yml",
+        )
+    )
     assert [problem.split(":")[0] for problem in problems] == [
-        "tls_server_config.cert_file", "tls_server_config.min_version", "basic_auth_users.alice"]
+        "tls_server_config.cert_file",
+        "tls_server_config.min_version",
+        "basic_auth_users.alice",
+    ]
 
 
 def test_missing_bcrypt_names_the_extra(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "bcrypt", None)  # makes `import bcrypt` fail
     assert _problems(_web_config(tmp_path, f"basic_auth_users: {{alice: '{HASH}'}}")) == [
-        "basic_auth_users: needs the bcrypt package: pip install copilot-exporter[web]"]
+        "basic_auth_users: needs the bcrypt package: pip install copilot-exporter[web]"
+    ]
     with pytest.raises(ConfigError, match=r"pip install copilot-exporter\[web\]"):
         webconfig.protect(lambda environ, start: [], WebConfig(basic_auth_users={"alice": HASH}))
 

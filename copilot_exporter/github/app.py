@@ -113,15 +113,20 @@ class AppTokens:
         self.session = requests.Session()
         self.session.trust_env = False
         self.session.verify = ca_bundle or True
-        self.session.headers.update({
-            "Accept": "application/vnd.github+json",
-            "X-GitHub-Api-Version": API_VERSION,
-            "User-Agent": USER_AGENT,
-        })
+        self.session.headers.update(
+            {
+                "Accept": "application/vnd.github+json",
+                "X-GitHub-Api-Version": API_VERSION,
+                "User-Agent": USER_AGENT,
+            }
+        )
 
     def __repr__(self) -> str:
-        where = (f"installation_id={self._configured_installation}" if self._configured_installation
-                 else f"organization={self.organization!r}")
+        where = (
+            f"installation_id={self._configured_installation}"
+            if self._configured_installation
+            else f"organization={self.organization!r}"
+        )
         return f"AppTokens(app_id={self.app_id!r}, {where})"
 
     def __call__(self) -> str:
@@ -134,9 +139,14 @@ class AppTokens:
             except RefreshError as err:
                 # Renewal starts well before expiry: a failed attempt need not fail this refresh.
                 if self._token is not None and now < self._expires_at - MIN_VALIDITY:
-                    log.warning("GitHub App %s: renewing the installation token failed (%s: %s); "
-                                "the current one is still valid for %.0fs",
-                                self.app_id, err.reason, err, self._expires_at - now)
+                    log.warning(
+                        "GitHub App %s: renewing the installation token failed (%s: %s); "
+                        "the current one is still valid for %.0fs",
+                        self.app_id,
+                        err.reason,
+                        err,
+                        self._expires_at - now,
+                    )
                     return self._token
                 raise
             return self._token  # type: ignore[return-value]  # set by _renew
@@ -150,8 +160,9 @@ class AppTokens:
         installation_id = self._installation_id
         route = ACCESS_TOKEN_ROUTE
         try:
-            body = self._request("POST", f"/app/installations/{installation_id}/access_tokens",
-                                 route, jwt, ok=(200, 201))
+            body = self._request(
+                "POST", f"/app/installations/{installation_id}/access_tokens", route, jwt, ok=(200, 201)
+            )
         except AppTokenError as err:
             if err.status == 404 and self._configured_installation is None:
                 self._installation_id = None  # uninstalled or reinstalled: look it up again next time
@@ -164,39 +175,53 @@ class AppTokens:
         if expires_at <= now:
             # GitHub's expiry is in our past: this clock is wrong. Use the token (GitHub decides
             # whether it is valid) and ask again later rather than before every request.
-            log.warning("GitHub App %s: the new installation token expires %.0fs in the past by this "
-                        "host's clock; check the clock (NTP)", self.app_id, now - expires_at)
+            log.warning(
+                "GitHub App %s: the new installation token expires %.0fs in the past by this "
+                "host's clock; check the clock (NTP)",
+                self.app_id,
+                now - expires_at,
+            )
             self._expires_at = now + SKEWED_RETRY
             self._renew_at = now + SKEWED_RETRY
             return
         # Five minutes before expiry; for a token that lives shorter than ten, at half its life.
         self._renew_at = expires_at - min(RENEW_BEFORE, (expires_at - now) / 2)
-        log.debug("GitHub App %s: new installation token for installation %s, expires in %.0fs",
-                  self.app_id, installation_id, expires_at - now)
+        log.debug(
+            "GitHub App %s: new installation token for installation %s, expires in %.0fs",
+            self.app_id,
+            installation_id,
+            expires_at - now,
+        )
 
     def _look_up_installation(self, jwt: str) -> int:
         route = INSTALLATION_ROUTE
         try:
-            body = self._request("GET", f"/orgs/{quote(self.organization or '', safe='')}/installation",
-                                 route, jwt, ok=(200,))
+            body = self._request(
+                "GET", f"/orgs/{quote(self.organization or '', safe='')}/installation", route, jwt, ok=(200,)
+            )
         except AppTokenError as err:
             if err.status == 404:
-                err.hint = (f"the GitHub App {self.app_id} is not installed on organization "
-                            f"{self.organization}: install it, or set app.installation_id")
+                err.hint = (
+                    f"the GitHub App {self.app_id} is not installed on organization "
+                    f"{self.organization}: install it, or set app.installation_id"
+                )
             elif err.status == 401:
                 err.hint = self._hint(401)
             raise
         installation_id = body.get("id") if isinstance(body, dict) else None
         if not isinstance(installation_id, int) or isinstance(installation_id, bool):
             raise PayloadError(f"{route}: no installation id in the answer")
-        log.info("GitHub App %s: installation on organization %s is %d",
-                 self.app_id, self.organization, installation_id)
+        log.info(
+            "GitHub App %s: installation on organization %s is %d", self.app_id, self.organization, installation_id
+        )
         return installation_id
 
     def _hint(self, status: int) -> str:
         if status == 401:
-            return (f"GitHub refused the App's JSON Web Token: check that app_id {self.app_id} is the "
-                    f"App's ID or client ID and that {self.private_key_file} holds its current private key")
+            return (
+                f"GitHub refused the App's JSON Web Token: check that app_id {self.app_id} is the "
+                f"App's ID or client ID and that {self.private_key_file} holds its current private key"
+            )
         return "the installation does not exist (any more): check app.installation_id or reinstall the App"
 
     def _jwt(self) -> str:
@@ -211,14 +236,24 @@ class AppTokens:
         url = self.api_url + path
         if _origin(url) != self._origin:  # cannot happen with a checked api_url; kept as a guard
             raise PayloadError(f"refusing to send credentials to {_origin(url)}, not the API host")
-        answer = exchange(self._count, route, lambda: self.session.request(
-            method, url, headers={"Authorization": f"Bearer {jwt}"}, timeout=self._timeout,
-            allow_redirects=False, proxies=requests.utils.get_environ_proxies(url), stream=True,
-        ))
+        answer = exchange(
+            self._count,
+            route,
+            lambda: self.session.request(
+                method,
+                url,
+                headers={"Authorization": f"Bearer {jwt}"},
+                timeout=self._timeout,
+                allow_redirects=False,
+                proxies=requests.utils.get_environ_proxies(url),
+                stream=True,
+            ),
+        )
         if answer.status in ok:
             return decode_json(answer.body, route, "body")
-        if answer.status in (403, 429) and ("Retry-After" in answer.headers
-                                            or answer.headers.get("X-RateLimit-Remaining") == "0"):
+        if answer.status in (403, 429) and (
+            "Retry-After" in answer.headers or answer.headers.get("X-RateLimit-Remaining") == "0"
+        ):
             raise RateLimited(f"{route}: rate limited")
         raise AppTokenError(answer.status, route, _error_message(answer.body))
 
@@ -247,8 +282,9 @@ def _crypto() -> tuple[Any, Any, Any]:
         from cryptography.hazmat.primitives import serialization
         from cryptography.hazmat.primitives.asymmetric import rsa
     except ImportError as err:
-        raise MissingDependency(f"GitHub App credentials need PyJWT and cryptography ({err.name} "
-                                f"is not installed): {INSTALL_EXTRA}") from None
+        raise MissingDependency(
+            f"GitHub App credentials need PyJWT and cryptography ({err.name} is not installed): {INSTALL_EXTRA}"
+        ) from None
     return jwt, serialization, rsa
 
 
@@ -262,8 +298,10 @@ def _load_key(path: str) -> Any:
     try:
         key = serialization.load_pem_private_key(pem, password=None)
     except Exception:  # noqa: BLE001 - any parse failure; its text is never echoed
-        raise AppKeyError(f"GitHub App private key {path}: not a PEM private key without a passphrase "
-                          "(download a new one from the App's settings)") from None
+        raise AppKeyError(
+            f"GitHub App private key {path}: not a PEM private key without a passphrase "
+            "(download a new one from the App's settings)"
+        ) from None
     if not isinstance(key, rsa.RSAPrivateKey):
         raise AppKeyError(f"GitHub App private key {path}: not an RSA key")
     return key

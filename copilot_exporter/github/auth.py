@@ -35,8 +35,9 @@ class TokenFile:
         try:
             stat = os.stat(self._path)
         except OSError as err:
-            raise CredentialsError(f"token_file {self._path}: cannot read: "
-                                   f"{err.strerror or type(err).__name__}") from None
+            raise CredentialsError(
+                f"token_file {self._path}: cannot read: {err.strerror or type(err).__name__}"
+            ) from None
         stamp = (stat.st_mtime, stat.st_size)
         with self._lock:
             if stamp != self._stamp:
@@ -76,13 +77,18 @@ def token_provider(
 
         app = credentials.app
         organization = scope.name if scope is not None and scope.kind == ORG else None
-        return AppTokens(app, api_url, organization=organization if app.installation_id is None else None,
-                         ca_bundle=ca_bundle, connect_timeout=connect_timeout,
-                         read_timeout=read_timeout, count=count)
+        return AppTokens(
+            app,
+            api_url,
+            organization=organization if app.installation_id is None else None,
+            ca_bundle=ca_bundle,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            count=count,
+        )
     if credentials.token_file:
         return TokenFile(credentials.token_file)
     if credentials.token:
         token = credentials.token
         return lambda: token
     raise ValueError("no credentials")
-

@@ -51,8 +51,10 @@ ACCEPT_ENCODING = "gzip, deflate"
 _GZIP, _ZLIB, _RAW_DEFLATE = 31, 15, -15  # zlib wbits
 
 
-UNAUTHORIZED_HINT = ("GitHub does not accept the token: it has expired, been revoked or is mistyped; "
-                     "create a new one and update the configured token")
+UNAUTHORIZED_HINT = (
+    "GitHub does not accept the token: it has expired, been revoked or is mistyped; "
+    "create a new one and update the configured token"
+)
 
 
 class GitHubError(RefreshError):
@@ -183,12 +185,14 @@ class Connection:
         self.limits = limits
         self.session = _ApiSession()
         self.session.verify = ca_bundle or True
-        self.session.headers.update({
-            "Accept": "application/vnd.github+json",
-            "Accept-Encoding": ACCEPT_ENCODING,
-            "X-GitHub-Api-Version": api_version,
-            "User-Agent": USER_AGENT,
-        })
+        self.session.headers.update(
+            {
+                "Accept": "application/vnd.github+json",
+                "Accept-Encoding": ACCEPT_ENCODING,
+                "X-GitHub-Api-Version": api_version,
+                "User-Agent": USER_AGENT,
+            }
+        )
         # Report downloads: no credentials of any kind, not even from ~/.netrc (trust_env off);
         # proxies are still taken from the environment, per request.
         self.downloads = requests.Session()
@@ -220,7 +224,7 @@ class Connection:
     # Rate-limit bookkeeping, shared by every refresh using these credentials.
     # GitHub's largest primary budget is 15,000 requests an hour; a reset is a Unix time.
     MAX_RATE_LIMIT = 1_000_000
-    MAX_RESET_TIMESTAMP = 2 ** 36  # about the year 4147
+    MAX_RESET_TIMESTAMP = 2**36  # about the year 4147
 
     def note_rate_limit(self, headers: requests.structures.CaseInsensitiveDict) -> None:
         limit = headers.get("X-RateLimit-Limit")
@@ -279,8 +283,9 @@ class Connection:
                     self._spent.append(now)
                     return now
                 oldest = self._spent[0] if self._spent else now
-            self.sleep_or_give_up(oldest + 3600 - now + 0.01, "request_budget_share of the hourly limit spent",
-                                  deadline)
+            self.sleep_or_give_up(
+                oldest + 3600 - now + 0.01, "request_budget_share of the hourly limit spent", deadline
+            )
 
     def settle_share(self, place: float | None, status: int | None) -> None:
         """After a request: `status` None when no answer came. A 304 costs nothing: its place is
@@ -380,15 +385,26 @@ class GitHubClient:
         connect, read = self.connection.timeout
         return min(connect, left), min(read, left)
 
-    def get(self, path: str, route: str, params: dict[str, Any] | None = None,
-            conditional: bool = False, ok: tuple[int, ...] = (200,)) -> Response:
+    def get(
+        self,
+        path: str,
+        route: str,
+        params: dict[str, Any] | None = None,
+        conditional: bool = False,
+        ok: tuple[int, ...] = (200,),
+    ) -> Response:
         """GET api_url + path. `route` is the path template used as the metric label."""
         url = requests.Request("GET", self.connection.api_url + path, params=params).prepare().url
         assert url is not None  # a prepared request always has its URL
         return self._get_url(url, route, conditional, ok)
 
-    def get_pages(self, path: str, route: str, params: dict[str, Any] | None = None,
-                  items: Callable[[Any], list] = lambda body: body) -> Iterator[Any]:
+    def get_pages(
+        self,
+        path: str,
+        route: str,
+        params: dict[str, Any] | None = None,
+        items: Callable[[Any], list] = lambda body: body,
+    ) -> Iterator[Any]:
         """Every page of a paged list, following `Link: rel="next"` to the end; yields decoded bodies."""
         url = requests.Request("GET", self.connection.api_url + path, params=params).prepare().url
         max_pages = self.connection.limits.max_pages
@@ -416,9 +432,13 @@ class GitHubClient:
             place, answer = conn.take_share(self.deadline), None
             try:
                 timeout = self._timeout()
-                answer = exchange(conn.count, route, lambda: conn.session.get(
-                    url, headers=headers, timeout=timeout, allow_redirects=False, stream=True),
-                    limit=conn.limits.max_response_bytes, deadline=self.deadline)
+                answer = exchange(
+                    conn.count,
+                    route,
+                    lambda: conn.session.get(url, headers=headers, timeout=timeout, allow_redirects=False, stream=True),
+                    limit=conn.limits.max_response_bytes,
+                    deadline=self.deadline,
+                )
             except (Timeout, ConnectionFailed) as failure:
                 error: RefreshError = failure
             finally:  # whatever happened, the place taken in the hour's share is settled
@@ -495,13 +515,23 @@ class GitHubClient:
         while True:
             proxies = requests.utils.get_environ_proxies(url)
             timeout = self._timeout()
-            raw = open_exchange(conn.count, route, lambda: conn.downloads.get(
-                url, stream=True, timeout=timeout, proxies=proxies, allow_redirects=False),
-                what="the download host")
+            raw = open_exchange(
+                conn.count,
+                route,
+                lambda: conn.downloads.get(url, stream=True, timeout=timeout, proxies=proxies, allow_redirects=False),
+                what="the download host",
+            )
             if raw.status_code == 200:
-                return Body(raw, route, limit=conn.limits.max_report_bytes, limit_name="max_report_bytes",
-                            deadline=self.deadline, gzip_file=True, broken=PayloadError,
-                            max_record_bytes=conn.limits.max_record_bytes)
+                return Body(
+                    raw,
+                    route,
+                    limit=conn.limits.max_report_bytes,
+                    limit_name="max_report_bytes",
+                    deadline=self.deadline,
+                    gzip_file=True,
+                    broken=PayloadError,
+                    max_record_bytes=conn.limits.max_record_bytes,
+                )
             raw.close()
             if location := self._redirect(raw.status_code, raw.headers, url, hops, route):
                 url, hops = location, hops + 1
@@ -520,9 +550,18 @@ class Body:
     raises `broken`. `max_record_bytes` is the limit on one record of the body (`records.py`).
     """
 
-    def __init__(self, raw: requests.Response, route: str, *, limit: int, deadline: float,
-                 limit_name: str = "max_response_bytes", gzip_file: bool = False,
-                 broken: type[RefreshError] = ConnectionFailed, max_record_bytes: int = MAX_RECORD_BYTES):
+    def __init__(
+        self,
+        raw: requests.Response,
+        route: str,
+        *,
+        limit: int,
+        deadline: float,
+        limit_name: str = "max_response_bytes",
+        gzip_file: bool = False,
+        broken: type[RefreshError] = ConnectionFailed,
+        max_record_bytes: int = MAX_RECORD_BYTES,
+    ):
         self._raw = raw
         self.route = route
         self.limit = limit
@@ -639,11 +678,13 @@ def _peek(chunks: Iterable[bytes], size: int) -> tuple[bytes, Iterator[bytes]]:
         if head:
             yield head
         yield from chunks
+
     return head[:size], whole()
 
 
-def open_exchange(count: Callable[[str, str], None], route: str, send: Callable[[], requests.Response],
-                  what: str = "GitHub") -> requests.Response:
+def open_exchange(
+    count: Callable[[str, str], None], route: str, send: Callable[[], requests.Response], what: str = "GitHub"
+) -> requests.Response:
     """Send a request whose answer is streamed (`stream=True`), counted under `route`; requests'
     own errors become RefreshErrors. The caller reads the body through `Body` and closes it.
     Messages name the route and the error type only: never a signed URL, never a header."""
@@ -653,9 +694,10 @@ def open_exchange(count: Callable[[str, str], None], route: str, send: Callable[
         if timed_out(err):
             count(route, "timeout")
             if isinstance(err, requests.ConnectTimeout):
-                raise Timeout(f"{route}: no connection to {_where(err)} within connect_timeout",
-                              "a firewall may be dropping the traffic: allow the host, or set HTTPS_PROXY "
-                              "to the proxy to use") from None
+                raise Timeout(
+                    f"{route}: no connection to {_where(err)} within connect_timeout",
+                    "a firewall may be dropping the traffic: allow the host, or set HTTPS_PROXY to the proxy to use",
+                ) from None
             raise Timeout(f"{route}: {what} did not answer in time") from None
         count(route, "error")
         cause, hint = network_cause(err)
@@ -663,8 +705,15 @@ def open_exchange(count: Callable[[str, str], None], route: str, send: Callable[
     return raw
 
 
-def exchange(count: Callable[[str, str], None], route: str, send: Callable[[], requests.Response],
-             what: str = "GitHub", *, limit: int = MAX_RESPONSE_BYTES, deadline: float | None = None) -> Response:
+def exchange(
+    count: Callable[[str, str], None],
+    route: str,
+    send: Callable[[], requests.Response],
+    what: str = "GitHub",
+    *,
+    limit: int = MAX_RESPONSE_BYTES,
+    deadline: float | None = None,
+) -> Response:
     """One HTTP exchange, its body read whole through `Body` (at most `limit` bytes, by
     `deadline`), counted under `route`; requests' own errors become RefreshErrors. `send` asks for
     a streamed answer (`stream=True`), so a body that stalls or breaks off counts here too."""
@@ -699,20 +748,32 @@ def network_cause(err: requests.RequestException) -> tuple[str, str]:
     if any(isinstance(e, (requests.exceptions.ProxyError, urllib3_exceptions.ProxyError)) for e in chain):
         proxy = urlsplit(requests.utils.select_proxy(url, requests.utils.get_environ_proxies(url)) or "")
         name = f"{proxy.hostname}:{proxy.port}" if proxy.port else (proxy.hostname or "the proxy")
-        inner = next((e for e in chain if isinstance(e, OSError) and e.args
-                      and not isinstance(e, (ssl.SSLError, requests.RequestException))), None)
+        inner = next(
+            (
+                e
+                for e in chain
+                if isinstance(e, OSError) and e.args and not isinstance(e, (ssl.SSLError, requests.RequestException))
+            ),
+            None,
+        )
         why = _os_reason(inner) if inner is not None else "failed"
-        return (f"the proxy {name} failed on the way to {where}: {why}",
-                "check HTTPS_PROXY / HTTP_PROXY, and NO_PROXY for hosts to reach directly")
+        return (
+            f"the proxy {name} failed on the way to {where}: {why}",
+            "check HTTPS_PROXY / HTTP_PROXY, and NO_PROXY for hosts to reach directly",
+        )
     verify = next((e for e in chain if isinstance(e, ssl.SSLCertVerificationError)), None)
     if verify is not None or any(isinstance(e, requests.exceptions.SSLError) for e in chain):
         detail = verify.verify_message if verify is not None and verify.verify_message else "TLS error"
-        return (f"TLS verification of {where} failed ({detail})",
-                "if a proxy or a private CA signs this host's certificate, set github.ca_bundle to a PEM "
-                "file of that CA's certificates")
+        return (
+            f"TLS verification of {where} failed ({detail})",
+            "if a proxy or a private CA signs this host's certificate, set github.ca_bundle to a PEM "
+            "file of that CA's certificates",
+        )
     if any(isinstance(e, (urllib3_exceptions.NameResolutionError, socket.gaierror)) for e in chain):
-        return (f"cannot resolve {host}",
-                "check the host name (github.api_url) and this machine's DNS; behind a proxy, set HTTPS_PROXY")
+        return (
+            f"cannot resolve {host}",
+            "check the host name (github.api_url) and this machine's DNS; behind a proxy, set HTTPS_PROXY",
+        )
     if any(isinstance(e, ConnectionRefusedError) for e in chain):
         return f"connection to {where} refused", "nothing listens there: check github.api_url and any proxy"
     if any(isinstance(e, ConnectionResetError) for e in chain):
@@ -758,8 +819,10 @@ def _sso_hint(header: str) -> str | None:
     url = next((part.strip()[4:] for part in header.split(";") if part.strip().startswith("url=")), "")
     parts = urlsplit(url)
     where = f" at {url}" if parts.scheme == "https" and parts.hostname and not parts.query else ""
-    return ("the organization uses SAML single sign-on and the token is not authorised for it: "
-            f"authorise it{where} (GitHub: Settings, Personal access tokens, Configure SSO)")
+    return (
+        "the organization uses SAML single sign-on and the token is not authorised for it: "
+        f"authorise it{where} (GitHub: Settings, Personal access tokens, Configure SSO)"
+    )
 
 
 def timed_out(err: requests.RequestException) -> bool:

@@ -36,8 +36,9 @@ def iter_records(response: Body, where: str) -> Iterator[dict]:
         blank += len(chunk)
         line_number += chunk.count(b"\n")
         if blank > limit:
-            raise TooLarge(f"{where}: more than {limit} bytes of blank space before the first record "
-                           "(max_record_bytes)")
+            raise TooLarge(
+                f"{where}: more than {limit} bytes of blank space before the first record (max_record_bytes)"
+            )
     for chunk in stream if buffer else ():
         buffer += chunk
         *lines, buffer = buffer.split(b"\n")
@@ -85,8 +86,9 @@ def _array_records(buffer: bytes, stream: Iterator[bytes], where: str, limit: in
             raise PayloadError(f"{where}: an element of the JSON array is nested too deeply") from None
         except ValueError:
             if len(text) > limit:
-                raise TooLarge(f"{where}: an element of the JSON array is longer than {limit} bytes "
-                               "(max_record_bytes)") from None
+                raise TooLarge(
+                    f"{where}: an element of the JSON array is longer than {limit} bytes (max_record_bytes)"
+                ) from None
             if done:
                 raise PayloadError(f"{where}: the JSON array is truncated or malformed") from None
             chunk = next(stream, None)

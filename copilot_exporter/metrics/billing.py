@@ -56,8 +56,9 @@ def add_usage(builder: FamilyBuilder, body: object, year: int, month: int) -> No
     if period is not None:
         answered = (period.get("year", "integer"), period.get("month", "integer"))
         if None not in answered and answered != (year, month):
-            raise PayloadError(f"{USAGE}: timePeriod {answered[0]}-{answered[1]:02d} is not the "
-                               f"month asked for, {year}-{month:02d}")
+            raise PayloadError(
+                f"{USAGE}: timePeriod {answered[0]}-{answered[1]:02d} is not the month asked for, {year}-{month:02d}"
+            )
     items = fields.get("usageItems", "list") or []
     for index, item in enumerate(items):
         try:
@@ -69,25 +70,27 @@ def add_usage(builder: FamilyBuilder, body: object, year: int, month: int) -> No
 
 def _add_item(builder: FamilyBuilder, item: Fields) -> None:
     labels = {key: item.label(key) or NONE for key in _ITEM_LABELS}
-    values = [(kind, item.number(quantity), item.number(amount))
-              for kind, (quantity, amount) in _KINDS.items()]  # read all first: all or nothing
+    values = [
+        (kind, item.number(quantity), item.number(amount)) for kind, (quantity, amount) in _KINDS.items()
+    ]  # read all first: all or nothing
     for kind, quantity, amount in values:
         builder.add("copilot_billing_ai_credits", quantity, kind=kind, **labels)
         builder.add("copilot_billing_amount_usd", amount, kind=kind, **labels)
 
 
-def add_included_credits(builder: FamilyBuilder, seats_per_plan: Mapping[str, int],
-                         credits_per_plan: Mapping[str, float]) -> None:
+def add_included_credits(
+    builder: FamilyBuilder, seats_per_plan: Mapping[str, int], credits_per_plan: Mapping[str, float]
+) -> None:
     """Estimated credits included this month: seats of each plan × that plan's credits per
     licence. Seats of a plan without a configured credit count add nothing."""
-    known = [(count, credits_per_plan[plan]) for plan, count in seats_per_plan.items()
-             if plan in credits_per_plan]
+    known = [(count, credits_per_plan[plan]) for plan, count in seats_per_plan.items() if plan in credits_per_plan]
     if known:
         builder.add("copilot_billing_included_ai_credits", sum(count * per for count, per in known))
 
 
-def add_seat_prices(builder: FamilyBuilder, seats_per_plan: Mapping[str, int],
-                    prices: Mapping[str, tuple[float, str]]) -> None:
+def add_seat_prices(
+    builder: FamilyBuilder, seats_per_plan: Mapping[str, int], prices: Mapping[str, tuple[float, str]]
+) -> None:
     """The configured monthly price of each plan the scope has seats of; none invented."""
     for plan, count in seats_per_plan.items():
         if count > 0 and plan in prices:

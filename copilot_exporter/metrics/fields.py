@@ -51,8 +51,7 @@ class Fields:
 
     def __init__(self, data: object, report: str, path: str = ""):
         if not isinstance(data, dict):
-            raise PayloadError(
-                f"{report}: {path or 'record'}: expected an object, got {_show(data)}")
+            raise PayloadError(f"{report}: {path or 'record'}: expected an object, got {_show(data)}")
         self._data: dict[str, Any] = data
         self._report = report
         self._path = path
@@ -72,8 +71,7 @@ class Fields:
 
     def error(self, key: str, expected: str, value: object) -> PayloadError:
         """The error for a field whose value is not what the API describes."""
-        return PayloadError(
-            f"{self._report}: {self._where(key)}: expected {expected}, got {_show(value)}")
+        return PayloadError(f"{self._report}: {self._where(key)}: expected {expected}, got {_show(value)}")
 
     def number(self, key: str) -> float | None:
         """A count, sum or duration: finite, not negative and within float range."""
@@ -81,8 +79,10 @@ class Fields:
         if value is None:
             return None
         if isinstance(value, int) and value > sys.float_info.max:  # float(value) would overflow
-            raise PayloadError(f"{self._report}: {self._where(key)}: expected a number within float range, "
-                               f"got an integer of {value.bit_length()} bits")
+            raise PayloadError(
+                f"{self._report}: {self._where(key)}: expected a number within float range, "
+                f"got an integer of {value.bit_length()} bits"
+            )
         if not math.isfinite(value) or value < 0:
             raise self.error(key, "a finite number that is not negative", value)
         return value
@@ -109,14 +109,18 @@ class Fields:
         PayloadError."""
         strings = [value for value in self._data.values() if isinstance(value, str)]
         if len(strings) != 1 or not strings[0]:
-            raise PayloadError(f"{self._report}: {self._path or 'record'}: expected exactly one "
-                               f"non-empty string field (the name), got {_show(strings)}")
+            raise PayloadError(
+                f"{self._report}: {self._path or 'record'}: expected exactly one "
+                f"non-empty string field (the name), got {_show(strings)}"
+            )
         return strings[0]
 
     def filled(self, prefix: str) -> bool:
         """Whether any field whose name starts with `prefix` holds a non-empty list or object."""
-        return any(key.startswith(prefix) and isinstance(value, (list, dict)) and len(value) > 0
-                   for key, value in self._data.items())
+        return any(
+            key.startswith(prefix) and isinstance(value, (list, dict)) and len(value) > 0
+            for key, value in self._data.items()
+        )
 
     def child(self, key: str) -> Fields | None:
         value = self.get(key, "object")
@@ -127,8 +131,9 @@ class Fields:
         for index, item in enumerate(self.get(key, "list") or ()):
             yield Fields(item, self._report, f"{self._where(key)}[{index}]")
 
-    def each(self, key: str, read: Callable[[Fields], T | None],
-             refused: Callable[[PayloadError], None]) -> Iterator[T]:
+    def each(
+        self, key: str, read: Callable[[Fields], T | None], refused: Callable[[PayloadError], None]
+    ) -> Iterator[T]:
         """What `read` takes from each entry of a list field, skipping the entries it refuses.
 
         An entry that is not an object, or that `read` refuses with a PayloadError, is handed to

@@ -58,12 +58,12 @@ def _completions(builder: FamilyBuilder, completions: Fields | None) -> None:
     for editor, item in _named(completions, "editors"):
         _engaged(builder, "copilot_ide_code_completions_editor_engaged_users", item, editor=editor)
         for model, model_item in _models(builder, item):
-            _engaged(builder, "copilot_ide_code_completions_model_engaged_users", model_item,
-                     editor=editor, model=model)
+            _engaged(
+                builder, "copilot_ide_code_completions_model_engaged_users", model_item, editor=editor, model=model
+            )
             for language, lang_item in _named(model_item, "languages"):
                 labels = {"editor": editor, "model": model, "language": language}
-                _engaged(builder, "copilot_ide_code_completions_model_language_engaged_users",
-                         lang_item, **labels)
+                _engaged(builder, "copilot_ide_code_completions_model_language_engaged_users", lang_item, **labels)
                 for metric, field in COMPLETION_COUNTS.items():
                     builder.add(metric, lang_item.number(field), **labels)
 
@@ -98,5 +98,6 @@ def _pull_requests(builder: FamilyBuilder, pulls: Fields | None) -> None:
         for model, model_item in _models(builder, item):
             labels = {"repository": repository, "model": model}
             _engaged(builder, "copilot_dotcom_pull_requests_model_engaged_users", model_item, **labels)
-            builder.add("copilot_dotcom_pull_request_summaries",
-                        model_item.number("total_pr_summaries_created"), **labels)
+            builder.add(
+                "copilot_dotcom_pull_request_summaries", model_item.number("total_pr_summaries_created"), **labels
+            )

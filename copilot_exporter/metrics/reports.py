@@ -50,9 +50,7 @@ def _sum_fields(first: tuple[float | None, ...], second: tuple[float | None, ...
     return tuple(a if b is None else b if a is None else a + b for a, b in zip(first, second))
 
 
-def _add_activity(
-    builder: FamilyBuilder, names: Iterable[str], values: Activity, **labels: str
-) -> None:
+def _add_activity(builder: FamilyBuilder, names: Iterable[str], values: Activity, **labels: str) -> None:
     for name, value in zip(names, values):
         builder.add(name, value, **labels)
 
@@ -110,13 +108,10 @@ _USER_GAUGES: dict[str, str] = {
         for window in _WINDOWS
         for kind in ("active", "passive")
     },
-    **{f"copilot_{window}_active_app_users": f"{window}_active_copilot_app_users"
-       for window in _WINDOWS},
+    **{f"copilot_{window}_active_app_users": f"{window}_active_copilot_app_users" for window in _WINDOWS},
     # GitHub documents only the daily CLI count; the other windows appear in some records.
-    **{f"copilot_{window}_active_cli_users": f"{window}_active_cli_users"
-       for window in ("weekly", "monthly")},
-    **{f"copilot_{window}_active_vscode_agent_users": f"{window}_active_vscode_agent_users"
-       for window in _WINDOWS},
+    **{f"copilot_{window}_active_cli_users": f"{window}_active_cli_users" for window in ("weekly", "monthly")},
+    **{f"copilot_{window}_active_vscode_agent_users": f"{window}_active_vscode_agent_users" for window in _WINDOWS},
 }
 
 # `authorship` label -> field of `pull_requests` holding the median in minutes.
@@ -129,8 +124,7 @@ _MEDIANS_TO_MERGE: dict[str, str] = {
 # Metric -> field of `pull_requests.copilot_suggestions_by_comment_type[]`.
 _BY_COMMENT_TYPE: dict[str, str] = {
     "copilot_pull_request_copilot_suggestions_by_comment_type": "total_copilot_suggestions",
-    "copilot_pull_request_copilot_applied_suggestions_by_comment_type":
-        "total_copilot_applied_suggestions",
+    "copilot_pull_request_copilot_applied_suggestions_by_comment_type": "total_copilot_applied_suggestions",
 }
 
 # Tools reported as one object of the same shape: metric prefix -> object field.
@@ -220,8 +214,7 @@ def _add_pull_requests(builder: FamilyBuilder, prs: Fields | None) -> None:
     for authorship, field in _MEDIANS_TO_MERGE.items():
         minutes = prs.number(field)
         if minutes is not None:
-            builder.add("copilot_pull_request_median_time_to_merge_seconds", minutes * 60,
-                        authorship=authorship)
+            builder.add("copilot_pull_request_median_time_to_merge_seconds", minutes * 60, authorship=authorship)
 
 
 def _add_tool(builder: FamilyBuilder, prefix: str, tool: Fields | None) -> None:
@@ -243,8 +236,7 @@ def _add_vscode_agent(builder: FamilyBuilder, agent: Fields | None) -> None:
 
 def _add_third_party_agents(builder: FamilyBuilder, fields: Fields) -> None:
     """`copilot_third_party_agent_interactions{agent_id="12",agent_name="Claude"} 4`"""
-    for labels, values in fields.each("totals_by_3rd_party_agent", _third_party_agent,
-                                      _refused(builder)):
+    for labels, values in fields.each("totals_by_3rd_party_agent", _third_party_agent, _refused(builder)):
         for name, value in zip(_THIRD_PARTY_AGENT, values):
             builder.add(name, value, **labels)
 
@@ -258,8 +250,7 @@ def _add_cli_customizations(builder: FamilyBuilder, fields: Fields) -> None:
     """`copilot_cli_customization_interactions{kind="mcp",name="github"} 7`: each entry's name
     is its one string field, as GitHub names that field differently per array."""
     for kind in CLI_CUSTOMIZATION_KINDS:
-        builder.add("copilot_cli_customizations_distinct",
-                    fields.number(f"distinct_{kind}_use_count"), kind=kind)
+        builder.add("copilot_cli_customizations_distinct", fields.number(f"distinct_{kind}_use_count"), kind=kind)
         for name, count in fields.each(f"totals_by_{kind}", _customization, _refused(builder)):
             builder.add("copilot_cli_customization_interactions", count, kind=kind, name=name)
 
@@ -283,6 +274,7 @@ def _add_adoption_phases(builder: FamilyBuilder, fields: Fields) -> None:
 # ---------------------------------------------------------------------------------------------
 # 28-day report (organization-28-day / enterprise-28-day): only what no 1-day report holds
 
+
 def add_28_day(builder: FamilyBuilder, record: dict) -> str | None:
     """Add the engagement of one 28-day wrapper record; return its `report_end_day`.
 
@@ -293,8 +285,7 @@ def add_28_day(builder: FamilyBuilder, record: dict) -> str | None:
     engagement = fields.child("copilot_feature_engagement")
     if engagement is not None:
         builder.add("copilot_engaged_users_28d", engagement.number("active_user_count"))
-        for feature, users in engagement.each("totals_by_feature", _feature_engagement,
-                                               _refused(builder)):
+        for feature, users in engagement.each("totals_by_feature", _feature_engagement, _refused(builder)):
             builder.add("copilot_engaged_users_28d_by_feature", users, feature=feature)
     return end_day
 
@@ -350,7 +341,8 @@ def _used_bits(features: Iterable[str]) -> int:
 def _merge(first: Member, second: Member) -> Member:
     """Two records of one user (the API should not send this): summed, features combined."""
     return _sum_fields(first[:_USED_BITS], second[:_USED_BITS]) + (
-        int(first[_USED_BITS] or 0) | int(second[_USED_BITS] or 0),)
+        int(first[_USED_BITS] or 0) | int(second[_USED_BITS] or 0),
+    )
 
 
 class UsersAccumulator:
@@ -361,8 +353,9 @@ class UsersAccumulator:
     `join_id` is the scope id field (JOIN_IDS) that, with `user_id` and `day`, joins teams.
     """
 
-    def __init__(self, per_user: str = "off", salt: str | None = None,
-                 join_id: str = JOIN_IDS[ORG], keep_members: bool = True):
+    def __init__(
+        self, per_user: str = "off", salt: str | None = None, join_id: str = JOIN_IDS[ORG], keep_members: bool = True
+    ):
         if per_user not in PER_USER_MODES:
             raise ValueError(f"per_user must be one of {', '.join(PER_USER_MODES)}: {per_user!r}")
         if per_user == "hashed" and not salt:
@@ -407,8 +400,7 @@ class UsersAccumulator:
     @staticmethod
     def _used_features(fields: Fields) -> list[str]:
         # a list per feature, not a generator: every flag gets type-checked, even after a true one
-        return [feature for feature, flags in _USED_FLAGS.items()
-                if any([fields.flag(flag) is True for flag in flags])]
+        return [feature for feature, flags in _USED_FLAGS.items() if any([fields.flag(flag) is True for flag in flags])]
 
     def _add_versions(self, fields: Fields) -> None:
         # Sets: a user whose entries repeat an (IDE, version) pair counts once for it.
@@ -475,8 +467,7 @@ class UsersAccumulator:
         for (ide, version), count in self._ide_versions.items():
             builder.add("copilot_users_by_ide_version", count, ide=ide, ide_version=version)
         for (plugin, version), count in self._plugin_versions.items():
-            builder.add("copilot_users_by_plugin_version", count,
-                        plugin=plugin, plugin_version=version)
+            builder.add("copilot_users_by_plugin_version", count, plugin=plugin, plugin_version=version)
         for version, count in self._cli_versions.items():
             builder.add("copilot_users_by_cli_version", count, cli_version=version)
         self._add_per_user(builder)
@@ -492,6 +483,7 @@ class UsersAccumulator:
 
 # ---------------------------------------------------------------------------------------------
 # Teams (user-teams-1-day joined with users-1-day, as GitHub documents it)
+
 
 class _Team:
     """The members of one team found in the users report, and the sums of their Members."""
@@ -618,9 +610,7 @@ def _repository(record: dict) -> tuple[str, float, tuple[float | None, ...]] | N
     return repository, activity, counts
 
 
-def add_repositories(
-    builder: FamilyBuilder, records: Iterable[dict], max_repositories: int
-) -> None:
+def add_repositories(builder: FamilyBuilder, records: Iterable[dict], max_repositories: int) -> None:
     """Pull request counts of the `max_repositories` most active repositories.
 
     Activity = created + reviewed + merged; ties go to the alphabetically first name.

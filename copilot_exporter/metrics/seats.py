@@ -28,8 +28,7 @@ _SEAT_BREAKDOWN: dict[str, str] = {
 }
 
 # Labels of copilot_organization_info, each read from the billing field of the same name.
-_INFO_FIELDS = ("plan_type", "seat_management_setting", "ide_chat", "platform_chat", "cli",
-                "public_code_suggestions")
+_INFO_FIELDS = ("plan_type", "seat_management_setting", "ide_chat", "platform_chat", "cli", "public_code_suggestions")
 
 # `period` label of copilot_seats_active_within -> window length in seconds.
 _ACTIVE_WITHIN: dict[str, int] = {"1d": 86_400, "7d": 7 * 86_400, "30d": 30 * 86_400}
@@ -146,5 +145,4 @@ def _rank(seat: _Seat) -> tuple:
     """Which of a user's seats to keep: the most recent activity; ties (both never active, or
     the same instant) go to a known editor, then by name, so page order never matters."""
     active = seat.last_activity is not None
-    return (active, seat.last_activity if active else 0.0, seat.editor != UNKNOWN, seat.editor,
-            seat.plan)
+    return (active, seat.last_activity if active else 0.0, seat.editor != UNKNOWN, seat.editor, seat.plan)

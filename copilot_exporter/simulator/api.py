@@ -50,8 +50,7 @@ class _Route(NamedTuple):
     auth: str  # "token", "billing" or "app"
 
 
-_COMPILED = [_Route(method, re.compile(pattern + "/?"), handler, auth)
-             for method, pattern, handler, auth in _ROUTES]
+_COMPILED = [_Route(method, re.compile(pattern + "/?"), handler, auth) for method, pattern, handler, auth in _ROUTES]
 _RATE_DOCS = "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api"
 
 
@@ -92,11 +91,13 @@ class RateLimit:
 
     def headers(self) -> dict[str, str]:
         with self._lock:
-            return {"X-RateLimit-Limit": str(self.limit),
-                    "X-RateLimit-Remaining": str(self._remaining),
-                    "X-RateLimit-Used": str(self.limit - self._remaining),
-                    "X-RateLimit-Reset": str(math.ceil(self._reset_at)),
-                    "X-RateLimit-Resource": "core"}
+            return {
+                "X-RateLimit-Limit": str(self.limit),
+                "X-RateLimit-Remaining": str(self._remaining),
+                "X-RateLimit-Used": str(self.limit - self._remaining),
+                "X-RateLimit-Reset": str(math.ceil(self._reset_at)),
+                "X-RateLimit-Resource": "core",
+            }
 
 
 def _credential(header: str | None) -> str | None:
@@ -129,12 +130,12 @@ class ApiHandler(Handler):
     kind = "api"
     server_version = "GitHub.com"
 
-    def respond(self, method: str, path: str, query: dict[str, str],
-                transform: Callable[[Any], Any]) -> Reply:
+    def respond(self, method: str, path: str, query: dict[str, str], transform: Callable[[Any], Any]) -> Reply:
         sim = self.server.sim
-        route, params = next(((r, m.groupdict()) for r in _COMPILED
-                              if r.method == method and (m := r.pattern.fullmatch(path))),
-                             (None, {}))
+        route, params = next(
+            ((r, m.groupdict()) for r in _COMPILED if r.method == method and (m := r.pattern.fullmatch(path))),
+            (None, {}),
+        )
         credential = _credential(self.headers.get("Authorization"))
         if route is not None and route.auth == "app":
             problem = sim._app_jwt_problem(credential)
@@ -142,13 +143,17 @@ class ApiHandler(Handler):
                 return github_error(401, problem)
         elif not sim._accepts(credential):
             return github_error(401, "Bad credentials")
-        elif problem := sim._scope_problem(credential, route is not None and route.auth == "billing",
-                                           path.startswith("/enterprises/")):
+        elif problem := sim._scope_problem(
+            credential, route is not None and route.auth == "billing", path.startswith("/enterprises/")
+        ):
             return github_error(403, problem)
         if sim._rate.exhausted():
             return github_error(
-                403, "API rate limit exceeded for user ID 1. If you reach out to GitHub Support "
-                     "for help, please include the request ID and timestamp.", _RATE_DOCS)
+                403,
+                "API rate limit exceeded for user ID 1. If you reach out to GitHub Support "
+                "for help, please include the request ID and timestamp.",
+                _RATE_DOCS,
+            )
         if route is None:
             reply = github_error(404, "Not Found")
         else:
@@ -168,14 +173,12 @@ class ApiHandler(Handler):
 
     # -- replies and paging ----------------------------------------------------------------
 
-    def _json(self, payload: Any, status: int = 200,
-              headers: dict[str, str] | None = None) -> Reply:
+    def _json(self, payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Reply:
         """A JSON answer with a strong ETag; 304 when the client already holds this body."""
         body = encode_json(self._transform(payload))
         etag = f'"{hashlib.sha256(body).hexdigest()[:40]}"'
         headers = {"ETag": etag, **(headers or {})}
-        held = {tag.strip().removeprefix("W/")
-                for tag in self.headers.get("If-None-Match", "").split(",")}
+        held = {tag.strip().removeprefix("W/") for tag in self.headers.get("If-None-Match", "").split(",")}
         if status == 200 and etag in held:
             return Reply(304, b"", headers)
         return Reply(status, body, {"Content-Type": JSON, **headers})
@@ -199,15 +202,13 @@ class ApiHandler(Handler):
         start = (page - 1) * per_page
         return start, start + per_page, {"Link": ", ".join(links)} if links else {}
 
-    def _scope(self, org: str | None, enterprise: str | None,
-               team: str | None = None) -> Scope | None:
+    def _scope(self, org: str | None, enterprise: str | None, team: str | None = None) -> Scope | None:
         world = self.server.sim.world
         return world.scope("org", org, team) if org else world.scope("enterprise", enterprise, team)
 
     # -- routes ----------------------------------------------------------------------------
 
-    def _legacy(self, org: str | None = None, enterprise: str | None = None,
-                team: str | None = None) -> Reply:
+    def _legacy(self, org: str | None = None, enterprise: str | None = None, team: str | None = None) -> Reply:
         scope = self._scope(org, enterprise, team)
         if scope is None:
             return github_error(404, "Not Found")
@@ -223,8 +224,9 @@ class ApiHandler(Handler):
         page = [metrics.day(day, revisions.get(day, 0)) for day in days[start:stop]]
         return self._json(page, headers=headers)
 
-    def _report(self, report: str, org: str | None = None, enterprise: str | None = None,
-                latest: str | None = None) -> Reply:
+    def _report(
+        self, report: str, org: str | None = None, enterprise: str | None = None, latest: str | None = None
+    ) -> Reply:
         sim = self.server.sim
         scope = self._scope(org, enterprise)
         if scope is None or report not in (WINDOW_REPORTS if latest else DAILY_REPORTS)[scope.kind]:
@@ -241,9 +243,13 @@ class ApiHandler(Handler):
             revisions = sim._revisions_of(scope.kind, scope.name)
             covered = tuple((day, revisions.get(day, 0)) for day in days)
             file = ReportFile(sim.world, scope, report, covered)
-            return self._json({"download_links": signed_links(sim, file),
-                               "report_start_day": days[0].isoformat(),
-                               "report_end_day": days[-1].isoformat()})
+            return self._json(
+                {
+                    "download_links": signed_links(sim, file),
+                    "report_start_day": days[0].isoformat(),
+                    "report_end_day": days[-1].isoformat(),
+                }
+            )
         if "day" not in self._query:
             raise BadParameter("Missing required parameter 'day'")
         day = _date(self._query["day"], "day", date_only=True)
@@ -253,17 +259,21 @@ class ApiHandler(Handler):
             return Reply(204)
         revision = sim._revisions_of(scope.kind, scope.name).get(day, 0)
         file = ReportFile(sim.world, scope, report, ((day, revision),))
-        return self._json({"download_links": signed_links(sim, file),
-                           "report_day": day.isoformat()})
+        return self._json({"download_links": signed_links(sim, file), "report_day": day.isoformat()})
 
     def _no_report(self, shape: str, fields: dict[str, str]) -> Reply:
         """GitHub's answer, in the given NO_REPORT_SHAPES shape, when it has no report."""
         if shape.isdigit():
             status = int(shape)
-            return Reply(204) if status == 204 else github_error(
-                status, "Not Found" if status == 404 else "Server Error")
-        body = {"empty_string": b'""', "message": b'"No report available for this day"',
-                "null": b"null", "empty_body": b""}.get(shape)
+            return (
+                Reply(204) if status == 204 else github_error(status, "Not Found" if status == 404 else "Server Error")
+            )
+        body = {
+            "empty_string": b'""',
+            "message": b'"No report available for this day"',
+            "null": b"null",
+            "empty_body": b"",
+        }.get(shape)
         if body is None:  # no_links
             return self._json({"download_links": [], **fields})
         return Reply(200, body, {"Content-Type": JSON})
@@ -281,8 +291,10 @@ class ApiHandler(Handler):
         if spec is None:
             return github_error(404, "Not Found")
         start, stop, headers = self._page(spec.seat_count, 50)
-        listing = [seats.seat_object(sim.world, spec, i, sim.reference_time, sim.api_url)
-                   for i in range(start, min(stop, spec.seat_count))]
+        listing = [
+            seats.seat_object(sim.world, spec, i, sim.reference_time, sim.api_url)
+            for i in range(start, min(stop, spec.seat_count))
+        ]
         return self._json({"total_seats": spec.seat_count, "seats": listing}, headers=headers)
 
     def _enterprise_seats(self, enterprise: str) -> Reply:
@@ -292,8 +304,7 @@ class ApiHandler(Handler):
             return github_error(404, "Not Found")
         listed, distinct = seats.enterprise_seat_count(sim.world, spec.name)
         start, stop, headers = self._page(listed, 50)
-        listing = seats.enterprise_seats(sim.world, spec.name, start, stop, sim.reference_time,
-                                         sim.api_url)
+        listing = seats.enterprise_seats(sim.world, spec.name, start, stop, sim.reference_time, sim.api_url)
         return self._json({"total_seats": distinct, "seats": listing}, headers=headers)
 
     def _ai_credits(self, org: str | None = None, enterprise: str | None = None) -> Reply:
@@ -311,14 +322,16 @@ class ApiHandler(Handler):
         spec = world.org(org)
         if spec is None:
             return github_error(404, "Not Found")
-        return self._json({
-            "id": world.installation_id(spec.name), "app_id": world.app.app_id,
-            "account": {"login": spec.name, "id": world.scope_id("org", spec.name),
-                        "type": "Organization"},
-            "target_type": "Organization", "repository_selection": "all",
-            "permissions": {"organization_copilot_seat_management": "read",
-                            "organization_copilot_metrics": "read"},
-        })
+        return self._json(
+            {
+                "id": world.installation_id(spec.name),
+                "app_id": world.app.app_id,
+                "account": {"login": spec.name, "id": world.scope_id("org", spec.name), "type": "Organization"},
+                "target_type": "Organization",
+                "repository_selection": "all",
+                "permissions": {"organization_copilot_seat_management": "read", "organization_copilot_metrics": "read"},
+            }
+        )
 
     def _access_token(self, installation: str) -> Reply:
         sim = self.server.sim
@@ -326,11 +339,14 @@ class ApiHandler(Handler):
         if int(installation) not in installations:
             return github_error(404, "Not Found")
         token, expires_at = sim._issue_app_token()
-        return self._json({
-            "token": token,
-            "expires_at": datetime.datetime.fromtimestamp(expires_at, datetime.timezone.utc)
-                                           .strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "permissions": {"organization_copilot_seat_management": "read",
-                            "organization_copilot_metrics": "read"},
-            "repository_selection": "all",
-        }, status=201)
+        return self._json(
+            {
+                "token": token,
+                "expires_at": datetime.datetime.fromtimestamp(expires_at, datetime.timezone.utc).strftime(
+                    "%Y-%m-%dT%H:%M:%SZ"
+                ),
+                "permissions": {"organization_copilot_seat_management": "read", "organization_copilot_metrics": "read"},
+                "repository_selection": "all",
+            },
+            status=201,
+        )

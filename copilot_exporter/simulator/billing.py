@@ -61,19 +61,27 @@ def usage(world: World, kind: str, name: str, year: int, month: int) -> dict:
     pool = sum(org.seat_count * INCLUDED_CREDITS.get(org.plan_type, 0) for org in orgs)
     covered = min(1.0, pool / sum(gross.values())) if gross else 0.0
     items = [_item(sku, model, quantity, covered) for (sku, model), quantity in gross.items()]
-    return {"timePeriod": {"year": year, "month": month},
-            ("organization" if kind == "org" else "enterprise"): name,
-            "usageItems": items}
+    return {
+        "timePeriod": {"year": year, "month": month},
+        ("organization" if kind == "org" else "enterprise"): name,
+        "usageItems": items,
+    }
 
 
 def _item(sku: str, model: str | None, quantity: float, covered: float) -> dict:
     discount = round(quantity * covered, 1)
-    item = {"product": "copilot", "sku": sku, "unitType": "ai-credits",
-            "pricePerUnit": PRICE_PER_CREDIT,
-            "grossQuantity": quantity, "grossAmount": round(quantity * PRICE_PER_CREDIT, 4),
-            "discountQuantity": discount, "discountAmount": round(discount * PRICE_PER_CREDIT, 4),
-            "netQuantity": round(quantity - discount, 1),
-            "netAmount": round((quantity - discount) * PRICE_PER_CREDIT, 4)}
+    item = {
+        "product": "copilot",
+        "sku": sku,
+        "unitType": "ai-credits",
+        "pricePerUnit": PRICE_PER_CREDIT,
+        "grossQuantity": quantity,
+        "grossAmount": round(quantity * PRICE_PER_CREDIT, 4),
+        "discountQuantity": discount,
+        "discountAmount": round(discount * PRICE_PER_CREDIT, 4),
+        "netQuantity": round(quantity - discount, 1),
+        "netAmount": round((quantity - discount) * PRICE_PER_CREDIT, 4),
+    }
     if model is not None:
         item["model"] = model
     return item

@@ -22,8 +22,10 @@ from xml.sax.saxutils import escape
 from copilot_exporter.simulator.reports import ReportFile, ndjson_chunks
 from copilot_exporter.simulator.transport import NDJSON, Handler, Reply
 
-_PATH = re.compile(r"/reports/(?:org|enterprise)/[^/]+/[a-z0-9-]+/[0-9-]+/(?P<content>[0-9a-f]+)"
-                   r"/part-(?P<part>\d+)\.ndjson(?P<gz>\.gz)?")
+_PATH = re.compile(
+    r"/reports/(?:org|enterprise)/[^/]+/[a-z0-9-]+/[0-9-]+/(?P<content>[0-9a-f]+)"
+    r"/part-(?P<part>\d+)\.ndjson(?P<gz>\.gz)?"
+)
 _nonces = itertools.count(1)
 
 
@@ -47,8 +49,7 @@ def signed_links(sim: Any, file: ReportFile) -> list[str]:
     s = file.scope
     links = []
     for part in range(parts):
-        path = (f"/reports/{s.kind}/{s.name}/{file.report}/{file.day.isoformat()}/{content}"
-                f"/part-{part}{_suffix(part)}")
+        path = f"/reports/{s.kind}/{s.name}/{file.report}/{file.day.isoformat()}/{content}/part-{part}{_suffix(part)}"
         nonce = str(next(_nonces))
         signature = _signature(sim._secret, path, expires, nonce)
         links.append(f"{sim.download_url}{path}?expires={expires}&nonce={nonce}&sig={signature}")
@@ -56,8 +57,10 @@ def signed_links(sim: Any, file: ReportFile) -> list[str]:
 
 
 def _s3_error(status: int, code: str, message: str) -> Reply:
-    body = ('<?xml version="1.0" encoding="UTF-8"?>\n'
-            f"<Error><Code>{code}</Code><Message>{escape(message)}</Message></Error>")
+    body = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        f"<Error><Code>{code}</Code><Message>{escape(message)}</Message></Error>"
+    )
     return Reply(status, body.encode(), {"Content-Type": "application/xml"})
 
 
@@ -74,8 +77,7 @@ class DownloadHandler(Handler):
     kind = "download"
     server_version = "AmazonS3"
 
-    def respond(self, method: str, path: str, query: dict[str, str],
-                transform: Callable[[Any], Any]) -> Reply:
+    def respond(self, method: str, path: str, query: dict[str, str], transform: Callable[[Any], Any]) -> Reply:
         sim = self.server.sim
         if self._carries_credentials():
             sim._count_violation()
@@ -89,8 +91,11 @@ class DownloadHandler(Handler):
         expires, nonce = query.get("expires", ""), query.get("nonce", "")
         expected = _signature(sim._secret, path, expires, nonce)
         if not hmac.compare_digest(expected, query.get("sig", "")) or not expires.isdigit():
-            return _s3_error(403, "SignatureDoesNotMatch", "The request signature we calculated "
-                             "does not match the signature you provided.")
+            return _s3_error(
+                403,
+                "SignatureDoesNotMatch",
+                "The request signature we calculated does not match the signature you provided.",
+            )
         if time.time() >= int(expires):
             return _s3_error(403, "AccessDenied", "Request has expired")
         file, parts = entry
@@ -108,8 +113,9 @@ class DownloadHandler(Handler):
     def _carries_credentials(self) -> bool:
         """Any Authorization or Cookie header, or a GitHub token in any header at all."""
         # Whole-word matches: a short test token must not be found inside "gzip, deflate".
-        tokens = [re.compile(rf"(?<![\w-]){re.escape(token)}(?![\w-])")
-                  for token in self.server.sim._tokens()]
-        return any(name.lower() in ("authorization", "proxy-authorization", "cookie")
-                   or any(token.search(value) for token in tokens)
-                   for name, value in self.headers.items())
+        tokens = [re.compile(rf"(?<![\w-]){re.escape(token)}(?![\w-])") for token in self.server.sim._tokens()]
+        return any(
+            name.lower() in ("authorization", "proxy-authorization", "cookie")
+            or any(token.search(value) for token in tokens)
+            for name, value in self.headers.items()
+        )

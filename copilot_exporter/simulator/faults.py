@@ -20,8 +20,7 @@ MALFORMED = b'<html><body><h1>502 Bad Gateway</h1></body></html>\n{"day": "2026-
 
 
 # Every way github.com says "no report for this day" (COPILOT-APIS.md §2): status, then body.
-NO_REPORT_SHAPES = ("204", "empty_string", "message", "null", "empty_body", "no_links",
-                    "404", "502", "503")
+NO_REPORT_SHAPES = ("204", "empty_string", "message", "null", "empty_body", "no_links", "404", "502", "503")
 
 
 @dataclass(frozen=True)
@@ -34,8 +33,11 @@ class NoReport:
     report: str | None
 
     def matches(self, name: str, report: str, day: datetime.date) -> bool:
-        return ((self.day is None or self.day == day) and (self.report in (None, report))
-                and (self.name is None or self.name == name.lower()))
+        return (
+            (self.day is None or self.day == day)
+            and (self.report in (None, report))
+            and (self.name is None or self.name == name.lower())
+        )
 
 
 @dataclass(frozen=True, eq=False)
@@ -139,9 +141,11 @@ def huge_report(world: World, size: int) -> Iterator[bytes]:
     day = world.today - datetime.timedelta(days=2)
     scope = Scope("org", "huge")
     period = {"day": day.isoformat()}
-    records = (user_record(world, scope, index, activity, period, day)
-               for index in itertools.count()
-               if (activity := world.activity(index, day)) is not None)
+    records = (
+        user_record(world, scope, index, activity, period, day)
+        for index in itertools.count()
+        if (activity := world.activity(index, day)) is not None
+    )
     sent = 0
     for chunk in ndjson_chunks(records):
         yield chunk

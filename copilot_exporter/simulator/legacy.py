@@ -16,8 +16,7 @@ HISTORY_DAYS = 100
 
 
 def _model(name: str, training_date: str | None) -> dict:
-    return {"name": name, "is_custom_model": training_date is not None,
-            "custom_model_training_date": training_date}
+    return {"name": name, "is_custom_model": training_date is not None, "custom_model_training_date": training_date}
 
 
 def _named(name: str, engaged: int, **rest: object) -> dict:
@@ -39,8 +38,7 @@ class LegacyMetrics:
         self.training_date = (world.today - datetime.timedelta(days=120)).isoformat()
         self.repositories = [f"{org}/{name}" for _, name, _ in world.repositories(org)[:6]]
 
-    def reported_days(self, since: datetime.date | None,
-                      until: datetime.date | None) -> list[datetime.date]:
+    def reported_days(self, since: datetime.date | None, until: datetime.date | None) -> list[datetime.date]:
         """Days with data, oldest first: up to yesterday, at most HISTORY_DAYS back, a few
         missing, and none at all for a scope with fewer than five licences."""
         if self.world.licensed_count(self.scope) < 5:
@@ -92,14 +90,16 @@ class LegacyMetrics:
                     acceptances = _part(d, suggestions, 0.2, 0.4)
                     lines_suggested = suggestions * d.int(1, 3)
                     lines_accepted = min(lines_suggested, _part(d, acceptances, 1.0, 2.0))
-                    rows.append({
-                        "name": language,
-                        "total_engaged_users": _part(d, model_engaged, 0.1, 0.6),
-                        "total_code_suggestions": suggestions,
-                        "total_code_acceptances": acceptances,
-                        "total_code_lines_suggested": lines_suggested,
-                        "total_code_lines_accepted": lines_accepted,
-                    })
+                    rows.append(
+                        {
+                            "name": language,
+                            "total_engaged_users": _part(d, model_engaged, 0.1, 0.6),
+                            "total_code_suggestions": suggestions,
+                            "total_code_acceptances": acceptances,
+                            "total_code_lines_suggested": lines_suggested,
+                            "total_code_lines_accepted": lines_accepted,
+                        }
+                    )
                 models.append({**model, "total_engaged_users": model_engaged, "languages": rows})
             editors.append(_named(editor, editor_engaged, models=models))
         return {
@@ -115,25 +115,36 @@ class LegacyMetrics:
             models = []
             for model in self._models(editor):
                 chats = d.int(1, 12) * max(1, editor_engaged)
-                models.append({**model, "total_engaged_users": _part(d, editor_engaged, 0.3, 1.0),
-                               "total_chats": chats,
-                               "total_chat_insertion_events": _part(d, chats, 0.1, 0.5),
-                               "total_chat_copy_events": _part(d, chats, 0.1, 0.4)})
+                models.append(
+                    {
+                        **model,
+                        "total_engaged_users": _part(d, editor_engaged, 0.3, 1.0),
+                        "total_chats": chats,
+                        "total_chat_insertion_events": _part(d, chats, 0.1, 0.5),
+                        "total_chat_copy_events": _part(d, chats, 0.1, 0.4),
+                    }
+                )
             editors.append(_named(editor, editor_engaged, models=models))
         return {"total_engaged_users": engaged, "editors": editors}
 
     def _dotcom_chat(self, d: Draws, engaged: int) -> dict:
-        models = [{**model, "total_engaged_users": _part(d, engaged, 0.3, 1.0),
-                   "total_chats": d.int(1, 8) * max(1, engaged)}
-                  for model in self._models("vscode")]
+        models = [
+            {**model, "total_engaged_users": _part(d, engaged, 0.3, 1.0), "total_chats": d.int(1, 8) * max(1, engaged)}
+            for model in self._models("vscode")
+        ]
         return {"total_engaged_users": engaged, "models": models}
 
     def _pull_requests(self, d: Draws, engaged: int) -> dict:
         repositories = []
-        for name in self.repositories[:d.int(2, len(self.repositories))]:
+        for name in self.repositories[: d.int(2, len(self.repositories))]:
             repo_engaged = _part(d, engaged, 0.2, 1.0)
-            models = [{**model, "total_pr_summaries_created": d.int(0, 3) * max(1, repo_engaged),
-                       "total_engaged_users": _part(d, repo_engaged, 0.5, 1.0)}
-                      for model in self._models("vscode")[: d.int(1, 2)]]
+            models = [
+                {
+                    **model,
+                    "total_pr_summaries_created": d.int(0, 3) * max(1, repo_engaged),
+                    "total_engaged_users": _part(d, repo_engaged, 0.5, 1.0),
+                }
+                for model in self._models("vscode")[: d.int(1, 2)]
+            ]
             repositories.append(_named(name, repo_engaged, models=models))
         return {"total_engaged_users": engaged, "repositories": repositories}

@@ -68,8 +68,9 @@ class RemoteSimulator:
     def set_rate_limit(self, remaining: int, reset_in: float, limit: int | None = None) -> None:
         self._call("set_rate_limit", remaining, reset_in, limit)
 
-    def withhold_report(self, shape: str, day: dt.date | None = None, name: str | None = None,
-                        report: str | None = None) -> None:
+    def withhold_report(
+        self, shape: str, day: dt.date | None = None, name: str | None = None, report: str | None = None
+    ) -> None:
         self._call("withhold_report", shape, day, name, report)
 
     def set(self, name: str, value: Any) -> None:

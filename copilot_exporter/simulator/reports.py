@@ -24,7 +24,16 @@ from itertools import islice
 from typing import Any
 
 from copilot_exporter.simulator.world import (
-    CHAT_MODELS, COUNTERS, MODEL_WEIGHTS, PHASES, SINCE, Activity, Draws, Scope, World, is_active,
+    CHAT_MODELS,
+    COUNTERS,
+    MODEL_WEIGHTS,
+    PHASES,
+    SINCE,
+    Activity,
+    Draws,
+    Scope,
+    World,
+    is_active,
     profile,
 )
 
@@ -38,14 +47,18 @@ WINDOW_REPORTS = {
 }
 WINDOW_DAYS = 28
 
-_CHAT_FEATURES = (("chat_inline", 2), ("chat_panel_ask_mode", 4), ("chat_panel_edit_mode", 1),
-                  ("chat_panel_custom_mode", 0.3), ("chat_panel_unknown_mode", 0.2),
-                  ("others", 0.2))
+_CHAT_FEATURES = (
+    ("chat_inline", 2),
+    ("chat_panel_ask_mode", 4),
+    ("chat_panel_edit_mode", 1),
+    ("chat_panel_custom_mode", 0.3),
+    ("chat_panel_unknown_mode", 0.2),
+    ("others", 0.2),
+)
 _AGENT_FEATURES = (("chat_panel_agent_mode", 3), ("chat_panel_plan_mode", 0.5), ("agent_edit", 2))
 _OUTSIDE_IDE = ("copilot_cli", "copilot_app")  # in every breakdown but totals_by_ide
 _TOP = 10  # GitHub lists the top 10 languages and models of a day, the rest as `others`
-_COMMENT_TYPES = (("bug_risk", 4), ("security", 2), ("performance", 2), ("readability", 3),
-                  ("maintainability", 2))
+_COMMENT_TYPES = (("bug_risk", 4), ("security", 2), ("performance", 2), ("readability", 3), ("maintainability", 2))
 _IDE_VERSIONS = {
     "vscode": (("1.105.1", "1.106.2", "1.107.0"), "copilot-chat", ("0.32.4", "0.33.1")),
     "intellij": (("2025.2.4", "2025.3"), "copilot-intellij", ("1.5.59", "1.5.61")),
@@ -74,8 +87,9 @@ def _counters(values: Sequence[int], names: Sequence[str] = COUNTERS) -> dict[st
     return dict(zip(names, values))
 
 
-def _by_feature(counters: Sequence[int], features: Sequence[tuple[str, float]],
-                completion_share: float) -> list[tuple[str, tuple[int, ...]]]:
+def _by_feature(
+    counters: Sequence[int], features: Sequence[tuple[str, float]], completion_share: float
+) -> list[tuple[str, tuple[int, ...]]]:
     """Completions take a share of everything but prompts; the prompting features share the rest."""
     if not features:
         return [("code_completion", tuple(counters))]
@@ -85,10 +99,15 @@ def _by_feature(counters: Sequence[int], features: Sequence[tuple[str, float]],
     return [("code_completion", completion), *zip((f for f, _ in features), parts)]
 
 
-def _breakdowns(counters: Sequence[int], features: Sequence[tuple[str, float]],
-                completion_share: float, ides: Sequence[tuple[str, float]],
-                languages: Sequence[tuple[str, float]], models: Sequence[tuple[str, float]],
-                chat_languages: int) -> dict:
+def _breakdowns(
+    counters: Sequence[int],
+    features: Sequence[tuple[str, float]],
+    completion_share: float,
+    ides: Sequence[tuple[str, float]],
+    languages: Sequence[tuple[str, float]],
+    models: Sequence[tuple[str, float]],
+    chat_languages: int,
+) -> dict:
     """The five `totals_by_*` arrays of a record. Completions are split over all `languages`,
     the other features over the first `chat_languages` only (keeps records near real sizes)."""
     by_feature = _by_feature(counters, features, completion_share)
@@ -98,22 +117,26 @@ def _breakdowns(counters: Sequence[int], features: Sequence[tuple[str, float]],
     for feature, values in by_feature:
         langs = languages if feature == "code_completion" else languages[:chat_languages]
         for (language, _), part in zip(langs, split(values[1:], [w for _, w in langs])):
-            language_feature.append({"language": language, "feature": feature,
-                                     **_counters(part, COUNTERS[1:])})
-    pairs = [(lang, model, lw * mw)
-             for lang, lw in languages[:chat_languages] for model, mw in models]
+            language_feature.append({"language": language, "feature": feature, **_counters(part, COUNTERS[1:])})
+    pairs = [(lang, model, lw * mw) for lang, lw in languages[:chat_languages] for model, mw in models]
     return {
-        "totals_by_ide": [{"ide": ide, **_counters(part)}
-                          for (ide, _), part in zip(ides, split(ide_total, [w for _, w in ides]))],
+        "totals_by_ide": [
+            {"ide": ide, **_counters(part)} for (ide, _), part in zip(ides, split(ide_total, [w for _, w in ides]))
+        ],
         "totals_by_feature": [{"feature": f, **_counters(c)} for f, c in by_feature],
         "totals_by_language_feature": language_feature,
-        "totals_by_language_model": [] if not any(prompted) else [
+        "totals_by_language_model": []
+        if not any(prompted)
+        else [
             {"language": lang, "model": model, **_counters(part)}
-            for (lang, model, _), part in zip(pairs, split(prompted, [w for *_, w in pairs]))],
+            for (lang, model, _), part in zip(pairs, split(prompted, [w for *_, w in pairs]))
+        ],
         "totals_by_model_feature": [
             {"model": model, "feature": feature, **_counters(part)}
-            for feature, values in by_feature if feature != "code_completion"
-            for (model, _), part in zip(models, split(values, [w for _, w in models]))],
+            for feature, values in by_feature
+            if feature != "code_completion"
+            for (model, _), part in zip(models, split(values, [w for _, w in models]))
+        ],
     }
 
 
@@ -129,11 +152,15 @@ def top(weighted: Iterable[tuple[str, float]], n: int = _TOP) -> list[tuple[str,
 
 
 def _housekeeping(world: World, scope: Scope, day: datetime.date) -> dict:
-    return {"etl_id": ("green", "blue")[day.toordinal() % 2], "day_partition": day.isoformat(),
-            "entity_id_partition": world.scope_id(scope.kind, scope.name)}
+    return {
+        "etl_id": ("green", "blue")[day.toordinal() % 2],
+        "day_partition": day.isoformat(),
+        "entity_id_partition": world.scope_id(scope.kind, scope.name),
+    }
 
 
 # -- users --------------------------------------------------------------------------------
+
 
 def _user_features(a: Activity) -> list[tuple[str, float]]:
     features: list[tuple[str, float]] = [("chat_panel_ask_mode", 3)] if a.chat else []
@@ -155,41 +182,49 @@ def _ide_entries(world: World, index: int, entries: list[dict], day: datetime.da
     d = Draws(world.seed, "versions", index, day.toordinal() // 14)  # clients update now and then
     for entry in entries:
         versions, plugin, plugin_versions = _IDE_VERSIONS[entry["ide"]]
-        entry["last_known_ide_version"] = {"ide_version": d.pick(versions),
-                                           "sampled_at": _sampled(day, d)}
-        entry["last_known_plugin_version"] = None if d.chance(0.1) else {
-            "plugin": plugin, "plugin_version": d.pick(plugin_versions),
-            "sampled_at": _sampled(day, d)}
+        entry["last_known_ide_version"] = {"ide_version": d.pick(versions), "sampled_at": _sampled(day, d)}
+        entry["last_known_plugin_version"] = (
+            None
+            if d.chance(0.1)
+            else {"plugin": plugin, "plugin_version": d.pick(plugin_versions), "sampled_at": _sampled(day, d)}
+        )
 
 
-def user_record(world: World, scope: Scope, index: int, a: Activity,
-                period: dict[str, str], day: datetime.date) -> dict:
+def user_record(
+    world: World, scope: Scope, index: int, a: Activity, period: dict[str, str], day: datetime.date
+) -> dict:
     """One user's record; `period` is {"day": ...} or the 28-day report's start and end."""
-    ids = {"user_id": world.user_id(index), "user_login": world.login(index), **period,
-           **world.scope_ids(scope)}
+    ids = {"user_id": world.user_id(index), "user_login": world.login(index), **period, **world.scope_ids(scope)}
     if not a.telemetry:
         return ids  # seen only server-side: no counters, no flags, no arrays
     p = profile(world.seed, index)
     ide_weights = [(p.ides[0], 4), *((ide, 1) for ide in p.ides[1:])]
     models = [(m, w) for m, w in zip(p.models, (3, 1))]
     languages = list(zip(p.languages, (3, 2, 1)))
-    breakdowns = _breakdowns(a.counters, _user_features(a), 0.7 if (a.chat or a.agent) else 1.0,
-                             ide_weights, languages, models, 1)
+    breakdowns = _breakdowns(
+        a.counters, _user_features(a), 0.7 if (a.chat or a.agent) else 1.0, ide_weights, languages, models, 1
+    )
     _ide_entries(world, index, breakdowns["totals_by_ide"], day)
     record = {
-        **ids, **_counters(a.counters),
-        "used_agent": a.agent, "used_chat": a.chat, "used_cli": a.cli,
+        **ids,
+        **_counters(a.counters),
+        "used_agent": a.agent,
+        "used_chat": a.chat,
+        "used_cli": a.cli,
         p.cloud_agent_field: a.cloud_agent,
         "used_copilot_code_review_active": a.review_active,
         "used_copilot_code_review_passive": a.review_passive,
-        "ai_adoption_phase": {"phase": PHASES[p.phase], "phase_number": p.phase,
-                              "version": "2025-10"},
+        "ai_adoption_phase": {"phase": PHASES[p.phase], "phase_number": p.phase, "version": "2025-10"},
         **breakdowns,
-        "totals_by_cli": None if a.cli_totals is None else {
+        "totals_by_cli": None
+        if a.cli_totals is None
+        else {
             **_client_totals(a.cli_totals),
             "last_known_cli_version": {
                 "cli_version": "0.0.35",
-                "sampled_at": _sampled(day, Draws(world.seed, "cli", index, day.toordinal()))}},
+                "sampled_at": _sampled(day, Draws(world.seed, "cli", index, day.toordinal())),
+            },
+        },
     }
     if day >= SINCE["copilot_app"]:
         record["used_copilot_app"] = a.app
@@ -211,9 +246,16 @@ def _client_totals(totals: Sequence[int]) -> dict:
     """`totals_by_cli` or `totals_by_copilot_app`: sessions, requests, prompts, token usage."""
     sessions, requests, prompts, prompt_tokens, output_tokens = totals
     average = round((prompt_tokens + output_tokens) / max(1, requests), 1)
-    return {"session_count": sessions, "request_count": requests, "prompt_count": prompts,
-            "token_usage": {"prompt_tokens_sum": prompt_tokens, "output_tokens_sum": output_tokens,
-                            "avg_tokens_per_request": average}}
+    return {
+        "session_count": sessions,
+        "request_count": requests,
+        "prompt_count": prompts,
+        "token_usage": {
+            "prompt_tokens_sum": prompt_tokens,
+            "output_tokens_sum": output_tokens,
+            "avg_tokens_per_request": average,
+        },
+    }
 
 
 # Caches here are sized for a 100,000-user scope: a day's active users take ~250 kB as an array.
@@ -233,13 +275,16 @@ def combine(activities: Sequence[Activity]) -> Activity:
     agents = [a.vscode_agent_totals for a in activities if a.vscode_agent_totals is not None]
     return Activity(
         counters=tuple(map(sum, zip(*(a.counters for a in activities)))),
-        chat=any(a.chat for a in activities), agent=any(a.agent for a in activities),
-        cli=bool(clis), cloud_agent=any(a.cloud_agent for a in activities),
+        chat=any(a.chat for a in activities),
+        agent=any(a.agent for a in activities),
+        cli=bool(clis),
+        cloud_agent=any(a.cloud_agent for a in activities),
         review_active=any(a.review_active for a in activities),
         review_passive=any(passive) if passive else None,
         cli_totals=tuple(map(sum, zip(*clis))) if clis else None,
         credits=round(sum(credits), 2) if credits else None,
-        app=bool(apps), vscode_agent=bool(agents),
+        app=bool(apps),
+        vscode_agent=bool(agents),
         app_totals=tuple(map(sum, zip(*apps))) if apps else None,
         vscode_agent_totals=tuple(map(sum, zip(*agents))) if agents else None,
         telemetry=any(a.telemetry for a in activities),
@@ -247,6 +292,7 @@ def combine(activities: Sequence[Activity]) -> Activity:
 
 
 # -- aggregated record --------------------------------------------------------------------
+
 
 @dataclass
 class _Population:
@@ -299,8 +345,7 @@ def _add(total: list[int], values: Sequence[int] | None) -> None:
 
 @lru_cache(maxsize=512)
 def _fold(world: World, scope: Scope, day: datetime.date, revision: int) -> _Fold:
-    fold = _Fold(0, [0] * len(COUNTERS), Counter(), [0] * 5, [0] * 5, [0] * 2, {}, Counter(),
-                 Counter())
+    fold = _Fold(0, [0] * len(COUNTERS), Counter(), [0] * 5, [0] * 5, [0] * 2, {}, Counter(), Counter())
     for index in active_users(world, scope, day):
         active = world.activity(index, day)
         assert active is not None  # active_users lists active users only
@@ -310,9 +355,16 @@ def _fold(world: World, scope: Scope, day: datetime.date, revision: int) -> _Fol
             continue  # counted as active, and nothing else
         p = profile(world.seed, index)
         _add(fold.counters, a.counters)
-        fold.flags.update(chat=a.chat, agent=a.agent, cli=a.cli, cloud_agent=a.cloud_agent,
-                          review_active=a.review_active, review_passive=bool(a.review_passive),
-                          app=a.app, vscode_agent=a.vscode_agent)
+        fold.flags.update(
+            chat=a.chat,
+            agent=a.agent,
+            cli=a.cli,
+            cloud_agent=a.cloud_agent,
+            review_active=a.review_active,
+            review_passive=bool(a.review_passive),
+            app=a.app,
+            vscode_agent=a.vscode_agent,
+        )
         _add(fold.cli, a.cli_totals)
         _add(fold.app, a.app_totals)
         _add(fold.vscode_agent, a.vscode_agent_totals)
@@ -340,11 +392,15 @@ def aggregate_record(world: World, scope: Scope, day: datetime.date, revision: i
     features += _AGENT_FEATURES if flags["agent"] else ()
     features += [("copilot_cli", 1)] if flags["cli"] else []
     features += [("copilot_app", 1)] if flags["app"] else []
-    actives = {"daily": fold.users, "weekly": _trailing(fold.users, pop.enrolled, 0.5),
-               "monthly": _trailing(fold.users, pop.enrolled, 0.8)}
+    actives = {
+        "daily": fold.users,
+        "weekly": _trailing(fold.users, pop.enrolled, 0.5),
+        "monthly": _trailing(fold.users, pop.enrolled, 0.8),
+    }
     monthly = actives["monthly"]
     record = {
-        "day": day.isoformat(), **world.scope_ids(scope),
+        "day": day.isoformat(),
+        **world.scope_ids(scope),
         **{f"{period}_active_users": count for period, count in actives.items()},
         "monthly_active_chat_users": min(monthly, _trailing(flags["chat"], pop.chat, 0.8)),
         "monthly_active_agent_users": min(monthly, _trailing(flags["agent"], pop.agent, 0.8)),
@@ -352,29 +408,36 @@ def aggregate_record(world: World, scope: Scope, day: datetime.date, revision: i
     for period, share in _PERIODS:
         cap = actives[period]
         cloud = min(cap, _trailing(flags["cloud_agent"], pop.agent, share))
-        record[f"{period}_active_copilot_cloud_agent_users"] = (
-            cloud if age <= _CLOUD_AGENT_HISTORY else None)
+        record[f"{period}_active_copilot_cloud_agent_users"] = cloud if age <= _CLOUD_AGENT_HISTORY else None
         record[f"{period}_active_copilot_code_review_users"] = min(
-            cap, _trailing(flags["review_active"], pop.reviewer, share))
+            cap, _trailing(flags["review_active"], pop.reviewer, share)
+        )
         record[f"{period}_passive_copilot_code_review_users"] = min(
-            cap, _trailing(flags["review_passive"], pop.enrolled, share / 2))
+            cap, _trailing(flags["review_passive"], pop.enrolled, share / 2)
+        )
     if flags["cli"]:
         record.update(_actives("cli_users", flags["cli"], pop.cli, actives))
     if day >= SINCE["copilot_app"]:
         record.update(_actives("copilot_app_users", flags["app"], pop.app, actives))
     if day >= SINCE["vscode_agent"]:
-        record.update(_actives("vscode_agent_users", flags["vscode_agent"], pop.vscode_agent,
-                               actives))
+        record.update(_actives("vscode_agent_users", flags["vscode_agent"], pop.vscode_agent, actives))
     record.update(_counters(fold.counters))
-    record.update(_breakdowns(
-        fold.counters, features, 0.6, fold.ides.most_common(),
-        top(fold.languages.most_common()), top(zip(CHAT_MODELS, MODEL_WEIGHTS)), 2))
+    record.update(
+        _breakdowns(
+            fold.counters,
+            features,
+            0.6,
+            fold.ides.most_common(),
+            top(fold.languages.most_common()),
+            top(zip(CHAT_MODELS, MODEL_WEIGHTS)),
+            2,
+        )
+    )
     record["totals_by_cli"] = _client_totals(fold.cli) if flags["cli"] else None
     if day >= SINCE["copilot_app"]:
         record["totals_by_copilot_app"] = _client_totals(fold.app) if flags["app"] else None
     if day >= SINCE["vscode_agent"]:
-        record["totals_by_vscode_agent"] = (
-            _vscode_agent(fold.vscode_agent) if flags["vscode_agent"] else None)
+        record["totals_by_vscode_agent"] = _vscode_agent(fold.vscode_agent) if flags["vscode_agent"] else None
     d = Draws(world.seed, "aggregate-2026", scope.kind, scope.name, day.toordinal())
     if day >= SINCE["third_party_agents"] and (agents := _third_party_agents(d, fold.users)):
         record["totals_by_3rd_party_agent"] = agents
@@ -390,20 +453,24 @@ def aggregate_record(world: World, scope: Scope, day: datetime.date, revision: i
 
 def _actives(name: str, daily: int, pool: int, actives: dict[str, int]) -> dict[str, int]:
     """`{daily,weekly,monthly}_active_<name>` for a group of users, within the scope's actives."""
-    return {f"{period}_active_{name}": min(actives[period], _trailing(daily, pool, share))
-            for period, share in _PERIODS}
+    return {
+        f"{period}_active_{name}": min(actives[period], _trailing(daily, pool, share)) for period, share in _PERIODS
+    }
 
 
-def _phases(fold: _Fold, pop: _Population, pull_requests: dict, day: datetime.date,
-            d: Draws) -> list[dict]:
+def _phases(fold: _Fold, pop: _Population, pull_requests: dict, day: datetime.date, d: Draws) -> list[dict]:
     """`totals_by_ai_adoption_phase`: engaged users and average activity per phase, and (later
     fields) merged pull requests split by users, review medians, users in the phase over 28 days."""
     phases = sorted(fold.phases.items())
     merged = split((pull_requests["total_merged"],), [users for _, (users, *_) in phases] or [1])
     entries = []
     for (phase, (users, *sums)), (prs,) in zip(phases, merged):
-        entry = {"phase": PHASES[phase], "phase_number": phase, "total_engaged_users": users,
-                 **{f"avg_{name}": round(value / users, 2) for name, value in zip(COUNTERS, sums)}}
+        entry = {
+            "phase": PHASES[phase],
+            "phase_number": phase,
+            "total_engaged_users": users,
+            **{f"avg_{name}": round(value / users, 2) for name, value in zip(COUNTERS, sums)},
+        }
         if day >= datetime.date(2026, 6, 26):
             entry["total_pull_requests_merged"] = prs
         if day >= datetime.date(2026, 7, 7) and prs:  # medians over merged PRs: none, no value
@@ -424,19 +491,22 @@ def _third_party_agents(d: Draws, users: int) -> list[dict]:
     for agent_id, name in _THIRD_PARTY_AGENTS:
         if users and d.chance(0.6):
             sessions = d.int(1, max(1, users // 3))
-            entries.append({"agent_id": agent_id, "agent_name": name,
-                            "user_initiated_interaction_count": sessions * d.int(1, 4),
-                            "session_count": sessions})
+            entries.append(
+                {
+                    "agent_id": agent_id,
+                    "agent_name": name,
+                    "user_initiated_interaction_count": sessions * d.int(1, 4),
+                    "session_count": sessions,
+                }
+            )
     return entries
 
 
 # CLI customizations: kind -> (the name field of its entries, names in use). Customer-defined
 # names are grouped as `other` (slash commands as `custom`); plugins are a subset of skills.
 CUSTOMIZATIONS = {
-    "skill": ("skill_name", ("pdf", "docx", "frontend-design", "webapp-testing", "xlsx", "other",
-                             "brand-guidelines")),
-    "custom_agent": ("custom_agent", ("reviewer", "planner", "other", "docs-writer", "migrator",
-                                      "security-audit")),
+    "skill": ("skill_name", ("pdf", "docx", "frontend-design", "webapp-testing", "xlsx", "other", "brand-guidelines")),
+    "custom_agent": ("custom_agent", ("reviewer", "planner", "other", "docs-writer", "migrator", "security-audit")),
     "mcp": ("mcp_server", ("github", "playwright", "context7", "other", "azure", "sentry")),
     "slash_cmd": ("slash_command", ("/explain", "/fix", "/tests", "custom", "/review", "/model")),
     "plugin": ("plugin", ("frontend-design", "webapp-testing", "pdf")),
@@ -455,16 +525,18 @@ def cli_customizations(d: Draws, cli_users: int) -> dict:
         if kind == "skill":
             skills = used
         ranked = sorted(used.items(), key=lambda item: (-item[1], item[0]))[:5]
-        fields[f"totals_by_{kind}"] = [{name_field: name, "interaction_count": count}
-                                       for name, count in ranked]
+        fields[f"totals_by_{kind}"] = [{name_field: name, "interaction_count": count} for name, count in ranked]
         fields[f"distinct_{kind}_use_count"] = len(used) + (d.int(1, 4) if "other" in used else 0)
     return fields
 
 
 # -- 28-day aggregated report ------------------------------------------------------------
 
-_MEDIANS = ("median_minutes_to_merge", "median_minutes_to_merge_copilot_authored",
-            "median_minutes_to_merge_copilot_reviewed")
+_MEDIANS = (
+    "median_minutes_to_merge",
+    "median_minutes_to_merge_copilot_authored",
+    "median_minutes_to_merge_copilot_reviewed",
+)
 
 
 def window_record(world: World, scope: Scope, days: Sequence[tuple[datetime.date, int]]) -> dict:
@@ -483,10 +555,12 @@ def window_record(world: World, scope: Scope, days: Sequence[tuple[datetime.date
     totals.sort(key=lambda _record: order.random())
     wrapper: dict[str, Any] = {
         "report_start_day": (end - datetime.timedelta(days=WINDOW_DAYS - 1)).isoformat(),
-        "report_end_day": end.isoformat(), **world.scope_ids(scope), "day_totals": totals}
+        "report_end_day": end.isoformat(),
+        **world.scope_ids(scope),
+        "day_totals": totals,
+    }
     if end >= SINCE["cli_customizations"]:
-        wrapper["copilot_feature_engagement"] = feature_engagement(
-            world, scope, tuple(day for day, _ in days))
+        wrapper["copilot_feature_engagement"] = feature_engagement(world, scope, tuple(day for day, _ in days))
     wrapper.update(_housekeeping(world, scope, end))
     return wrapper
 
@@ -502,21 +576,40 @@ def feature_engagement(world: World, scope: Scope, days: tuple[datetime.date, ..
     for index in engaged:
         p = profile(world.seed, index)
         if not p.server_side_only:
-            features.update(feature for feature, uses in (
-                ("code_completion", True), ("chat_panel_ask_mode", p.chat),
-                ("chat_panel_agent_mode", p.agent), ("copilot_cli", p.cli), ("copilot_app", p.app))
-                if uses)
-    return {"active_user_count": len(engaged),
-            "totals_by_feature": [{"feature": feature, "engaged_user_count": count}
-                                  for feature, count in features.most_common()]}
+            features.update(
+                feature
+                for feature, uses in (
+                    ("code_completion", True),
+                    ("chat_panel_ask_mode", p.chat),
+                    ("chat_panel_agent_mode", p.agent),
+                    ("copilot_cli", p.cli),
+                    ("copilot_app", p.app),
+                )
+                if uses
+            )
+    return {
+        "active_user_count": len(engaged),
+        "totals_by_feature": [
+            {"feature": feature, "engaged_user_count": count} for feature, count in features.most_common()
+        ],
+    }
 
 
 # -- pull requests and repositories -------------------------------------------------------
 
-_PR_COUNTS = ("total_created", "total_reviewed", "total_merged", "total_suggestions",
-              "total_applied_suggestions", "total_created_by_copilot", "total_reviewed_by_copilot",
-              "total_merged_created_by_copilot", "total_merged_reviewed_by_copilot",
-              "total_copilot_suggestions", "total_copilot_applied_suggestions")
+_PR_COUNTS = (
+    "total_created",
+    "total_reviewed",
+    "total_merged",
+    "total_suggestions",
+    "total_applied_suggestions",
+    "total_created_by_copilot",
+    "total_reviewed_by_copilot",
+    "total_merged_created_by_copilot",
+    "total_merged_reviewed_by_copilot",
+    "total_copilot_suggestions",
+    "total_copilot_applied_suggestions",
+)
 
 
 def _pr_counts(d: Draws) -> dict[str, int]:
@@ -526,10 +619,24 @@ def _pr_counts(d: Draws) -> dict[str, int]:
     suggestions = d.int(0, 30)
     applied = d.int(0, suggestions)
     copilot_suggestions = d.int(0, suggestions)
-    return dict(zip(_PR_COUNTS, (
-        created, reviewed, merged, suggestions, applied, by_copilot, reviewed_by_copilot,
-        min(by_copilot, merged), min(reviewed_by_copilot, merged),
-        copilot_suggestions, min(applied, d.int(0, copilot_suggestions)))))
+    return dict(
+        zip(
+            _PR_COUNTS,
+            (
+                created,
+                reviewed,
+                merged,
+                suggestions,
+                applied,
+                by_copilot,
+                reviewed_by_copilot,
+                min(by_copilot, merged),
+                min(reviewed_by_copilot, merged),
+                copilot_suggestions,
+                min(applied, d.int(0, copilot_suggestions)),
+            ),
+        )
+    )
 
 
 def _medians(d: Draws, merged: int, null_chance: float) -> dict[str, float | None]:
@@ -541,8 +648,7 @@ def _medians(d: Draws, merged: int, null_chance: float) -> dict[str, float | Non
 @lru_cache(maxsize=256)
 def repo_records(world: World, scope: Scope, day: datetime.date) -> tuple[dict, ...]:
     """Repositories with pull request activity on `day`."""
-    orgs = ([scope.name] if scope.kind == "org"
-            else [org.name for org in world.enterprise_orgs(scope.name)])
+    orgs = [scope.name] if scope.kind == "org" else [org.name for org in world.enterprise_orgs(scope.name)]
     records = []
     for org in orgs:
         for repo_id, name, visibility in world.repositories(org):
@@ -550,37 +656,48 @@ def repo_records(world: World, scope: Scope, day: datetime.date) -> tuple[dict, 
             if not d.chance(0.7):
                 continue
             counts = _pr_counts(d)
-            records.append({
-                "day": day.isoformat(), **world.scope_ids(Scope("org", org)),
-                "repo_id": repo_id, "repo_owner_name": org, "repo_name": name,
-                "repo_visibility": visibility,
-                "pull_requests": {**counts, **_medians(d, counts["total_merged"], 0.0)},
-            })
+            records.append(
+                {
+                    "day": day.isoformat(),
+                    **world.scope_ids(Scope("org", org)),
+                    "repo_id": repo_id,
+                    "repo_owner_name": org,
+                    "repo_name": name,
+                    "repo_visibility": visibility,
+                    "pull_requests": {**counts, **_medians(d, counts["total_merged"], 0.0)},
+                }
+            )
     return tuple(records)
 
 
 def _day_pull_requests(world: World, scope: Scope, day: datetime.date) -> dict:
-    totals = {name: sum(r["pull_requests"][name] for r in repo_records(world, scope, day))
-              for name in _PR_COUNTS}
+    totals = {name: sum(r["pull_requests"][name] for r in repo_records(world, scope, day)) for name in _PR_COUNTS}
     d = Draws(world.seed, "pull-requests", scope.kind, scope.name, day.toordinal())
     suggested = (totals["total_copilot_suggestions"], totals["total_copilot_applied_suggestions"])
     by_type = split(suggested, [w for _, w in _COMMENT_TYPES])
-    return {**totals, **_medians(d, totals["total_merged"], 0.2),
-            "copilot_suggestions_by_comment_type": [
-                {"comment_type": kind, "total_copilot_suggestions": suggestions,
-                 "total_copilot_applied_suggestions": applied}
-                for (kind, _), (suggestions, applied) in zip(_COMMENT_TYPES, by_type)]}
+    return {
+        **totals,
+        **_medians(d, totals["total_merged"], 0.2),
+        "copilot_suggestions_by_comment_type": [
+            {
+                "comment_type": kind,
+                "total_copilot_suggestions": suggestions,
+                "total_copilot_applied_suggestions": applied,
+            }
+            for (kind, _), (suggestions, applied) in zip(_COMMENT_TYPES, by_type)
+        ],
+    }
 
 
 # -- teams --------------------------------------------------------------------------------
+
 
 def _teams(world: World, scope: Scope) -> list[tuple[Scope, list[int] | range]]:
     """Teams with five or more members: smaller ones are left out of the report."""
     spec = world.org(scope.name) if scope.kind == "org" else world.enterprise(scope.name)
     assert spec is not None, scope
     teams = [Scope(scope.kind, scope.name, slug) for slug in spec.teams]
-    teams += [Scope(scope.kind, scope.name, slug, business=True)
-              for slug in getattr(spec, "business_teams", ())]
+    teams += [Scope(scope.kind, scope.name, slug, business=True) for slug in getattr(spec, "business_teams", ())]
     return [(team, members) for team in teams if len(members := world.members(team)) >= 5]
 
 
@@ -598,11 +715,18 @@ def team_rows(world: World, scope: Scope, day: datetime.date) -> Iterator[dict]:
     for team, members in _teams(world, scope):
         team_id = world.team_id(team)
         for index in team_members_on(world, team, members, day):
-            yield {"user_id": world.user_id(index), "user_login": world.login(index),
-                   "day": day.isoformat(), **scope_id, "team_id": team_id, "slug": team.team}
+            yield {
+                "user_id": world.user_id(index),
+                "user_login": world.login(index),
+                "day": day.isoformat(),
+                **scope_id,
+                "team_id": team_id,
+                "slug": team.team,
+            }
 
 
 # -- report files -------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class ReportFile:

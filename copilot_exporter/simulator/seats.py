@@ -71,8 +71,9 @@ def _time(moment: datetime.datetime | None, offset: bool) -> str | None:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def seat_object(world: World, org: OrgSpec, i: int, now: datetime.datetime, api_url: str,
-                with_organization: bool = False) -> dict:
+def seat_object(
+    world: World, org: OrgSpec, i: int, now: datetime.datetime, api_url: str, with_organization: bool = False
+) -> dict:
     s = _seat(world, org, i, now)
     d = Draws(world.seed, "seat-details", org.name, i)
     offset = d.chance(0.5)
@@ -108,29 +109,41 @@ def seat_object(world: World, org: OrgSpec, i: int, now: datetime.datetime, api_
 
 
 def _user(api_url: str, user_id: int, login: str) -> dict:
-    return {"login": login, "id": user_id, "node_id": f"U_{user_id:x}",
-            "avatar_url": f"https://avatars.githubusercontent.com/u/{user_id}?v=4",
-            "url": f"{api_url}/users/{login}", "html_url": f"https://github.com/{login}",
-            "type": "User", "site_admin": False}
+    return {
+        "login": login,
+        "id": user_id,
+        "node_id": f"U_{user_id:x}",
+        "avatar_url": f"https://avatars.githubusercontent.com/u/{user_id}?v=4",
+        "url": f"{api_url}/users/{login}",
+        "html_url": f"https://github.com/{login}",
+        "type": "User",
+        "site_admin": False,
+    }
 
 
 def _team(world: World, api_url: str, team: Scope) -> dict:
     team_id = world.team_id(team)
     assert team.team is not None, team
-    return {"id": team_id, "node_id": f"T_{team_id:x}", "name": team.team.title(),
-            "slug": team.team,
-            "description": f"The {team.team} team", "privacy": "closed",
-            "notification_setting": "notifications_enabled", "permission": "pull",
-            "url": f"{api_url}/teams/{team_id}",
-            "html_url": f"https://github.com/orgs/{team.name}/teams/{team.team}",
-            "members_url": f"{api_url}/teams/{team_id}/members{{/member}}",
-            "repositories_url": f"{api_url}/teams/{team_id}/repos", "parent": None}
+    return {
+        "id": team_id,
+        "node_id": f"T_{team_id:x}",
+        "name": team.team.title(),
+        "slug": team.team,
+        "description": f"The {team.team} team",
+        "privacy": "closed",
+        "notification_setting": "notifications_enabled",
+        "permission": "pull",
+        "url": f"{api_url}/teams/{team_id}",
+        "html_url": f"https://github.com/orgs/{team.name}/teams/{team.team}",
+        "members_url": f"{api_url}/teams/{team_id}/members{{/member}}",
+        "repositories_url": f"{api_url}/teams/{team_id}/repos",
+        "parent": None,
+    }
 
 
 def _organization(world: World, api_url: str, org: str) -> dict:
     org_id = world.scope_id("org", org)
-    return {"login": org, "id": org_id, "node_id": f"O_{org_id:x}", "url": f"{api_url}/orgs/{org}",
-            "description": None}
+    return {"login": org, "id": org_id, "node_id": f"O_{org_id:x}", "url": f"{api_url}/orgs/{org}", "description": None}
 
 
 @lru_cache(maxsize=64)
@@ -138,8 +151,7 @@ def billing(world: World, org_name: str, now: datetime.datetime) -> dict:
     """`/orgs/{org}/copilot/billing`, its breakdown counted from the seat list itself."""
     org = world.org(org_name)
     assert org is not None, org_name
-    cycle_start = datetime.datetime.combine(now.date().replace(day=1), datetime.time(),
-                                            tzinfo=datetime.timezone.utc)
+    cycle_start = datetime.datetime.combine(now.date().replace(day=1), datetime.time(), tzinfo=datetime.timezone.utc)
     active = added = pending = 0
     for i in range(org.seat_count):
         s = _seat(world, org, i, now)
@@ -149,9 +161,14 @@ def billing(world: World, org_name: str, now: datetime.datetime) -> dict:
     d = Draws(world.seed, "billing", org.name)
     total = org.seat_count
     return {
-        "seat_breakdown": {"total": total, "added_this_cycle": added,
-                           "pending_cancellation": pending, "pending_invitation": total // 40,
-                           "active_this_cycle": active, "inactive_this_cycle": total - active},
+        "seat_breakdown": {
+            "total": total,
+            "added_this_cycle": added,
+            "pending_cancellation": pending,
+            "pending_invitation": total // 40,
+            "active_this_cycle": active,
+            "inactive_this_cycle": total - active,
+        },
         "seat_management_setting": d.pick(("assign_selected", "assign_all")),
         "plan_type": org.plan_type,
         "public_code_suggestions": d.pick(("block", "allow")),
@@ -176,8 +193,9 @@ def enterprise_seat_count(world: World, enterprise: str) -> tuple[int, int]:
     return listed, distinct + outside
 
 
-def enterprise_seats(world: World, enterprise: str, start: int, stop: int,
-                     now: datetime.datetime, api_url: str) -> list[dict]:
+def enterprise_seats(
+    world: World, enterprise: str, start: int, stop: int, now: datetime.datetime, api_url: str
+) -> list[dict]:
     """Entries [start, stop) of the enterprise listing: each org's seats in turn."""
     seats, offset = [], 0
     for org in world.enterprise_orgs(enterprise):

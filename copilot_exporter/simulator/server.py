@@ -30,12 +30,23 @@ class Simulator:
     or call `start()` and `stop()`.
     """
 
-    def __init__(self, world: World | None = None, token: str | None = None, *,
-                 billing_token: str | None = None,
-                 api_port: int = 0, download_port: int = 0,
-                 host: str = "127.0.0.1", download_host: str = "127.0.0.2",
-                 records_per_link: int = 25, max_links: int = 16, link_ttl: float = 300.0,
-                 max_per_page: int = 100, log_limit: int = 100_000, latency: float = 0.0):
+    def __init__(
+        self,
+        world: World | None = None,
+        token: str | None = None,
+        *,
+        billing_token: str | None = None,
+        api_port: int = 0,
+        download_port: int = 0,
+        host: str = "127.0.0.1",
+        download_host: str = "127.0.0.2",
+        records_per_link: int = 25,
+        max_links: int = 16,
+        link_ttl: float = 300.0,
+        max_per_page: int = 100,
+        log_limit: int = 100_000,
+        latency: float = 0.0,
+    ):
         self.world = world or World.default()
         self.token = token
         self.billing_token = billing_token
@@ -69,8 +80,9 @@ class Simulator:
     def start(self) -> Simulator:
         for name, handler in (("api", ApiHandler), ("download", DownloadHandler)):
             server = Server(self._addresses[name], handler, self)
-            threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                             name=f"simulator-{name}", daemon=True).start()
+            threading.Thread(
+                target=server.serve_forever, kwargs={"poll_interval": 0.05}, name=f"simulator-{name}", daemon=True
+            ).start()
             self._servers[name] = server
         return self
 
@@ -112,8 +124,7 @@ class Simulator:
 
     def request_count(self, path_prefix: str = "", server: str = "api") -> int:
         with self._lock:
-            return sum(1 for entry in self._log
-                       if entry.server == server and entry.path.startswith(path_prefix))
+            return sum(1 for entry in self._log if entry.server == server and entry.path.startswith(path_prefix))
 
     def reset_log(self) -> None:
         """Forgets the logged requests and the download credential violations."""
@@ -132,8 +143,7 @@ class Simulator:
 
     # -- steering --------------------------------------------------------------------------
 
-    def add_fault(self, path_prefix: str, fault: Fault, times: int | None = None,
-                  server: str = "api") -> None:
+    def add_fault(self, path_prefix: str, fault: Fault, times: int | None = None, server: str = "api") -> None:
         self._faults.add(server, path_prefix, fault, times)
 
     def clear_faults(self) -> None:
@@ -145,8 +155,9 @@ class Simulator:
             self._rate.limit = limit
         self._rate.set(remaining, reset_in)
 
-    def withhold_report(self, shape: str, day: datetime.date | None = None,
-                        name: str | None = None, report: str | None = None) -> None:
+    def withhold_report(
+        self, shape: str, day: datetime.date | None = None, name: str | None = None, report: str | None = None
+    ) -> None:
         """Answer "no report" in one of GitHub's shapes (NO_REPORT_SHAPES) for the matching
         requests: a `day` (of a 1-day report, or the end day of a 28-day one), a scope `name`,
         a `report` endpoint (e.g. "users-1-day", "enterprise-28-day"); None matches any."""
@@ -162,8 +173,7 @@ class Simulator:
     def _withheld(self, name: str, report: str, day: datetime.date) -> str | None:
         """The no-report shape to answer with, or None for the report itself."""
         with self._lock:
-            return next((rule.shape for rule in self._no_reports
-                         if rule.matches(name, report, day)), None)
+            return next((rule.shape for rule in self._no_reports if rule.matches(name, report, day)), None)
 
     def revise(self, scope_kind: str, name: str, day: datetime.date) -> None:
         """GitHub revises a day's data: its content, and so its download paths, change."""
@@ -182,14 +192,19 @@ class Simulator:
 
     def _report_available(self, day: datetime.date) -> bool:
         today = self.world.today
-        return (today - datetime.timedelta(days=365) <= day < today
-                and day not in self.missing_report_days)
+        return today - datetime.timedelta(days=365) <= day < today and day not in self.missing_report_days
 
     def _window(self) -> list[datetime.date]:
         """The days of the latest 28-day report, oldest first; empty when there is none."""
         yesterday = self.world.today - datetime.timedelta(days=1)
-        end = next((yesterday - datetime.timedelta(days=n) for n in range(_LATEST_SEARCH)
-                    if self._report_available(yesterday - datetime.timedelta(days=n))), None)
+        end = next(
+            (
+                yesterday - datetime.timedelta(days=n)
+                for n in range(_LATEST_SEARCH)
+                if self._report_available(yesterday - datetime.timedelta(days=n))
+            ),
+            None,
+        )
         if end is None:
             return []
         days = (end - datetime.timedelta(days=n) for n in range(WINDOW_DAYS - 1, -1, -1))
@@ -209,8 +224,11 @@ class Simulator:
     # -- credentials -----------------------------------------------------------------------
 
     def _accepts(self, credential: str | None) -> bool:
-        if self.token is None or credential == self.token or (
-                credential is not None and credential == self.billing_token):
+        if (
+            self.token is None
+            or credential == self.token
+            or (credential is not None and credential == self.billing_token)
+        ):
             return True
         with self._lock:
             expiry = self._app_tokens.get(credential or "")
@@ -249,8 +267,12 @@ class Simulator:
         import jwt  # PyJWT is needed only when the world has an app
 
         try:
-            claims = jwt.decode(credential, app.public_key_pem, algorithms=["RS256"],
-                                options={"require": ["exp", "iat", "iss"], "verify_iss": False})
+            claims = jwt.decode(
+                credential,
+                app.public_key_pem,
+                algorithms=["RS256"],
+                options={"require": ["exp", "iat", "iss"], "verify_iss": False},
+            )
         except jwt.ExpiredSignatureError:
             return "'Expiration time' claim ('exp') is in the past"
         except jwt.PyJWTError:
@@ -264,5 +286,8 @@ class Simulator:
     def _tokens(self) -> list[str]:
         """Every credential the API accepts, which must never reach the download host."""
         with self._lock:
-            return ([self.token] if self.token else []) + ([self.billing_token] if self.billing_token else []) \
+            return (
+                ([self.token] if self.token else [])
+                + ([self.billing_token] if self.billing_token else [])
                 + list(self._app_tokens)
+            )

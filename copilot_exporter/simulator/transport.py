@@ -52,14 +52,14 @@ def encode_json(payload: Any) -> bytes:
     return json.dumps(payload, separators=(",", ":")).encode()
 
 
-def github_error(status: int, message: str, documentation_url: str = DOCS,
-                 headers: dict[str, str] | None = None) -> Reply:
+def github_error(
+    status: int, message: str, documentation_url: str = DOCS, headers: dict[str, str] | None = None
+) -> Reply:
     body = {"message": message, "documentation_url": documentation_url, "status": str(status)}
     return Reply(status, encode_json(body), {"Content-Type": JSON, **(headers or {})})
 
 
-_SECONDARY_LIMIT = ("You have exceeded a secondary rate limit. "
-                    "Please wait a few minutes before you try again.")
+_SECONDARY_LIMIT = "You have exceeded a secondary rate limit. Please wait a few minutes before you try again."
 _FAULT_MESSAGES = {
     401: "Bad credentials",
     403: _SECONDARY_LIMIT,
@@ -91,8 +91,7 @@ class Handler(BaseHTTPRequestHandler):
     kind = ""  # "api" | "download"
     server: Server
 
-    def respond(self, method: str, path: str, query: dict[str, str],
-                transform: Callable[[Any], Any]) -> Reply:
+    def respond(self, method: str, path: str, query: dict[str, str], transform: Callable[[Any], Any]) -> Reply:
         """The normal answer; `transform` is applied to every JSON document before encoding."""
         raise NotImplementedError
 
@@ -117,8 +116,9 @@ class Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         if length:
             self.rfile.read(length)
-        entry = sim._record(RecordedRequest(self.kind, self.command, url.path, query,
-                                            CaseInsensitiveDict(self.headers.items())))
+        entry = sim._record(
+            RecordedRequest(self.kind, self.command, url.path, query, CaseInsensitiveDict(self.headers.items()))
+        )
         fault = sim._faults.take(self.kind, url.path)
         try:
             if sim.latency:
@@ -206,7 +206,7 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         for index in range(len(body)):
-            self.wfile.write(body[index:index + 1])
+            self.wfile.write(body[index : index + 1])
             self.wfile.flush()
             time.sleep(interval)
 

@@ -27,14 +27,37 @@ COUNTERS = (
 
 IDES = ("vscode", "intellij", "visualstudio", "neovim", "xcode", "eclipse", "zed", "vim")
 _IDE_WEIGHTS = (55, 20, 10, 6, 3, 3, 2, 1)
-LANGUAGES = ("python", "typescript", "javascript", "go", "java", "csharp", "rust", "ruby",
-             "kotlin", "cpp", "markdown", "unknown")
+LANGUAGES = (
+    "python",
+    "typescript",
+    "javascript",
+    "go",
+    "java",
+    "csharp",
+    "rust",
+    "ruby",
+    "kotlin",
+    "cpp",
+    "markdown",
+    "unknown",
+)
 _LANGUAGE_WEIGHTS = (22, 20, 12, 10, 10, 6, 5, 4, 3, 3, 3, 2)
 # More than ten, so the aggregated model arrays show GitHub's top 10 plus `others`; no `auto`,
 # which GitHub resolves to the actual model since 2026-03-20.
-CHAT_MODELS = ("claude-sonnet-4.5", "gpt-5.1", "gpt-5-mini", "claude-opus-4.8", "gemini-2.5-pro",
-               "gpt-5.6-sol", "gpt-4.1", "claude-haiku-4.5", "gpt-5.1-codex", "gemini-3-pro",
-               "grok-code-fast-1", "o4-mini")
+CHAT_MODELS = (
+    "claude-sonnet-4.5",
+    "gpt-5.1",
+    "gpt-5-mini",
+    "claude-opus-4.8",
+    "gemini-2.5-pro",
+    "gpt-5.6-sol",
+    "gpt-4.1",
+    "claude-haiku-4.5",
+    "gpt-5.1-codex",
+    "gemini-3-pro",
+    "grok-code-fast-1",
+    "o4-mini",
+)
 MODEL_WEIGHTS = (24, 18, 12, 10, 8, 7, 6, 5, 4, 3, 2, 1)
 PHASES = ("No Cohort", "Phase 1", "Phase 2", "Phase 3")  # index = phase_number
 # When GitHub added a field to the reports (COPILOT-APIS.md §6): older records lack it.
@@ -45,12 +68,47 @@ SINCE = {
     "cli_customizations": datetime.date(2026, 9, 17),
     "server_side_users": datetime.date(2026, 6, 15),
 }
-_REPO_WORDS = ("api", "web", "billing", "search", "mobile", "infra", "docs", "auth", "payments",
-               "ml", "data", "gateway", "ui", "core", "tools", "cli")
+_REPO_WORDS = (
+    "api",
+    "web",
+    "billing",
+    "search",
+    "mobile",
+    "infra",
+    "docs",
+    "auth",
+    "payments",
+    "ml",
+    "data",
+    "gateway",
+    "ui",
+    "core",
+    "tools",
+    "cli",
+)
 _REPO_SUFFIXES = ("", "-service", "-app", "-lib", "-sdk", "-ops")
-_NAMES = ("mona", "hubot", "octo", "ada", "linus", "grace", "alan", "barbara", "ken", "dennis",
-          "margaret", "edsger", "donald", "radia", "frances", "john", "guido", "yukihiro",
-          "bjarne", "anders")
+_NAMES = (
+    "mona",
+    "hubot",
+    "octo",
+    "ada",
+    "linus",
+    "grace",
+    "alan",
+    "barbara",
+    "ken",
+    "dennis",
+    "margaret",
+    "edsger",
+    "donald",
+    "radia",
+    "frances",
+    "john",
+    "guido",
+    "yukihiro",
+    "bjarne",
+    "anders",
+)
 
 
 def _digest(key: tuple) -> bytes:
@@ -211,12 +269,17 @@ def profile(seed: int, index: int) -> Profile:
     second = d.pick(IDES, _IDE_WEIGHTS) if d.chance(0.2) else primary
     ides = (primary,) if second == primary else (primary, second)
     # dict.fromkeys: repeated picks collapse, in order
-    languages = tuple(dict.fromkeys(d.pick(LANGUAGES, _LANGUAGE_WEIGHTS)
-                                    for _ in range(d.int(1, 3))))
+    languages = tuple(dict.fromkeys(d.pick(LANGUAGES, _LANGUAGE_WEIGHTS) for _ in range(d.int(1, 3))))
     models = tuple(dict.fromkeys(d.pick(CHAT_MODELS, MODEL_WEIGHTS) for _ in range(d.int(1, 2))))
     return Profile(
-        engagement=engagement, ides=ides, languages=languages, models=models,
-        chat=d.chance(0.7), agent=d.chance(0.4), cli=d.chance(0.15), reviewer=d.chance(0.3),
+        engagement=engagement,
+        ides=ides,
+        languages=languages,
+        models=models,
+        chat=d.chance(0.7),
+        agent=d.chance(0.4),
+        cli=d.chance(0.15),
+        reviewer=d.chance(0.3),
         phase=d.int(0, len(PHASES) - 1),
         cloud_agent_field=d.pick(("used_copilot_cloud_agent", "used_copilot_coding_agent")),
         reports_credits=d.chance(0.8),
@@ -249,21 +312,33 @@ def activity(seed: int, index: int, day: datetime.date) -> Activity | None:
         return None
     p = profile(seed, index)
     if p.server_side_only and day >= SINCE["server_side_users"]:
-        return Activity(counters=(0,) * len(COUNTERS), chat=False, agent=False, cli=False,
-                        cloud_agent=False, review_active=False, review_passive=None,
-                        cli_totals=None, credits=None, telemetry=False)
+        return Activity(
+            counters=(0,) * len(COUNTERS),
+            chat=False,
+            agent=False,
+            cli=False,
+            cloud_agent=False,
+            review_active=False,
+            review_passive=None,
+            cli_totals=None,
+            credits=None,
+            telemetry=False,
+        )
     chat = p.chat and d.chance(0.7)
     agent = p.agent and d.chance(0.5)
     cli = p.cli and d.chance(0.5)
     generated = d.int(3, 120)
     accepted = int(generated * (0.2 + 0.3 * d.random()))
-    prompts = ((d.int(1, 25) if chat else 0) + (d.int(1, 10) if agent else 0)
-               + (d.int(1, 6) if cli else 0))
+    prompts = (d.int(1, 25) if chat else 0) + (d.int(1, 10) if agent else 0) + (d.int(1, 6) if cli else 0)
     agent_lines = d.int(10, 300) if agent else 0
     suggested_add = generated * d.int(2, 9) + agent_lines
     suggested_delete = d.int(0, generated // 2) + agent_lines // 4
     counters = (
-        prompts, generated, accepted, suggested_add, suggested_delete,
+        prompts,
+        generated,
+        accepted,
+        suggested_add,
+        suggested_delete,
         min(suggested_add, accepted * d.int(1, 6) + agent_lines * 7 // 10),
         min(suggested_delete, d.int(0, accepted) + agent_lines // 5),
     )
@@ -272,10 +347,12 @@ def activity(seed: int, index: int, day: datetime.date) -> Activity | None:
         sessions = d.int(1, 5)
         requests = sessions * d.int(1, 8)
         prompt_tokens = requests * d.int(500, 4000)
-        cli_totals = (sessions, requests, d.int(sessions, requests), prompt_tokens,
-                      requests * d.int(200, 2000))
+        cli_totals = (sessions, requests, d.int(sessions, requests), prompt_tokens, requests * d.int(200, 2000))
     return Activity(
-        counters=counters, chat=chat, agent=agent, cli=cli,
+        counters=counters,
+        chat=chat,
+        agent=agent,
+        cli=cli,
         cloud_agent=p.agent and d.chance(0.2),
         review_active=p.reviewer and d.chance(0.4),
         review_passive=None if d.chance(0.1) else d.chance(0.3),
@@ -293,10 +370,19 @@ def _activity_2026(p: Profile, d: Draws, day: datetime.date) -> dict:
     if app:
         sessions = d.int(1, 4)
         requests = sessions * d.int(2, 10)
-        app_totals = (sessions, requests, d.int(sessions, requests), requests * d.int(800, 5000),
-                      requests * d.int(300, 2500))
-    return {"app": app, "vscode_agent": vscode_agent, "app_totals": app_totals,
-            "vscode_agent_totals": (d.int(1, 3), d.int(1, 20)) if vscode_agent else None}
+        app_totals = (
+            sessions,
+            requests,
+            d.int(sessions, requests),
+            requests * d.int(800, 5000),
+            requests * d.int(300, 2500),
+        )
+    return {
+        "app": app,
+        "vscode_agent": vscode_agent,
+        "app_totals": app_totals,
+        "vscode_agent_totals": (d.int(1, 3), d.int(1, 20)) if vscode_agent else None,
+    }
 
 
 def _utc_today() -> datetime.date:
@@ -342,8 +428,11 @@ class World:
                 OrgSpec("tiny", users=3),
                 OrgSpec("hooli", users=25, teams=("search",), reports_api=False),
             ),
-            enterprises=(EnterpriseSpec("initech", organizations=("acme", "globex"),
-                                        teams=("core", "security"), business_teams=("core",)),),
+            enterprises=(
+                EnterpriseSpec(
+                    "initech", organizations=("acme", "globex"), teams=("core", "security"), business_teams=("core",)
+                ),
+            ),
         )
 
     # -- lookups ---------------------------------------------------------------------------
@@ -368,8 +457,7 @@ class World:
         return tuple(org for o in enterprise.organizations if (org := self.org(o)) is not None)
 
     def enterprise_of(self, org: str) -> EnterpriseSpec | None:
-        return next((e for e in self.enterprises
-                     if org.lower() in (o.lower() for o in e.organizations)), None)
+        return next((e for e in self.enterprises if org.lower() in (o.lower() for o in e.organizations)), None)
 
     def scope(self, kind: str, name: str, team: str | None = None) -> Scope | None:
         """The canonical scope for a request's names, or None when GitHub would answer 404."""
@@ -428,8 +516,7 @@ class World:
             assert org is not None, name
             return (self._org_ranges[org.name],)
         merged: list[range] = []
-        for r in sorted((self._org_ranges[org.name] for org in self.enterprise_orgs(name)),
-                        key=lambda r: r.start):
+        for r in sorted((self._org_ranges[org.name] for org in self.enterprise_orgs(name)), key=lambda r: r.start):
             if merged and r.start <= merged[-1].stop:
                 merged[-1] = range(merged[-1].start, max(merged[-1].stop, r.stop))
             elif len(r):

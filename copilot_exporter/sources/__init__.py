@@ -12,29 +12,29 @@ _OWNER = "the token's user must also be an owner"
 FORBIDDEN = {
     "reports": {
         ORG: "the token lacks access to this organization's Copilot usage metrics: a fine-grained token or "
-             "GitHub App needs the organization permission \"Organization Copilot metrics\" (read), a classic "
-             "token the read:org scope; " + _OWNER + " or hold the role \"View Organization Copilot Metrics\", "
-             "and the \"Copilot usage metrics\" policy must be enabled",
+        'GitHub App needs the organization permission "Organization Copilot metrics" (read), a classic '
+        "token the read:org scope; " + _OWNER + ' or hold the role "View Organization Copilot Metrics", '
+        'and the "Copilot usage metrics" policy must be enabled',
         ENTERPRISE: "the token lacks access to this enterprise's Copilot usage metrics: use a classic token with "
-                    "manage_billing:copilot or read:enterprise, or a GitHub App installed on the enterprise with "
-                    "\"Enterprise Copilot metrics\" (read); fine-grained tokens are not accepted on enterprise "
-                    "endpoints; the \"Copilot usage metrics\" policy must be \"Enabled everywhere\"",
+        "manage_billing:copilot or read:enterprise, or a GitHub App installed on the enterprise with "
+        '"Enterprise Copilot metrics" (read); fine-grained tokens are not accepted on enterprise '
+        'endpoints; the "Copilot usage metrics" policy must be "Enabled everywhere"',
     },
     "seats": {
         ORG: "the token lacks access to this organization's Copilot seats: a fine-grained token or GitHub App "
-             "needs the organization permission \"GitHub Copilot Business\" (read), a classic token the "
-             "manage_billing:copilot scope (or read:org); " + _OWNER + " or a billing manager",
+        'needs the organization permission "GitHub Copilot Business" (read), a classic token the '
+        "manage_billing:copilot scope (or read:org); " + _OWNER + " or a billing manager",
         ENTERPRISE: "the token lacks access to this enterprise's Copilot seats: use a classic token with "
-                    "manage_billing:copilot or read:enterprise (fine-grained tokens and GitHub Apps are not "
-                    "accepted here), or set seats: false for this enterprise",
+        "manage_billing:copilot or read:enterprise (fine-grained tokens and GitHub Apps are not "
+        "accepted here), or set seats: false for this enterprise",
     },
     "legacy": {
         ORG: "the token lacks access to this organization's Copilot metrics: a fine-grained token or GitHub "
-             "App needs the organization permission \"GitHub Copilot Business\" (read), a classic token "
-             "manage_billing:copilot or read:org; " + _OWNER,
+        'App needs the organization permission "GitHub Copilot Business" (read), a classic token '
+        "manage_billing:copilot or read:org; " + _OWNER,
         ENTERPRISE: "the token lacks access to this enterprise's Copilot metrics: use a classic token with "
-                    "manage_billing:copilot or read:enterprise (fine-grained tokens and GitHub Apps are not "
-                    "accepted here)",
+        "manage_billing:copilot or read:enterprise (fine-grained tokens and GitHub Apps are not "
+        "accepted here)",
     },
 }
 
@@ -61,8 +61,6 @@ class Result:
     folded: tuple[tuple[str, int], ...] = ()
 
     @classmethod
-    def built(cls, builder: FamilyBuilder, days: dict[str, str] | None = None,
-              notes: tuple[str, ...] = ()) -> Result:
+    def built(cls, builder: FamilyBuilder, days: dict[str, str] | None = None, notes: tuple[str, ...] = ()) -> Result:
         """The result of one builder: its families, problems and folded series."""
-        return cls(builder.build(), days or {}, notes, builder.problems.frozen(),
-                   tuple(sorted(builder.folded.items())))
+        return cls(builder.build(), days or {}, notes, builder.problems.frozen(), tuple(sorted(builder.folded.items())))

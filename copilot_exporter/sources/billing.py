@@ -22,9 +22,11 @@ from copilot_exporter.sources import Result
 SOURCE = "billing"
 
 HINTS = {
-    403: ("the token may not read billing: organizations need an organization admin (fine-grained "
-          "\"Administration\" read); enterprises need a classic token with manage_billing:enterprise "
-          "(set billing_github on the entry)"),
+    403: (
+        "the token may not read billing: organizations need an organization admin (fine-grained "
+        '"Administration" read); enterprises need a classic token with manage_billing:enterprise '
+        "(set billing_github on the entry)"
+    ),
     404: "usage-based billing in AI credits is not available for this account, or the name is wrong",
     422: "GitHub reports a billing problem (no active subscription, or billing is not set up)",
 }
@@ -35,14 +37,14 @@ def route(scope: Scope) -> str:
     return base + "/settings/billing/ai_credit/usage"
 
 
-def fetch(client: GitHubClient, scope: Scope, now: float | None = None,
-          max_series: int = MAX_SERIES_PER_FAMILY) -> Result:
+def fetch(
+    client: GitHubClient, scope: Scope, now: float | None = None, max_series: int = MAX_SERIES_PER_FAMILY
+) -> Result:
     moment = dt.datetime.fromtimestamp(time.time() if now is None else now, dt.timezone.utc)
     template = route(scope)
     path = template.format(org=scope.name, enterprise=scope.name)
     try:
-        body = client.get(path, template, {"year": moment.year, "month": moment.month},
-                          conditional=True).json(template)
+        body = client.get(path, template, {"year": moment.year, "month": moment.month}, conditional=True).json(template)
     except GitHubError as err:
         if err.status == 422:
             err.reason = "billing_problem"

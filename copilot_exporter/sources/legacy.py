@@ -19,13 +19,14 @@ from copilot_exporter.sources import Result, explain_forbidden
 SOURCE = "legacy"  # the `source` label and config value; its day keeps report="metrics"
 HINTS = {
     404: "github.com shut the legacy Copilot Metrics API down on 2026-04-02: set `source: reports` "
-         "(or `auto`) to use the Copilot usage metrics reports API",
-    422: "the \"Copilot Metrics API access\" policy is disabled: an owner must enable it in the "
-         "organization or enterprise Copilot policies",
+    "(or `auto`) to use the Copilot usage metrics reports API",
+    422: 'the "Copilot Metrics API access" policy is disabled: an owner must enable it in the '
+    "organization or enterprise Copilot policies",
 }
 # With `source: auto`, the legacy API is only asked after the reports API answered 404.
-UNKNOWN_TO_BOTH = ("neither the reports API nor the legacy API knows this scope: check its name "
-                   "and that the token can see it")
+UNKNOWN_TO_BOTH = (
+    "neither the reports API nor the legacy API knows this scope: check its name and that the token can see it"
+)
 
 
 def route_and_path(scope: Scope) -> tuple[str, str]:
@@ -35,8 +36,14 @@ def route_and_path(scope: Scope) -> tuple[str, str]:
     return route, path
 
 
-def fetch(client: GitHubClient, scope: Scope, lookback_days: int, today: dt.date | None = None,
-          after_reports_404: bool = False, max_series: int = MAX_SERIES_PER_FAMILY) -> Result:
+def fetch(
+    client: GitHubClient,
+    scope: Scope,
+    lookback_days: int,
+    today: dt.date | None = None,
+    after_reports_404: bool = False,
+    max_series: int = MAX_SERIES_PER_FAMILY,
+) -> Result:
     today = today or dt.datetime.now(dt.timezone.utc).date()
     since = today - dt.timedelta(days=lookback_days)
     try:
@@ -46,9 +53,13 @@ def fetch(client: GitHubClient, scope: Scope, lookback_days: int, today: dt.date
             err.hint = UNKNOWN_TO_BOTH
         raise
     if not days:
-        return Result((), notes=(
-            f"the legacy API reported no day since {since} (a scope needs five or more licensed "
-            "members to be reported); exporting no data for it",))
+        return Result(
+            (),
+            notes=(
+                f"the legacy API reported no day since {since} (a scope needs five or more licensed "
+                "members to be reported); exporting no data for it",
+            ),
+        )
     newest = max(days)
     return day_result(scope, newest, days[newest], max_series)
 

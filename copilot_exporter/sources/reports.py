@@ -45,6 +45,7 @@ when the source is built: a restart serves at once and downloads nothing it hold
 is fetched until a newer day's is, nominally from two days after the day for one day: the
 interval `backfill` places that day's history in (see its module).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -128,8 +129,11 @@ TEAM_WINDOWS = Report("team_windows", "")  # computed from the state, never aske
 
 def window_report(kind: str) -> Report:
     """The 28-day aggregated report, read for what only it holds (feature engagement)."""
-    return (Report("enterprise_28_day", "enterprise-28-day/latest") if kind == ENTERPRISE
-            else Report("organization_28_day", "organization-28-day/latest"))
+    return (
+        Report("enterprise_28_day", "enterprise-28-day/latest")
+        if kind == ENTERPRISE
+        else Report("organization_28_day", "organization-28-day/latest")
+    )
 
 
 def as_wrapper(record: dict, where: str) -> dict:
@@ -185,8 +189,9 @@ class ReportsSource:
         self._route_base = base + "/copilot/metrics/reports/"
         self._path_base = base.format(enterprise=self.scope.name, org=self.scope.name) + "/copilot/metrics/reports/"
 
-    def fetch(self, client: GitHubClient, today: dt.date | None = None, now: float | None = None,
-              rereads: bool = True) -> Result:
+    def fetch(
+        self, client: GitHubClient, today: dt.date | None = None, now: float | None = None, rereads: bool = True
+    ) -> Result:
         """Per report, the newest day found in the lookback window (what the exporter serves);
         `now` (a Unix time) decides which held days are due to be asked again; with `rereads`
         False none is (the request budget is low), and `deferred_rereads` counts them."""
@@ -216,8 +221,11 @@ class ReportsSource:
             result = self._collect(client, find, latest=lambda: self._latest(client, today), today=today)
         finally:
             self._asking = False
-        notes = () if result.days else (
-            f"no report in the last {self.lookback_days} days yet (reports land within about two days)",)
+        notes = (
+            ()
+            if result.days
+            else (f"no report in the last {self.lookback_days} days yet (reports land within about two days)",)
+        )
         return dataclasses.replace(result, notes=result.notes + notes)
 
     def fetch_day(self, client: GitHubClient, day: str, aggregated: dict | None = None) -> Result:
@@ -227,6 +235,7 @@ class ReportsSource:
         `aggregated`, the day's record from `window_days`, stands in for the 1-day aggregated
         report: the same mapping, no request.
         """
+
         def find(report: Report, parse: Parse) -> Downloaded | None:
             if aggregated is not None and report == aggregated_report(self.scope.kind):
                 self._answered = True
@@ -262,8 +271,10 @@ class ReportsSource:
             found.append((TEAM_WINDOWS, self._team_windows(users.day)))
         if not found:
             return None
-        return Result(tuple(family for _report, downloaded in found for family in downloaded.families),
-                      {report.key: downloaded.day for report, downloaded in found})
+        return Result(
+            tuple(family for _report, downloaded in found for family in downloaded.families),
+            {report.key: downloaded.day for report, downloaded in found},
+        )
 
     def users_day(self) -> str | None:
         """The day of the users report currently served (or restored), None when there is none."""
@@ -282,9 +293,12 @@ class ReportsSource:
         """The newest day `fetch` would export now, over every enabled report, found from the
         report links alone (nothing is downloaded); None when there is none in the window."""
         self._answered = False
-        found = [self._first_found(report, self._window(today),
-                                   lambda day: day if self._links(client, report, day) else None)
-                 for report in self._probed_reports()]
+        found = [
+            self._first_found(
+                report, self._window(today), lambda day: day if self._links(client, report, day) else None
+            )
+            for report in self._probed_reports()
+        ]
         if not self._answered:
             raise ReportsUnavailable(self._route_base + "...")
         return max((day for day in found if day), default=None)
@@ -295,8 +309,13 @@ class ReportsSource:
         reports_ += [USERS] if selection.users or selection.teams else []
         return reports_ + ([REPOS] if selection.repositories else [])
 
-    def _collect(self, client: GitHubClient, find: Callable[[Report, Parse], Downloaded | None],
-                 latest: Callable[[], Downloaded | None] | None = None, today: dt.date | None = None) -> Result:
+    def _collect(
+        self,
+        client: GitHubClient,
+        find: Callable[[Report, Parse], Downloaded | None],
+        latest: Callable[[], Downloaded | None] | None = None,
+        today: dt.date | None = None,
+    ) -> Result:
         """The enabled reports, each on the day `find` picks for it; teams join the users report;
         `latest` reads the 28-day report when a 1-day aggregated report was found.
 
@@ -318,7 +337,10 @@ class ReportsSource:
             found = [(USERS, users)] if selection.users else []
             teams, no_teams = None, False
             if selection.teams and users:
-                join = lambda records, day: self._parse_teams(records, day, self._members(client, users))  # noqa: E731
+
+                def join(records: Iterator[dict], day: Any) -> Downloaded:
+                    return self._parse_teams(records, day, self._members(client, users))
+
                 try:
                     teams = self._on_day(client, TEAMS, users.day, join, depends=users.identity)
                     no_teams = teams is None
@@ -335,9 +357,15 @@ class ReportsSource:
         def repositories() -> list[tuple[Report, Downloaded | None]]:
             return [(REPOS, find(REPOS, self._parse_repos))]
 
-        chains = [chain for chain, enabled in ((aggregated, selection.aggregated),
-                                               (users_and_teams, selection.users or selection.teams),
-                                               (repositories, selection.repositories)) if enabled]
+        chains = [
+            chain
+            for chain, enabled in (
+                (aggregated, selection.aggregated),
+                (users_and_teams, selection.users or selection.teams),
+                (repositories, selection.repositories),
+            )
+            if enabled
+        ]
         with ThreadPoolExecutor(max(1, len(chains)), thread_name_prefix="reports") as pool:
             futures = [pool.submit(chain) for chain in chains]
         found = [pair for future in futures for pair in future.result()]  # in order: stable output
@@ -359,15 +387,21 @@ class ReportsSource:
         """The days a report is looked for on, newest first."""
         return [(today - dt.timedelta(days=back)).isoformat() for back in range(1, self.lookback_days + 1)]
 
-    def _newest(self, client: GitHubClient, report: Report, today: dt.date,
-                parse: Parse, ceiling: str | None = None) -> Downloaded | None:
+    def _newest(
+        self, client: GitHubClient, report: Report, today: dt.date, parse: Parse, ceiling: str | None = None
+    ) -> Downloaded | None:
         """The report's newest day: with a day held, only newer days (up to `ceiling` when
         given) and, when due, the held day again; else the lookback walk."""
         window = self._window(today)
         held = self._downloaded.get(report.key)
         if held is not None and held.day >= window[-1]:
-            found = self._after_held(client, report, held, [day for day in window if day > held.day
-                                                            and (ceiling is None or day <= ceiling)], parse)
+            found = self._after_held(
+                client,
+                report,
+                held,
+                [day for day in window if day > held.day and (ceiling is None or day <= ceiling)],
+                parse,
+            )
             if found is not None:
                 return found
             window = [day for day in window if day < held.day]  # the held day has gone: look further back
@@ -376,11 +410,15 @@ class ReportsSource:
             self._downloaded.pop(report.key, None)
         return found
 
-    def _after_held(self, client: GitHubClient, report: Report, held: Downloaded, newer: list[str],
-                    parse: Parse) -> Downloaded | None:
+    def _after_held(
+        self, client: GitHubClient, report: Report, held: Downloaded, newer: list[str], parse: Parse
+    ) -> Downloaded | None:
         """A newer day's report, else the held day's (asked again when due); None when the held
         day has gone (then the window is walked again)."""
-        on_day = lambda day: self._on_day(client, report, day, parse)  # noqa: E731
+
+        def on_day(day: str) -> Downloaded | None:
+            return self._on_day(client, report, day, parse)
+
         for day in newer:
             try:
                 found = on_day(day)
@@ -401,8 +439,12 @@ class ReportsSource:
         other reports' held days count as asked too: a revision of a day's data revises its
         totals. (A day revised otherwise is replaced by the next day within a day anyway.)"""
         aggregated = aggregated_report(self.scope.kind).key
-        if (found is None or found.day != held.day or found.identity != held.identity
-                or self._asked_at.get(aggregated) != self._now):
+        if (
+            found is None
+            or found.day != held.day
+            or found.identity != held.identity
+            or self._asked_at.get(aggregated) != self._now
+        ):
             return
         for key in self._downloaded:
             if key != aggregated:
@@ -430,11 +472,18 @@ class ReportsSource:
                 return found
         if unavailable and len(unavailable) == len(days):
             error = unavailable[0]
-            raise GitHubError(error.status, error.route,
-                              f"every day of the last {len(days)} answered 5xx: GitHub is failing, not producing a day")
+            raise GitHubError(
+                error.status,
+                error.route,
+                f"every day of the last {len(days)} answered 5xx: GitHub is failing, not producing a day",
+            )
         if unavailable:
-            log.info("%s: %s: %d day(s) answered 5xx, taken as not produced yet",
-                     self.scope, report.endpoint, len(unavailable))
+            log.info(
+                "%s: %s: %d day(s) answered 5xx, taken as not produced yet",
+                self.scope,
+                report.endpoint,
+                len(unavailable),
+            )
         return None
 
     def _latest(self, client: GitHubClient, today: dt.date) -> Downloaded | None:
@@ -453,8 +502,15 @@ class ReportsSource:
             self._window_read_on = today.isoformat()
         return found
 
-    def _on_day(self, client: GitHubClient, report: Report, day: str | None, parse: Parse,
-                depends: tuple[str, ...] = (), remember: bool = True) -> Downloaded | None:
+    def _on_day(
+        self,
+        client: GitHubClient,
+        report: Report,
+        day: str | None,
+        parse: Parse,
+        depends: tuple[str, ...] = (),
+        remember: bool = True,
+    ) -> Downloaded | None:
         """The report of one day (None: of a `latest` report), downloaded only when new or
         changed; None when there is none.
 
@@ -463,8 +519,14 @@ class ReportsSource:
         only to fill the state.
         """
         known = self._downloaded.get(report.key)
-        if (self._asking and depends and known and known.day == day and known.identity[-len(depends):] == depends
-                and not self._reread_due(report)):
+        if (
+            self._asking
+            and depends
+            and known
+            and known.day == day
+            and known.identity[-len(depends) :] == depends
+            and not self._reread_due(report)
+        ):
             return dataclasses.replace(known, problems=())  # joined with an unchanged report
         links = self._links(client, report, day)
         if not links:
@@ -490,8 +552,9 @@ class ReportsSource:
         if remember:
             self._downloaded[report.key] = downloaded
             if self.state is not None:
-                self.state.remember_served(self.key, report.key, Served(
-                    downloaded.day, _identity_text(identity), downloaded.families))
+                self.state.remember_served(
+                    self.key, report.key, Served(downloaded.day, _identity_text(identity), downloaded.families)
+                )
         return downloaded
 
     def _links(self, client: GitHubClient, report: Report, day: str | None) -> list[str] | None:
@@ -528,8 +591,9 @@ class ReportsSource:
     def _stamped(self, builder: FamilyBuilder, report: Report, day: str) -> Downloaded:
         """The built families, with the day they are of (the day asked for, as GitHub files it)."""
         builder.add("copilot_report_day_timestamp_seconds", day_timestamp(day), report=report.key)
-        return Downloaded(day, (), builder.build(), problems=builder.problems.frozen(),
-                          folded=tuple(sorted(builder.folded.items())))
+        return Downloaded(
+            day, (), builder.build(), problems=builder.problems.frozen(), folded=tuple(sorted(builder.folded.items()))
+        )
 
     def _parse_aggregated(self, records: Iterator[dict], day: str) -> Downloaded:
         builder = self._builder()
@@ -551,9 +615,12 @@ class ReportsSource:
         return self._stamped(builder, report, end_day)
 
     def _parse_users(self, records: Iterator[dict], day: str) -> Downloaded:
-        users = reports.UsersAccumulator(self.entry.per_user, self.salt,
-                                         join_id=reports.JOIN_IDS[self.scope.kind],
-                                         keep_members=self.entry.reports.teams or self.state is not None)
+        users = reports.UsersAccumulator(
+            self.entry.per_user,
+            self.salt,
+            join_id=reports.JOIN_IDS[self.scope.kind],
+            keep_members=self.entry.reports.teams or self.state is not None,
+        )
         for record in records:
             users.add(record)
         builder = self._builder()
@@ -569,8 +636,11 @@ class ReportsSource:
         missing = reports.add_teams(builder, rows, users, self.entry.teams)
         downloaded = self._stamped(builder, TEAMS, day)
         downloaded.memberships = memberships if self.state is not None else None
-        downloaded.notes = tuple(f"team {slug!r} is configured but not in the {TEAMS.endpoint} report "
-                                 "(unknown slug, or fewer than five seated members)" for slug in missing)
+        downloaded.notes = tuple(
+            f"team {slug!r} is configured but not in the {TEAMS.endpoint} report "
+            "(unknown slug, or fewer than five seated members)"
+            for slug in missing
+        )
         return downloaded
 
     def _parse_repos(self, records: Iterator[dict], day: str) -> Downloaded:
@@ -614,10 +684,14 @@ class ReportsSource:
         per_user = self.entry.per_user != "off"  # logins (or their hashes) only when opted in
         kept = users.users
         self._state.write_day(
-            self.key, day, identities=identities,
-            users=(UserDay(user_id, label if per_user else None, member)
-                   for user_id, label, member in kept.kept()) if kept is not None and USERS.key in identities else None,
-            memberships=memberships if TEAMS.key in identities else None)
+            self.key,
+            day,
+            identities=identities,
+            users=(UserDay(user_id, label if per_user else None, member) for user_id, label, member in kept.kept())
+            if kept is not None and USERS.key in identities
+            else None,
+            memberships=memberships if TEAMS.key in identities else None,
+        )
 
     def _fill(self, client: GitHubClient, end_day: str, today: dt.date) -> None:
         """Ask GitHub for at most `fill_days` past days of the window ending at `end_day` that
@@ -630,7 +704,7 @@ class ReportsSource:
             return any(identity is None or (identity == NO_REPORT and day > settled) for identity in identities)
 
         days = [day for day in _days_ending(end_day, WINDOW_DAYS)[1:] if missing(day)]
-        for day in days[:self.fill_days]:
+        for day in days[: self.fill_days]:
             try:
                 self._fill_day(client, day, kept)
             except DayUnavailable:
@@ -639,19 +713,27 @@ class ReportsSource:
                 log.warning("%s: filling the state stopped at %s until the next refresh: %s", self.scope, day, err)
                 return
         if days:
-            log.info("%s: state: asked GitHub for %d past day(s), %d left for the next refreshes",
-                     self.scope, min(len(days), self.fill_days), max(0, len(days) - self.fill_days))
+            log.info(
+                "%s: state: asked GitHub for %d past day(s), %d left for the next refreshes",
+                self.scope,
+                min(len(days), self.fill_days),
+                max(0, len(days) - self.fill_days),
+            )
 
     def _fill_day(self, client: GitHubClient, day: str, kept: tuple[Report, ...]) -> None:
         users = self._on_day(client, USERS, day, self._parse_users, remember=False)
         if users is None:
-            self._state.write_day(self.key, day, identities={report.key: NO_REPORT for report in kept},
-                                 users=[], memberships=[] if TEAMS in kept else None)
+            self._state.write_day(
+                self.key,
+                day,
+                identities={report.key: NO_REPORT for report in kept},
+                users=[],
+                memberships=[] if TEAMS in kept else None,
+            )
             return
         teams = None
         if TEAMS in kept:
-            teams = self._on_day(client, TEAMS, day, self._parse_memberships, depends=users.identity,
-                                 remember=False)
+            teams = self._on_day(client, TEAMS, day, self._parse_memberships, depends=users.identity, remember=False)
         self._keep(day, users, teams, no_teams=TEAMS in kept and teams is None)
 
     def _parse_memberships(self, records: Iterator[dict], day: str) -> Downloaded:
@@ -664,15 +746,22 @@ class ReportsSource:
         """Team weekly/monthly actives ending at `end_day`, for each window the state fills, and
         a note saying how many days of the longest window it holds."""
         kept = (USERS, TEAMS)
-        windows = {name: [(str(window.team_id), window.slug, window.active_users)
-                          for window in self._state.team_windows(self.key, end_day, days)]
-                   for name, days in reports.TEAM_WINDOWS.items() if self.held(end_day, days, kept)}
+        windows = {
+            name: [
+                (str(window.team_id), window.slug, window.active_users)
+                for window in self._state.team_windows(self.key, end_day, days)
+            ]
+            for name, days in reports.TEAM_WINDOWS.items()
+            if self.held(end_day, days, kept)
+        }
         builder = self._builder()
         reports.add_team_windows(builder, windows, self.entry.teams)
         wanted = set(_days_ending(end_day, WINDOW_DAYS))
         held = wanted.intersection(*(self._state.days_held(self.key, report.key) for report in kept))
-        note = (f"state: {len(held)} of the {WINDOW_DAYS} days up to {end_day} of the users and user-teams "
-                "reports held (team weekly and monthly actives appear once 7 and 28 are)")
+        note = (
+            f"state: {len(held)} of the {WINDOW_DAYS} days up to {end_day} of the users and user-teams "
+            "reports held (team weekly and monthly actives appear once 7 and 28 are)"
+        )
         return Downloaded(end_day, (), builder.build(), notes=(note,))
 
 

@@ -27,10 +27,15 @@ def _paths(scope: Scope) -> tuple[str, str]:
     return base, base.format(org=scope.name, enterprise=scope.name)
 
 
-def fetch(client: GitHubClient, scope: Scope, now: float | None = None, *,
-          included_credits: Mapping[str, float] | None = None,
-          prices: Mapping[str, tuple[float, str]] | None = None,
-          max_series: int = MAX_SERIES_PER_FAMILY) -> Result:
+def fetch(
+    client: GitHubClient,
+    scope: Scope,
+    now: float | None = None,
+    *,
+    included_credits: Mapping[str, float] | None = None,
+    prices: Mapping[str, tuple[float, str]] | None = None,
+    max_series: int = MAX_SERIES_PER_FAMILY,
+) -> Result:
     """Seats of the scope; with `included_credits` (credits per licence, per plan) and `prices`
     (monthly amount and currency, per plan) also the included credits and seat prices."""
     now = time.time() if now is None else now
