@@ -8,7 +8,8 @@
 #     -v "$PWD/config.yaml:/etc/copilot-exporter/config.yaml:ro" copilot-exporter
 #
 # Two stages: the builder makes wheels for the exporter and its extras (app: GitHub App
-# authentication, web: bcrypt for the web configuration's basic auth) and installs them into a
+# authentication, web: bcrypt for the web configuration's basic auth, remote-write: protobuf and
+# snappy for `backfill --remote-write`) and installs them into a
 # virtual environment without pip; the final stage holds only that environment on top of the
 # slim Python image. Nothing but the state volume is written at run time, so the container runs
 # with a read-only root filesystem, as an unprivileged numeric user. No credential is baked in:
@@ -31,9 +32,9 @@ COPY copilot_exporter ./copilot_exporter
 # tests passed with), then a pip-less virtual environment with them (pip, setuptools and the
 # sources stay in this stage). pip compiles the .pyc files here, so the
 # read-only final image never needs to write bytecode.
-RUN pip wheel --constraint constraints.txt --wheel-dir /wheels ".[app,web]" \
+RUN pip wheel --constraint constraints.txt --wheel-dir /wheels ".[app,web,remote-write]" \
  && python -m venv --without-pip /opt/venv \
- && pip --python /opt/venv/bin/python install --no-index --find-links /wheels "copilot-exporter[app,web]" \
+ && pip --python /opt/venv/bin/python install --no-index --find-links /wheels "copilot-exporter[app,web,remote-write]" \
  && /opt/venv/bin/copilot-exporter --version
 
 

@@ -126,7 +126,8 @@ def test_dockerfile_is_multi_stage_and_the_final_stage_holds_only_the_venv():
     builder = stages[0]
     assert re.search(r"\bAS\s+builder$", builder[0][1], re.IGNORECASE)
     build_commands = " ".join(instruction(builder, "RUN"))
-    assert ".[app,web]" in build_commands and "copilot-exporter[app,web]" in build_commands
+    extras = "[app,web,remote-write]"  # every extra: backfill --remote-write works in the image too
+    assert f".{extras}" in build_commands and f"copilot-exporter{extras}" in build_commands
     final = final_stage()
     copies = instruction(final, "COPY")
     assert copies == ["--from=builder /opt/venv /opt/venv"], "the final stage copies the venv and nothing else"
