@@ -294,3 +294,42 @@ def test_a_second_process_on_the_same_state_dir_exits_2_with_one_line(sim, tmp_p
     lines = second.log.read_text().strip().splitlines()
     assert len(lines) == 1 and "in use by another copilot-exporter process" in lines[0], lines
     assert first.process.poll() is None and first.serving()  # the first one goes on
+
+
+def test_a_restart_after_only_the_user_teams_report_changed_reads_that_day_again(sim, tmp_path, processes):
+    """The users report held is unchanged but the day's user-teams report (and its totals) have
+    new files: the restarted exporter downloads those and, for the join, that day's users report
+    (its members are not restored), nothing else; the team series stay equal to the brute-force
+    counts."""
+    state = tmp_path / "state"
+    first = ExporterProcess(tmp_path, sim, state, "first")
+    processes.append(first)
+    wait_for(first.serving, 30, "the first exporter did not start")
+    wait_for(first.refreshed, 60, "the first exporter did not refresh")
+    before = first.samples()
+    first.stop()
+    users_day = before[("copilot_report_day_timestamp_seconds", frozenset({"org": "acme", "report": "users"}.items()))]
+    newest = dt.datetime.fromtimestamp(users_day, dt.timezone.utc).date()
+
+    sim.revise("org", "acme", newest, report="user-teams-1-day")
+    sim.revise("org", "acme", newest, report="organization-1-day")  # what makes the others be asked again
+    sim.reset_log()
+    second = ExporterProcess(tmp_path, sim, state, "second")
+    processes.append(second)
+    wait_for(second.serving, 30, "the second exporter did not start")
+    wait_for(second.refreshed, 120, "the second exporter did not refresh")
+    downloads = [entry.path for entry in sim.requests if entry.server == "download"]
+    assert {tuple(path.split("/")[2:6]) for path in downloads} == {
+        ("org", "acme", report, newest.isoformat())
+        for report in ("organization-1-day", "user-teams-1-day", "users-1-day")
+    }, downloads
+    assert len(downloads) == len(set(downloads))  # each file once
+    after = second.samples()
+    assert after[("copilot_exporter_up", frozenset({"org": "acme", "source": "reports"}.items()))] == 1
+    for name, days in WINDOWS.items():
+        assert team_values(after, name, "acme") == {
+            key: float(count) for key, count in brute_force_teams(sim.world, "acme", newest, days).items()
+        }
+    daily = {key: value for key, value in team_values(after, "copilot_daily_active_users", "acme").items()}
+    assert daily == team_values(before, "copilot_daily_active_users", "acme")  # the same rows, joined again
+    second.stop()

@@ -257,7 +257,7 @@ class ApiHandler(Handler):
             return self._no_report(shape, {"report_day": day.isoformat()})
         if not sim._report_available(day):
             return Reply(204)
-        revision = sim._revisions_of(scope.kind, scope.name).get(day, 0)
+        revision = sim._revisions_of(scope.kind, scope.name, report).get(day, 0)
         file = ReportFile(sim.world, scope, report, ((day, revision),))
         return self._json({"download_links": signed_links(sim, file), "report_day": day.isoformat()})
 

@@ -62,8 +62,8 @@ class RemoteSimulator:
     def reset_log(self) -> None:
         self._call("reset_log")
 
-    def revise(self, kind: str, name: str, day: dt.date) -> None:
-        self._call("revise", kind, name, day)
+    def revise(self, kind: str, name: str, day: dt.date, report: str | None = None) -> None:
+        self._call("revise", kind, name, day, report)
 
     def set_rate_limit(self, remaining: int, reset_in: float, limit: int | None = None) -> None:
         self._call("set_rate_limit", remaining, reset_in, limit)

@@ -70,7 +70,7 @@ class Simulator:
         self._faults = FaultRules()
         self._no_reports: list[NoReport] = []
         self._rate = RateLimit()
-        self._revisions: dict[tuple[str, str], dict[datetime.date, int]] = {}
+        self._revisions: dict[tuple[str, str, str | None], dict[datetime.date, int]] = {}
         self._reports: dict[str, tuple[ReportFile, int]] = {}
         self._app_tokens: dict[str, float] = {}
         self._secret = os.urandom(32)
@@ -175,18 +175,25 @@ class Simulator:
         with self._lock:
             return next((rule.shape for rule in self._no_reports if rule.matches(name, report, day)), None)
 
-    def revise(self, scope_kind: str, name: str, day: datetime.date) -> None:
-        """GitHub revises a day's data: its content, and so its download paths, change."""
+    def revise(self, scope_kind: str, name: str, day: datetime.date, report: str | None = None) -> None:
+        """GitHub revises a day's data: its content, and so its download paths, change; with
+        `report`, only that report's 1-day file is produced again (new paths, same rows for a
+        user-teams report, whose rows carry no activity)."""
         spec = self.world.org(name) if scope_kind == "org" else self.world.enterprise(name)
         if spec is None:
             raise ValueError(f"no {scope_kind} named {name!r} in the world")
         with self._lock:
-            days = self._revisions.setdefault((scope_kind, spec.name), {})
+            days = self._revisions.setdefault((scope_kind, spec.name, report), {})
             days[day] = days.get(day, 0) + 1
 
-    def _revisions_of(self, kind: str, name: str) -> dict[datetime.date, int]:
+    def _revisions_of(self, kind: str, name: str, report: str | None = None) -> dict[datetime.date, int]:
+        """Per day, its revisions (with `report`: that report's 1-day file's, the day's included)."""
         with self._lock:
-            return dict(self._revisions.get((kind, name), {}))
+            days = dict(self._revisions.get((kind, name, None), {}))
+            if report is not None:
+                for day, count in self._revisions.get((kind, name, report), {}).items():
+                    days[day] = days.get(day, 0) + count
+            return days
 
     # -- reports ---------------------------------------------------------------------------
 
