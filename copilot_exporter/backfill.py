@@ -8,6 +8,14 @@ exactly what the exporter would have served for that day. The aggregated records
 read once per scope, instead of one 1-day report per day; users, teams and repositories have no
 such report and are read day by day.
 
+The exporter's state store is read first: `StateView` opens the database of `state_dir` (the
+same resolution as `serve`) read-only and without its lock, so a backfill runs beside the
+exporter. A report's day it holds with the families this configuration builds (the same mapping
+fingerprint, `config.mapping_fingerprint`) is taken from it, and a settled day it holds as having
+no report is skipped, both without a request; `ReportsSource.fetch_day` decides, per report and
+day. No database, or one that cannot be read: nothing is taken from it (the latter with a
+warning), and it is never changed. The summary line counts the report-days taken from it.
+
 Timestamp convention, shared with the live exporter
 ---------------------------------------------------
 The live exporter serves a day's values as gauges, without timestamps, from the refresh that

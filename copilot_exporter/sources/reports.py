@@ -38,12 +38,19 @@ the store are asked for a few at a time (`fill_days_per_refresh`), newest first;
 has no report for is kept as such (NO_REPORT), so a window is filled once every one of its days
 has been asked. A window's series appear only then. What was served is kept too, and restored
 when the source is built: a restart serves at once and downloads nothing it holds.
+The families mapped from each dated report downloaded are kept per day as well, with the
+fingerprint of the settings that shaped them (those of the users and user-teams reports in the
+transaction of their day; per-user ones not at all: they are rebuilt from the users kept, by
+the same `reports.add_per_user`), and a past day filled gets its team join, so it is a complete
+day for `backfill`.
 
 `fetch_day` reads every report of one given day through the same parsing and mapping; it is what
 `copilot-exporter backfill` writes history from, taking the aggregated records of the days the
-28-day report covers from that one report (`window_days`). A day's values are served from when its report
-is fetched until a newer day's is, nominally from two days after the day for one day: the
-interval `backfill` places that day's history in (see its module).
+28-day report covers from that one report (`window_days`), and, given a read-only view of an
+exporter's store (`history`), the report-days it holds from there instead of GitHub (`_held`). A
+day's values are served from when its report is fetched until a newer day's is, nominally from
+two days after the day for one day: the interval `backfill` places that day's history in (see
+its module).
 """
 
 from __future__ import annotations
