@@ -8,7 +8,9 @@ window; the simulated GitHub runs in another process. Measured: the first refres
 exporter's CPU time in it (the simulated GitHub's own work, generating the reports, is not
 counted there), the process's peak RSS (ru_maxrss), the database's size on disk, the time of the window queries,
 and a second process on the same directory: what it serves before refreshing, its refresh time
-and its downloads (none).
+and its downloads (none). Then `copilot-exporter backfill` of the 26 full days held, beside the
+store (as a process, reading it read-only): its time and downloads, and the size of the
+per-day families the store keeps for it.
 
     python benchmarks/state.py [--users 100000] [--teams 3]
 """
@@ -16,7 +18,13 @@ and its downloads (none).
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+import os
+import re
 import resource
+import sqlite3
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -79,6 +87,38 @@ def size_mb(directory: str) -> float:
     return sum(path.stat().st_size for path in Path(directory).glob("state.sqlite3*")) / 1e6
 
 
+def families_kept(directory: str) -> tuple[int, float]:
+    """Rows of the per-day families table and their compressed size in MB."""
+    db = sqlite3.connect(f"{(Path(directory) / 'state.sqlite3').resolve().as_uri()}?mode=ro", uri=True)
+    rows, size = db.execute("SELECT COUNT(*), SUM(LENGTH(families)) FROM day_families").fetchone()
+    db.close()
+    return rows, (size or 0) / 1e6
+
+
+def backfill(sim: RemoteSimulator, state_dir: str, scratch: str) -> tuple[float, str]:
+    """`copilot-exporter backfill` of the held days before the live one: its wall time and summary."""
+    today = dt.datetime.now(dt.timezone.utc).date()
+    config = Path(scratch) / "config.yaml"
+    config.write_text(
+        f"github: {{api_url: '{sim.api_url}', token: '${{BENCH_TOKEN}}', read_timeout: 5m}}\n"
+        f"source: reports\norganizations: [{{name: {ORG}, seats: false}}]\n"
+    )
+    first, last = (today - dt.timedelta(days=back) for back in (29, 4))
+    started = time.perf_counter()
+    result = subprocess.run(
+        [sys.executable, "-m", "copilot_exporter", "backfill", "--config", str(config)]
+        + ["--output", str(Path(scratch) / "history.om"), "--state.dir", state_dir]
+        + ["--from", first.isoformat(), "--to", last.isoformat()],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "BENCH_TOKEN": "bench-token"},
+    )
+    seconds = time.perf_counter() - started
+    if result.returncode != 0:
+        raise SystemExit(result.stderr)
+    return seconds, re.findall(r"backfill: wrote .*", result.stderr)[-1]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--users", type=int, default=100_000)
@@ -114,6 +154,15 @@ def main() -> None:
                 f"peak ru_maxrss {end[1]:.1f} MB (VmHWM {end[2]:.1f} MB)\n",
                 flush=True,
             )
+        rows, families_mb = families_kept(state_dir)
+        print(f"per-day families kept: {rows} report-days, {families_mb:.2f} MB compressed")
+        sim.reset_log()
+        with tempfile.TemporaryDirectory() as scratch:
+            seconds, summary = backfill(sim, state_dir, scratch)
+        print(
+            f"backfill of 26 held days: {seconds:.1f} s, {sim.request_count(server='api')} API requests, "
+            f"{sim.request_count(server='download')} downloads\n  {summary}"
+        )
 
 
 if __name__ == "__main__":

@@ -8,6 +8,14 @@ exactly what the exporter would have served for that day. The aggregated records
 read once per scope, instead of one 1-day report per day; users, teams and repositories have no
 such report and are read day by day.
 
+The exporter's state store is read first: `StateView` opens the database of `state_dir` (the
+same resolution as `serve`) read-only and without its lock, so a backfill runs beside the
+exporter. A report's day it holds with the families this configuration builds (the same mapping
+fingerprint, `config.mapping_fingerprint`) is taken from it, and a settled day it holds as having
+no report is skipped, both without a request; `ReportsSource.fetch_day` decides, per report and
+day. No database, or one that cannot be read: nothing is taken from it (the latter with a
+warning), and it is never changed. The summary line counts the report-days taken from it.
+
 Timestamp convention, shared with the live exporter
 ---------------------------------------------------
 The live exporter serves a day's values as gauges, without timestamps, from the refresh that
@@ -66,14 +74,15 @@ from dataclasses import dataclass, field
 from typing import TextIO
 
 from copilot_exporter import exposition, remote_write
-from copilot_exporter.config import Config, Entry, parse_duration
+from copilot_exporter.config import Config, Entry, mapping_fingerprint, parse_duration
 from copilot_exporter.errors import RefreshError
 from copilot_exporter.github.client import RateLimited
 from copilot_exporter.metrics.catalogue import CATALOGUE
 from copilot_exporter.model import Family, Scope, day_timestamp
 from copilot_exporter.refresher import Refresher
 from copilot_exporter.sources import legacy
-from copilot_exporter.sources.reports import ReportsSource, ReportsUnavailable
+from copilot_exporter.sources.reports import ReportsSource, ReportsUnavailable, aggregated_report
+from copilot_exporter.state import StateView
 from copilot_exporter.store import Store
 from copilot_exporter.telemetry import Telemetry
 
@@ -156,8 +165,7 @@ class Track:
 
 def _fingerprint(entry: Entry, config: Config) -> str:
     """What a scope's values depend on besides the day: a changed entry invalidates its chunks."""
-    salt = hashlib.sha256((config.user_hash_salt or "").encode()).hexdigest()
-    data = [str(entry.scope), list(entry.teams), vars(entry.reports), entry.max_repositories, entry.per_user, salt]
+    data = [mapping_fingerprint(entry, config), vars(entry.reports)]
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -370,6 +378,7 @@ class Backfill:
         self.refresher = Refresher(config, Store(), self.telemetry)
         self.failures: list[str] = []
         self._last_progress = 0.0
+        self.history: StateView | None = None  # the exporter's state store, read-only (see `run`)
 
     def say(self, message: str) -> None:
         print(message, file=self.err, flush=True)
@@ -391,6 +400,7 @@ class Backfill:
         )
 
     def run(self, first: dt.date, last: dt.date | None) -> int:
+        self.history = StateView.open(self.config.state_dir)
         try:
             return self._run(first, last)
         except KeyboardInterrupt:
@@ -401,6 +411,8 @@ class Backfill:
             return 1
         finally:
             self.refresher.stop()
+            if self.history is not None:
+                self.history.close()
 
     def _run(self, first: dt.date, last: dt.date | None) -> int:
         now = time.time()
@@ -511,7 +523,7 @@ class Backfill:
         for entry in self.config.entries:
             api = "metrics" if self.config.source == "legacy" else "reports"
             if api == "reports":
-                source = ReportsSource(entry, self.config)
+                source = ReportsSource(entry, self.config, history=self.history)
                 try:
                     live = source.newest_day(self.client(entry), today)
                     tracks.append(Track(entry, entry.scope, "reports", live, source=source))
@@ -575,7 +587,11 @@ class Backfill:
         """Reads the 28-day aggregated report once when it may cover some of `days`: their
         aggregated values then come from it instead of one 1-day report each."""
         oldest = (today - dt.timedelta(days=WINDOW_REACH)).isoformat()
-        if track.source is None or not track.entry.reports.aggregated or not any(d >= oldest for d in days):
+        if track.source is None or not track.entry.reports.aggregated:
+            return
+        report = aggregated_report(track.scope.kind)
+        days = [day for day in days if not track.source.holds(report, day)]  # the state store has them
+        if not any(day >= oldest for day in days):
             return
         try:
             window = track.source.window_days(self.client(track.entry))
@@ -704,6 +720,9 @@ class Backfill:
             return dt.datetime.fromtimestamp(seconds or 0, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
         span = f", {when(written.first)} to {when(written.last)}" if written.samples else ""
+        if self.history is not None:
+            reused = sum(len(track.source.reused) for track in tracks if track.source is not None)
+            span += f"; {reused} report-days taken from the state store in {self.config.state_dir}"
         if sent is None:
             self.say(f"backfill: wrote {self.output}: {written.samples} samples of {written.series} series{span}")
         else:

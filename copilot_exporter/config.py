@@ -11,6 +11,7 @@ own rules, so no configured value can change which endpoint is called.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import ipaddress
 import json
 import os
@@ -158,6 +159,21 @@ class Config:
     def own_entries(self) -> tuple[Entry, ...]:
         """The entries this exporter refreshes: all, or those of its shard."""
         return tuple(e for e in self.entries if self.shard is None or self.shard.owns(e.scope))
+
+
+def mapping_fingerprint(entry: Entry, config: Config) -> str:
+    """The settings that shape the families mapped from a scope's reports, as a short hash:
+    families kept under another fingerprint are not what this configuration would build."""
+    salt = hashlib.sha256((config.user_hash_salt or "").encode()).hexdigest()
+    data = [
+        str(entry.scope),
+        list(entry.teams),
+        entry.max_repositories,
+        entry.per_user,
+        salt,
+        config.max_series_per_family,
+    ]
+    return hashlib.sha256(json.dumps(data).encode()).hexdigest()[:16]
 
 
 # --- public entry points ----------------------------------------------------------------------

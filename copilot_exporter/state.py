@@ -6,14 +6,20 @@ What it keeps, per scope (an organization or enterprise) and day, for the last `
 - the team memberships of the day's user-teams report (`team_id`, slug, `user_id`) whose user is
   in that day's users report: the team join keeps no other row;
 - the identity of each report downloaded (its links' paths), so a restart downloads nothing it holds;
-- the families last served per scope and report, so a restart serves them before its first refresh.
+- the families last served per scope and report, so a restart serves them before its first refresh;
+- the families built from each dated report downloaded (`day_families`), per scope, report and day,
+  with the fingerprint of the settings that shaped them (`config.mapping_fingerprint`), so
+  `copilot-exporter backfill` takes a day held from here instead of downloading it again. Per-user
+  series are not stored twice: they are rebuilt from the users table (label and activity).
 
 Rules:
 - one process per directory: an exclusive lock on `state_dir/lock`; a second process is refused;
 - a database that cannot be opened or fails its check is moved aside with a warning and rebuilt
   (GitHub still has the data): never a crash loop;
 - writing a day is one transaction: a refresh that fails half-way leaves the last good state;
-- the schema version is SQLite's `user_version`; `MIGRATIONS[v]` takes version v to v + 1.
+- the schema version is SQLite's `user_version`; `MIGRATIONS[v]` takes version v to v + 1;
+- other processes read it through `StateView`: read-only, without the lock, beside the writer
+  (WAL lets a reader work while the exporter writes); it never changes the database.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import logging
 import os
 import sqlite3
 import threading
+import zlib
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -60,7 +67,15 @@ MIGRATIONS: tuple[str, ...] = (
         families TEXT NOT NULL,
         PRIMARY KEY (scope, report)) WITHOUT ROWID;
     """,
+    # 1 -> 2
+    """
+    CREATE TABLE day_families (
+        scope TEXT NOT NULL, report TEXT NOT NULL, day TEXT NOT NULL, identity TEXT NOT NULL,
+        fingerprint TEXT NOT NULL, families BLOB NOT NULL,
+        PRIMARY KEY (scope, report, day)) WITHOUT ROWID;
+    """,
 )
+DAILY_TABLES = ("users", "memberships", "reports", "day_families")  # pruned to the last WINDOW_DAYS days
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -94,6 +109,16 @@ class Served:
 
 
 @dataclass(frozen=True)
+class DayFamilies:
+    """The families built from one day's report, and what they were built from: the report's
+    identity and the fingerprint of the mapping settings (`config.mapping_fingerprint`)."""
+
+    identity: str
+    fingerprint: str
+    families: tuple[Family, ...]
+
+
+@dataclass(frozen=True)
 class TeamWindow:
     """Distinct members of a team over the joined rows of a window; `slug` as on its newest day."""
 
@@ -102,7 +127,90 @@ class TeamWindow:
     active_users: int
 
 
-class StateStore:
+class _Reading:
+    """The queries of the state database, shared by the exporter's store and read-only views."""
+
+    def _query(self, sql: str, params: tuple = ()) -> list[tuple]:
+        raise NotImplementedError
+
+    def identity(self, scope: str, report: str, day: str) -> str | None:
+        """The identity of a report held for a day, None when it is not held."""
+        rows = self._query(
+            "SELECT identity FROM reports WHERE scope = ? AND report = ? AND day = ?", (scope, report, day)
+        )
+        return rows[0][0] if rows else None
+
+    def days_held(self, scope: str, report: str) -> list[str]:
+        """The days of a report held for a scope, oldest first."""
+        return [
+            day
+            for (day,) in self._query(
+                "SELECT day FROM reports WHERE scope = ? AND report = ? ORDER BY day", (scope, report)
+            )
+        ]
+
+    def users_of(self, scope: str, day: str) -> list[UserDay]:
+        return [
+            UserDay(user_id, login, tuple(json.loads(activity)))
+            for user_id, login, activity in self._query(
+                "SELECT user_id, login, activity FROM users WHERE scope = ? AND day = ? ORDER BY user_id", (scope, day)
+            )
+        ]
+
+    def memberships_of(self, scope: str, day: str) -> list[Membership]:
+        return [
+            Membership(*row)
+            for row in self._query(
+                "SELECT team_id, slug, user_id FROM memberships WHERE scope = ? AND day = ? ORDER BY team_id, user_id",
+                (scope, day),
+            )
+        ]
+
+    def team_windows(self, scope: str, end_day: str, days: int) -> list[TeamWindow]:
+        """Per team, distinct members over the joined rows (membership and users report on the
+        same day) of the `days` days ending at `end_day`; a day without reports adds nobody."""
+        start = _days_before(end_day, days)
+        rows = self._query(
+            "SELECT m.team_id, m.slug, MAX(m.day), COUNT(DISTINCT m.user_id) FROM memberships m "
+            "JOIN users u ON u.scope = m.scope AND u.day = m.day AND u.user_id = m.user_id "
+            "WHERE m.scope = ? AND m.day > ? AND m.day <= ? GROUP BY m.team_id ORDER BY m.team_id",
+            (scope, start, end_day),
+        )
+        return [TeamWindow(team_id, slug, count) for team_id, slug, _day, count in rows]
+
+    def distinct_users(self, scopes: Iterable[str], end_day: str, days: int) -> int:
+        """Distinct `user_id`s over the users reports of `scopes` in the `days` days ending at `end_day`."""
+        scopes = list(scopes)
+        marks = ",".join("?" * len(scopes))
+        rows = self._query(
+            f"SELECT COUNT(DISTINCT user_id) FROM users WHERE scope IN ({marks}) "  # noqa: S608
+            "AND day > ? AND day <= ?",
+            (*scopes, _days_before(end_day, days), end_day),
+        )
+        return rows[0][0]
+
+    def families_held(self, scope: str, report: str, day: str) -> tuple[str, str] | None:
+        """The identity and fingerprint of the families held for a report's day, None when none are."""
+        rows = self._query(
+            "SELECT identity, fingerprint FROM day_families WHERE scope = ? AND report = ? AND day = ?",
+            (scope, report, day),
+        )
+        return (rows[0][0], rows[0][1]) if rows else None
+
+    def day_families(self, scope: str, report: str, day: str, fingerprint: str) -> DayFamilies | None:
+        """The families held for a report's day when they were built with `fingerprint`, else None."""
+        rows = self._query(
+            "SELECT identity, families FROM day_families "
+            "WHERE scope = ? AND report = ? AND day = ? AND fingerprint = ?",
+            (scope, report, day, fingerprint),
+        )
+        if not rows:
+            return None
+        identity, families = rows[0]
+        return DayFamilies(identity, fingerprint, _families_of(zlib.decompress(families)))
+
+
+class StateStore(_Reading):
     """The state database of one exporter process. Thread-safe: one connection, one lock."""
 
     def __init__(self, state_dir: str | Path):
@@ -190,11 +298,14 @@ class StateStore:
         identities: dict[str, str],
         users: Iterable[UserDay] | None = None,
         memberships: Iterable[Membership] | None = None,
+        families: dict[str, DayFamilies] | None = None,
     ) -> None:
         """Replace what is held for one scope and day, in one transaction, and prune old days.
 
         `identities` maps each report written to its identity; `users` or `memberships` given as
-        None leave that part of the day as it was.
+        None leave that part of the day as it was; `families` maps reports to the families
+        built from their report of the day (a users report's without its per-user families,
+        which are rebuilt from the users written with them).
         """
         with self._transaction() as db:
             if users is not None:
@@ -213,21 +324,23 @@ class StateStore:
                 "INSERT OR REPLACE INTO reports VALUES (?, ?, ?, ?)",
                 ((scope, report, day, identity) for report, identity in identities.items()),
             )
+            db.executemany(
+                "INSERT OR REPLACE INTO day_families VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    (scope, report, day, held.identity, held.fingerprint, zlib.compress(_families_json(held.families)))
+                    for report, held in (families or {}).items()
+                ),
+            )
             self._prune(db, scope, day)
 
     @staticmethod
     def _prune(db: sqlite3.Connection, scope: str, newest: str) -> None:
         oldest = (dt.date.fromisoformat(newest) - dt.timedelta(days=WINDOW_DAYS - 1)).isoformat()
-        for table in ("users", "memberships", "reports"):
+        for table in DAILY_TABLES:
             db.execute(f"DELETE FROM {table} WHERE scope = ? AND day < ?", (scope, oldest))  # noqa: S608
 
     def remember_served(self, scope: str, report: str, served: Served) -> None:
-        families = json.dumps(
-            [
-                [family.name, [[list(map(list, labels)), value] for labels, value in family.samples]]
-                for family in served.families
-            ]
-        )
+        families = _families_json(served.families).decode()
         with self._transaction() as db:
             db.execute(
                 "INSERT OR REPLACE INTO served VALUES (?, ?, ?, ?, ?)",
@@ -241,76 +354,91 @@ class StateStore:
     def served(self, scope: str) -> dict[str, Served]:
         """Per report, what was last served for a scope (before a restart, too)."""
         return {
-            report: Served(
-                day,
-                identity,
-                tuple(
-                    Family(name, tuple((tuple(map(tuple, labels)), value) for labels, value in samples))
-                    for name, samples in json.loads(families)
-                ),
-            )
+            report: Served(day, identity, _families_of(families))
             for report, day, identity, families in self._query(
                 "SELECT report, day, identity, families FROM served WHERE scope = ? ORDER BY report", (scope,)
             )
         }
 
-    # Reading ---------------------------------------------------------------------------------
-    def identity(self, scope: str, report: str, day: str) -> str | None:
-        """The identity of a report held for a day, None when it is not held."""
-        rows = self._query(
-            "SELECT identity FROM reports WHERE scope = ? AND report = ? AND day = ?", (scope, report, day)
-        )
-        return rows[0][0] if rows else None
-
-    def days_held(self, scope: str, report: str) -> list[str]:
-        """The days of a report held for a scope, oldest first."""
-        return [
-            day
-            for (day,) in self._query(
-                "SELECT day FROM reports WHERE scope = ? AND report = ? ORDER BY day", (scope, report)
-            )
-        ]
-
-    def users_of(self, scope: str, day: str) -> list[UserDay]:
-        return [
-            UserDay(user_id, login, tuple(json.loads(activity)))
-            for user_id, login, activity in self._query(
-                "SELECT user_id, login, activity FROM users WHERE scope = ? AND day = ? ORDER BY user_id", (scope, day)
-            )
-        ]
-
-    def memberships_of(self, scope: str, day: str) -> list[Membership]:
-        return [
-            Membership(*row)
-            for row in self._query(
-                "SELECT team_id, slug, user_id FROM memberships WHERE scope = ? AND day = ? ORDER BY team_id, user_id",
-                (scope, day),
-            )
-        ]
-
-    def team_windows(self, scope: str, end_day: str, days: int) -> list[TeamWindow]:
-        """Per team, distinct members over the joined rows (membership and users report on the
-        same day) of the `days` days ending at `end_day`; a day without reports adds nobody."""
-        start = _days_before(end_day, days)
-        rows = self._query(
-            "SELECT m.team_id, m.slug, MAX(m.day), COUNT(DISTINCT m.user_id) FROM memberships m "
-            "JOIN users u ON u.scope = m.scope AND u.day = m.day AND u.user_id = m.user_id "
-            "WHERE m.scope = ? AND m.day > ? AND m.day <= ? GROUP BY m.team_id ORDER BY m.team_id",
-            (scope, start, end_day),
-        )
-        return [TeamWindow(team_id, slug, count) for team_id, slug, _day, count in rows]
-
-    def distinct_users(self, scopes: Iterable[str], end_day: str, days: int) -> int:
-        """Distinct `user_id`s over the users reports of `scopes` in the `days` days ending at `end_day`."""
-        scopes = list(scopes)
-        marks = ",".join("?" * len(scopes))
-        rows = self._query(
-            f"SELECT COUNT(DISTINCT user_id) FROM users WHERE scope IN ({marks}) "  # noqa: S608
-            "AND day > ? AND day <= ?",
-            (*scopes, _days_before(end_day, days), end_day),
-        )
-        return rows[0][0]
-
 
 def _days_before(day: str, days: int) -> str:
     return (dt.date.fromisoformat(day) - dt.timedelta(days=days)).isoformat()
+
+
+def _families_json(families: Iterable[Family]) -> bytes:
+    """Families as compact JSON: `[[name, [[labels, value], ...]], ...]`."""
+    return json.dumps(
+        [[family.name, [[list(map(list, labels)), value] for labels, value in family.samples]] for family in families],
+        separators=(",", ":"),
+    ).encode()
+
+
+def _families_of(text: str | bytes) -> tuple[Family, ...]:
+    return tuple(
+        Family(name, tuple((tuple(map(tuple, labels)), value) for labels, value in samples))
+        for name, samples in json.loads(text)
+    )
+
+
+class StateView(_Reading):
+    """The state database of a `state_dir` read by another process (`copilot-exporter backfill`)
+    while the exporter may be running: read-only (`mode=ro`), without the directory's lock.
+
+    It never changes the database. One that cannot be read (corrupt, another schema) is warned
+    about and counts as holding nothing: whoever uses the view asks GitHub instead.
+    """
+
+    def __init__(self, db: sqlite3.Connection, path: Path):
+        self._db = db
+        self._path = path
+        self._lock = threading.Lock()
+        self._failed = False
+
+    @classmethod
+    def open(cls, state_dir: str | Path) -> StateView | None:
+        """The view of `state_dir`'s database; None (nothing held) when there is none or it cannot be read."""
+        path = Path(state_dir).resolve() / DATABASE
+        if not path.is_file():
+            return None
+        db = None
+        try:
+            db = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, check_same_thread=False)
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+        except sqlite3.Error as err:
+            if db is not None:
+                db.close()
+            log.warning("state database %s cannot be read (%s): nothing is taken from it", path, err)
+            return None
+        if version != SCHEMA_VERSION:
+            db.close()
+            log.warning(
+                "state database %s has schema version %d, this program reads %d: nothing is taken from it "
+                "(the exporter migrates it when it starts)",
+                path,
+                version,
+                SCHEMA_VERSION,
+            )
+            return None
+        return cls(db, path)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def _query(self, sql: str, params: tuple = ()) -> list[tuple]:
+        with self._lock:
+            if self._failed:
+                return []
+            try:
+                return self._db.execute(sql, params).fetchall()
+            except sqlite3.Error as err:
+                self._failed = True
+                log.warning("state database %s cannot be read (%s): nothing more is taken from it", self._path, err)
+                return []
+
+    def day_families(self, scope: str, report: str, day: str, fingerprint: str) -> DayFamilies | None:
+        try:
+            return super().day_families(scope, report, day, fingerprint)
+        except (zlib.error, ValueError, TypeError) as err:
+            log.warning("state database %s: %s %s %s cannot be read (%s)", self._path, scope, report, day, err)
+            return None

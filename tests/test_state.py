@@ -10,7 +10,18 @@ import sys
 
 import pytest
 
-from copilot_exporter.state import SCHEMA_VERSION, WINDOW_DAYS, Membership, StateError, StateStore, UserDay
+from copilot_exporter.model import Family
+from copilot_exporter.state import (
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    WINDOW_DAYS,
+    DayFamilies,
+    Membership,
+    StateError,
+    StateStore,
+    StateView,
+    UserDay,
+)
 
 START = dt.date(2026, 10, 1)
 
@@ -188,3 +199,84 @@ def test_served_families_come_back_after_a_restart_exactly(tmp_path):
     assert again.served("org=acme") == {"organization": Served("2026-10-05", "/a/b", families)}
     again.forget_served("org=acme", "organization")
     assert again.served("org=acme") == {}
+
+
+# Families per day, and the read-only view of another process --------------------------------
+FAMILIES = (
+    Family("copilot_lines_added", (((("org", "acme"),), 12.0),)),
+    Family("copilot_users_used", (((("org", "acme"), ("feature", "chat")), 5),)),
+)
+
+
+def test_a_days_families_come_back_only_under_the_fingerprint_they_were_built_with(tmp_path):
+    store = StateStore(tmp_path)
+    store.write_day(
+        "org=acme",
+        "2026-10-05",
+        identities={"users": '["/u"]'},
+        users=[UserDay(7, "mona", (1, None))],
+        families={"users": DayFamilies('["/u"]', "fp-1", FAMILIES)},
+    )
+    store.close()
+    view = StateView.open(tmp_path)
+    assert view is not None
+    assert view.day_families("org=acme", "users", "2026-10-05", "fp-1") == DayFamilies('["/u"]', "fp-1", FAMILIES)
+    assert view.day_families("org=acme", "users", "2026-10-05", "fp-2") is None
+    assert view.day_families("org=acme", "users", "2026-10-06", "fp-1") is None
+    assert view.users_of("org=acme", "2026-10-05") == [UserDay(7, "mona", (1, None))]
+
+
+def test_day_families_are_pruned_with_the_days(tmp_path):
+    store = StateStore(tmp_path)
+    days = [(START + dt.timedelta(days=offset)).isoformat() for offset in range(WINDOW_DAYS + 3)]
+    for day in days:
+        store.write_day("org=acme", day, identities={}, families={"repos": DayFamilies("[]", "fp", FAMILIES)})
+    assert store.families_held("org=acme", "repos", days[-WINDOW_DAYS]) == ("[]", "fp")
+    assert store.families_held("org=acme", "repos", days[-WINDOW_DAYS - 1]) is None
+
+
+def test_a_view_reads_beside_the_running_store_without_its_lock(tmp_path):
+    store = StateStore(tmp_path)  # holds the lock, as a running exporter does
+    store.write_day("org=acme", "2026-10-05", identities={"users": "a"}, users=[UserDay(1, None, (3,))])
+    view = StateView.open(tmp_path)
+    assert view is not None and view.identity("org=acme", "users", "2026-10-05") == "a"
+    store.write_day("org=acme", "2026-10-06", identities={"users": "b"}, users=[])
+    assert view.days_held("org=acme", "users") == ["2026-10-05", "2026-10-06"]  # the writer's new day too
+    with pytest.raises(StateError):
+        StateStore(tmp_path)  # the view took no lock, and the store still holds it
+    view.close()
+    store.close()
+
+
+def test_a_view_of_a_missing_or_corrupt_database_holds_nothing_and_changes_nothing(tmp_path, caplog):
+    assert StateView.open(tmp_path / "nowhere") is None
+    assert not (tmp_path / "nowhere").exists()
+    (tmp_path / "state.sqlite3").write_bytes(b"this is not a database" * 100)
+    assert StateView.open(tmp_path) is None
+    assert "cannot be read" in caplog.text
+    assert (tmp_path / "state.sqlite3").read_bytes() == b"this is not a database" * 100
+    assert [path.name for path in tmp_path.iterdir()] == ["state.sqlite3"]
+
+
+def create_v1_database(directory) -> None:
+    """A database as the first schema left it, with a day of users and memberships."""
+    db = sqlite3.connect(directory / "state.sqlite3", isolation_level=None)
+    db.executescript(f"BEGIN; {MIGRATIONS[0]} PRAGMA user_version=1; COMMIT;")
+    db.execute("INSERT INTO reports VALUES ('org=acme', 'users', '2026-10-05', 'links')")
+    db.execute("INSERT INTO users VALUES ('org=acme', '2026-10-05', 7, NULL, '[1, null]')")
+    db.execute("INSERT INTO memberships VALUES ('org=acme', '2026-10-05', 3, 7, 'web')")
+    db.close()
+
+
+def test_a_version_1_database_migrates_in_place_and_keeps_its_rows(tmp_path, caplog):
+    create_v1_database(tmp_path)
+    assert StateView.open(tmp_path) is None  # another schema: nothing taken from it, nothing changed
+    assert sqlite3.connect(tmp_path / "state.sqlite3").execute("PRAGMA user_version").fetchone()[0] == 1
+    store = StateStore(tmp_path)
+    assert sqlite3.connect(tmp_path / "state.sqlite3").execute("PRAGMA user_version").fetchone()[0] == 2
+    assert store.identity("org=acme", "users", "2026-10-05") == "links"
+    assert store.users_of("org=acme", "2026-10-05") == [UserDay(7, None, (1, None))]
+    assert store.memberships_of("org=acme", "2026-10-05") == [Membership(3, "web", 7)]
+    store.write_day("org=acme", "2026-10-05", identities={}, families={"repos": DayFamilies("[]", "fp", FAMILIES)})
+    assert store.day_families("org=acme", "repos", "2026-10-05", "fp") == DayFamilies("[]", "fp", FAMILIES)
+    assert "moved aside" not in caplog.text

@@ -473,12 +473,15 @@ class UsersAccumulator:
         self._add_per_user(builder)
 
     def _add_per_user(self, builder: FamilyBuilder) -> None:
-        """`copilot_per_user_lines_added{user="alice"} 8` (opt-in)."""
-        for members in self._members.values():
-            for user_id, member in members.items():
-                user = self._user_labels.get(user_id)
-                if user is not None:
-                    _add_activity(builder, PER_USER_NAMES.values(), member[:_CREDITS], user=user)
+        add_per_user(builder, ((label, member) for _user_id, label, member in self.kept()))
+
+
+def add_per_user(builder: FamilyBuilder, users: Iterable[tuple[str | None, Member]]) -> None:
+    """`copilot_per_user_lines_added{user="alice"} 8` (opt-in): one user's series per (label,
+    Member), none for a label None. From a users report, or from the users the state keeps."""
+    for user, member in users:
+        if user is not None:
+            _add_activity(builder, PER_USER_NAMES.values(), member[:_CREDITS], user=user)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -38,12 +38,19 @@ the store are asked for a few at a time (`fill_days_per_refresh`), newest first;
 has no report for is kept as such (NO_REPORT), so a window is filled once every one of its days
 has been asked. A window's series appear only then. What was served is kept too, and restored
 when the source is built: a restart serves at once and downloads nothing it holds.
+The families mapped from each dated report downloaded are kept per day as well, with the
+fingerprint of the settings that shaped them (those of the users and user-teams reports in the
+transaction of their day; per-user ones not at all: they are rebuilt from the users kept, by
+the same `reports.add_per_user`), and a past day filled gets its team join, so it is a complete
+day for `backfill`.
 
 `fetch_day` reads every report of one given day through the same parsing and mapping; it is what
 `copilot-exporter backfill` writes history from, taking the aggregated records of the days the
-28-day report covers from that one report (`window_days`). A day's values are served from when its report
-is fetched until a newer day's is, nominally from two days after the day for one day: the
-interval `backfill` places that day's history in (see its module).
+28-day report covers from that one report (`window_days`), and, given a read-only view of an
+exporter's store (`history`), the report-days it holds from there instead of GitHub (`_held`). A
+day's values are served from when its report is fetched until a newer day's is, nominally from
+two days after the day for one day: the interval `backfill` places that day's history in (see
+its module).
 """
 
 from __future__ import annotations
@@ -60,14 +67,15 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from copilot_exporter.config import Config, Entry
+from copilot_exporter.config import Config, Entry, mapping_fingerprint
 from copilot_exporter.errors import PayloadError, RefreshError
 from copilot_exporter.github.client import GitHubClient, GitHubError
 from copilot_exporter.github.records import iter_records
 from copilot_exporter.metrics import reports
+from copilot_exporter.metrics.catalogue import CATALOGUE
 from copilot_exporter.model import ENTERPRISE, Family, FamilyBuilder, Problem, Problems, day_timestamp
 from copilot_exporter.sources import Result, explain_forbidden
-from copilot_exporter.state import WINDOW_DAYS, Membership, Served, StateStore, UserDay
+from copilot_exporter.state import WINDOW_DAYS, DayFamilies, Membership, Served, StateStore, StateView, UserDay
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +123,13 @@ class Downloaded:
     memberships: list[Membership] | None = None  # the user-teams rows read, to keep in the state
 
 
+@dataclass(frozen=True)
+class HeldDay:
+    """A report's day as a state store holds it: its families, or None when GitHub has none."""
+
+    found: Downloaded | None
+
+
 def aggregated_report(kind: str) -> Report:
     if kind == ENTERPRISE:
         return Report("enterprise", "enterprise-1-day")
@@ -125,6 +140,7 @@ USERS = Report("users", "users-1-day")
 TEAMS = Report("user_teams", "user-teams-1-day")
 REPOS = Report("repos", "repos-1-day")
 TEAM_WINDOWS = Report("team_windows", "")  # computed from the state, never asked of GitHub
+KEPT_BY_DAY = (USERS, TEAMS)  # their families are written with the day's users and memberships (`_keep`)
 
 
 def window_report(kind: str) -> Report:
@@ -169,7 +185,9 @@ class ReportsSource:
     _rereads = True  # whether held days due to be asked again may be (False: the request budget is low)
     deferred_rereads = 0  # re-reads put off so far
 
-    def __init__(self, entry: Entry, config: Config, state: StateStore | None = None):
+    def __init__(self, entry: Entry, config: Config, state: StateStore | None = None, history: StateView | None = None):
+        """`state`: the exporter's own store; `history`: a read-only view of one (a backfill's),
+        whose held days `fetch_day` takes instead of asking GitHub (listed in `reused`)."""
         self.entry = entry
         self.scope = entry.scope
         self.key = str(entry.scope)  # the scope's key in the state store
@@ -177,6 +195,9 @@ class ReportsSource:
         self.salt = config.user_hash_salt
         self.max_series = config.max_series_per_family
         self.state = state
+        self.history = history
+        self.fingerprint = mapping_fingerprint(entry, config)
+        self.reused: list[tuple[str, str]] = []  # (report, day) taken from `history`
         self.fill_days = config.fill_days_per_refresh
         self._downloaded: dict[str, Downloaded] = {}
         self.reread_interval = config.reread_interval
@@ -518,6 +539,12 @@ class ReportsSource:
         it as the report served (and in the state's served values); False for a past day read
         only to fill the state.
         """
+        if day is not None:
+            held = self._held(report, day)
+            if held is not None:
+                self._answered = True
+                self.reused.append((report.key, day))
+                return held.found
         known = self._downloaded.get(report.key)
         if (
             self._asking
@@ -549,6 +576,8 @@ class ReportsSource:
             except GitHubError as again:
                 raise PayloadError(f"{report.endpoint} {day}: download links refused twice ({again.status})") from None
         downloaded.identity = identity
+        if self.state is not None and day is not None and report not in KEPT_BY_DAY:
+            self._state.write_day(self.key, day, identities={}, families={report.key: self._day_families(downloaded)})
         if remember:
             self._downloaded[report.key] = downloaded
             if self.state is not None:
@@ -665,11 +694,14 @@ class ReportsSource:
         return users.users
 
     def _keep(self, day: str, users: Downloaded, teams: Downloaded | None, no_teams: bool = False) -> None:
-        """Write a day's users and team memberships to the state, in one transaction, unless it
-        holds them already; `no_teams`: GitHub has no user-teams report that day."""
+        """Write a day's users and team memberships to the state, with the families of both
+        reports, in one transaction, unless it holds them already; `no_teams`: GitHub has no
+        user-teams report that day."""
         identities: dict[str, str] = {}
-        if users.users is not None and self._state.identity(self.key, USERS.key, day) != _identity_text(users.identity):
+        families: dict[str, DayFamilies] = {}
+        if users.users is not None and not self._holds(USERS, day, _identity_text(users.identity)):
             identities[USERS.key] = _identity_text(users.identity)
+            families[USERS.key] = self._day_families(users)
         memberships = teams.memberships if teams is not None else [] if no_teams else None
         if memberships and users.users is not None:
             # Only the rows the join keeps: members in the day's users report (a quarter to a
@@ -677,8 +709,10 @@ class ReportsSource:
             present = {user_id for user_id, _label, _member in users.users.kept()}
             memberships = [row for row in memberships if row.user_id in present]
         teams_identity = _identity_text(teams.identity) if teams is not None else NO_REPORT
-        if memberships is not None and self._state.identity(self.key, TEAMS.key, day) != teams_identity:
+        if memberships is not None and not self._holds(TEAMS, day, teams_identity):
             identities[TEAMS.key] = teams_identity
+            if teams is not None:
+                families[TEAMS.key] = self._day_families(teams)
         if not identities:
             return
         per_user = self.entry.per_user != "off"  # logins (or their hashes) only when opted in
@@ -691,7 +725,51 @@ class ReportsSource:
             if kept is not None and USERS.key in identities
             else None,
             memberships=memberships if TEAMS.key in identities else None,
+            families=families,
         )
+
+    def _holds(self, report: Report, day: str, identity: str) -> bool:
+        """Whether the state holds the report's day with this identity, and its families as
+        this configuration builds them (a day without a report has none)."""
+        if self._state.identity(self.key, report.key, day) != identity:
+            return False
+        return identity == NO_REPORT or self._state.families_held(self.key, report.key, day) == (
+            identity,
+            self.fingerprint,
+        )
+
+    def _day_families(self, downloaded: Downloaded) -> DayFamilies:
+        """What the state keeps of a report's families: all but the per-user ones, which the
+        users it keeps rebuild (`_held`)."""
+        return DayFamilies(
+            _identity_text(downloaded.identity),
+            self.fingerprint,
+            tuple(family for family in downloaded.families if not CATALOGUE[family.name].per_user),
+        )
+
+    def _held(self, report: Report, day: str) -> HeldDay | None:
+        """The report's day from `history`, when it holds it as this configuration builds it
+        (the per-user families rebuilt from its users) or as a settled day without a report;
+        None when GitHub has to be asked."""
+        store = self.history
+        if store is None:
+            return None
+        settled = (dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=SETTLED_AFTER)).isoformat()
+        if day <= settled and store.identity(self.key, report.key, day) == NO_REPORT:
+            return HeldDay(None)
+        held = store.day_families(self.key, report.key, day, self.fingerprint)
+        if held is None:
+            return None
+        families = held.families
+        if report == USERS and self.entry.per_user != "off":
+            builder = self._builder()
+            reports.add_per_user(builder, ((user.login, user.activity) for user in store.users_of(self.key, day)))
+            families += builder.build()
+        return HeldDay(Downloaded(day, tuple(json.loads(held.identity)), families))
+
+    def holds(self, report: Report, day: str) -> bool:
+        """Whether `history` holds the report's day (`fetch_day` asks GitHub nothing for it)."""
+        return self._held(report, day) is not None
 
     def _fill(self, client: GitHubClient, end_day: str, today: dt.date) -> None:
         """Ask GitHub for at most `fill_days` past days of the window ending at `end_day` that
@@ -733,14 +811,14 @@ class ReportsSource:
             return
         teams = None
         if TEAMS in kept:
-            teams = self._on_day(client, TEAMS, day, self._parse_memberships, depends=users.identity, remember=False)
-        self._keep(day, users, teams, no_teams=TEAMS in kept and teams is None)
+            members = users.users
+            assert members is not None  # _parse_users sets it
 
-    def _parse_memberships(self, records: Iterator[dict], day: str) -> Downloaded:
-        memberships: list[Membership] = []
-        for _row in _kept_memberships(records, day, memberships):
-            pass
-        return Downloaded(day, (), (), memberships=memberships)
+            def join(records: Iterator[dict], day: Any) -> Downloaded:
+                return self._parse_teams(records, day, members)
+
+            teams = self._on_day(client, TEAMS, day, join, depends=users.identity, remember=False)
+        self._keep(day, users, teams, no_teams=TEAMS in kept and teams is None)
 
     def _team_windows(self, end_day: str) -> Downloaded:
         """Team weekly/monthly actives ending at `end_day`, for each window the state fills, and
