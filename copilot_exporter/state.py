@@ -6,7 +6,9 @@ What it keeps, per scope (an organization or enterprise) and day, for the last `
 - the team memberships of the day's user-teams report (`team_id`, slug, `user_id`) whose user is
   in that day's users report: the team join keeps no other row;
 - the identity of each report downloaded (its links' paths), so a restart downloads nothing it holds;
-- the families last served per scope and report, so a restart serves them before its first refresh.
+- the families last served per scope and report, so a restart serves them before its first refresh;
+- when each report's recent days were last asked of GitHub, with the identity they answered, so a
+  restart does not ask every held day again at once (`asked`).
 
 Rules:
 - one process per directory: an exclusive lock on `state_dir/lock`; a second process is refused;
@@ -60,6 +62,12 @@ MIGRATIONS: tuple[str, ...] = (
         families TEXT NOT NULL,
         PRIMARY KEY (scope, report)) WITHOUT ROWID;
     """,
+    # 1 -> 2: when each (scope, report, day) was last asked, and the identity it answered
+    """
+    CREATE TABLE asked (
+        scope TEXT NOT NULL, report TEXT NOT NULL, day TEXT NOT NULL, at REAL NOT NULL, identity TEXT NOT NULL,
+        PRIMARY KEY (scope, report, day)) WITHOUT ROWID;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -91,6 +99,14 @@ class Served:
     day: str
     identity: str
     families: tuple[Family, ...]
+
+
+@dataclass(frozen=True)
+class Asked:
+    """When a report's day was last asked of GitHub (a Unix time), and the identity it answered."""
+
+    at: float
+    identity: str
 
 
 @dataclass(frozen=True)
@@ -218,7 +234,7 @@ class StateStore:
     @staticmethod
     def _prune(db: sqlite3.Connection, scope: str, newest: str) -> None:
         oldest = (dt.date.fromisoformat(newest) - dt.timedelta(days=WINDOW_DAYS - 1)).isoformat()
-        for table in ("users", "memberships", "reports"):
+        for table in ("users", "memberships", "reports", "asked"):
             db.execute(f"DELETE FROM {table} WHERE scope = ? AND day < ?", (scope, oldest))  # noqa: S608
 
     def remember_served(self, scope: str, report: str, served: Served) -> None:
@@ -233,6 +249,31 @@ class StateStore:
                 "INSERT OR REPLACE INTO served VALUES (?, ?, ?, ?, ?)",
                 (scope, report, served.day, served.identity, families),
             )
+
+    def remember_asked(self, scope: str, asked: dict[tuple[str, str], Asked]) -> None:
+        """Keep when each (report, day) was last asked, and what it answered; days no longer
+        in `asked` are forgotten for those reports (the caller keeps only the recent ones)."""
+        with self._transaction() as db:
+            for report in {report for report, _day in asked}:
+                days = [day for key, day in asked if key == report]
+                marks = ",".join("?" * len(days))
+                db.execute(
+                    f"DELETE FROM asked WHERE scope = ? AND report = ? AND day NOT IN ({marks})",  # noqa: S608
+                    (scope, report, *days),
+                )
+            db.executemany(
+                "INSERT OR REPLACE INTO asked VALUES (?, ?, ?, ?, ?)",
+                ((scope, report, day, entry.at, entry.identity) for (report, day), entry in asked.items()),
+            )
+
+    def asked(self, scope: str) -> dict[tuple[str, str], Asked]:
+        """(report, day) -> when it was last asked, for a scope (before a restart, too)."""
+        return {
+            (report, day): Asked(at, identity)
+            for report, day, at, identity in self._query(
+                "SELECT report, day, at, identity FROM asked WHERE scope = ?", (scope,)
+            )
+        }
 
     def forget_served(self, scope: str, report: str) -> None:
         with self._transaction() as db:

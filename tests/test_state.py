@@ -188,3 +188,39 @@ def test_served_families_come_back_after_a_restart_exactly(tmp_path):
     assert again.served("org=acme") == {"organization": Served("2026-10-05", "/a/b", families)}
     again.forget_served("org=acme", "organization")
     assert again.served("org=acme") == {}
+
+
+def test_when_days_were_asked_comes_back_after_a_restart_and_only_the_days_given_are_kept(tmp_path):
+    from copilot_exporter.state import Asked
+
+    store = StateStore(tmp_path)
+    store.remember_asked("org=acme", {("organization", "2026-10-03"): Asked(10.0, '["/a"]')})
+    store.remember_asked(
+        "org=acme",
+        {("organization", "2026-10-04"): Asked(20.0, '["/b"]'), ("organization", "2026-10-05"): Asked(30.5, "[]")},
+    )
+    store.remember_asked("org=acme", {("users", "2026-10-05"): Asked(31.0, '["/u"]')})
+    store.remember_asked("org=globex", {("organization", "2026-10-05"): Asked(40.0, '["/g"]')})
+    store.close()
+    again = StateStore(tmp_path)
+    assert again.asked("org=acme") == {
+        ("organization", "2026-10-04"): Asked(20.0, '["/b"]'),  # 2026-10-03 was no longer given
+        ("organization", "2026-10-05"): Asked(30.5, "[]"),
+        ("users", "2026-10-05"): Asked(31.0, '["/u"]'),  # another report's days are left alone
+    }
+    assert again.asked("org=globex") == {("organization", "2026-10-05"): Asked(40.0, '["/g"]')}
+
+
+def test_a_database_of_the_first_schema_is_migrated_keeping_what_it_holds(tmp_path):
+    from copilot_exporter.state import MIGRATIONS
+
+    db = sqlite3.connect(tmp_path / "state.sqlite3")
+    db.executescript(f"BEGIN; {MIGRATIONS[0]} PRAGMA user_version=1; COMMIT;")
+    db.execute("INSERT INTO reports VALUES ('org=acme', 'users', '2026-10-05', 'x')")
+    db.commit()
+    db.close()
+    store = StateStore(tmp_path)
+    assert store.identity("org=acme", "users", "2026-10-05") == "x"
+    assert store.asked("org=acme") == {}  # nothing asked kept yet: every held day is due once
+    store.close()
+    assert sqlite3.connect(tmp_path / "state.sqlite3").execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
