@@ -16,12 +16,12 @@ one, else the users report) and only with a state store, the one place that keep
 when such a day comes back changed, its users and user-teams reports are read again into the
 state (those whose links changed; a day whose aggregated links were never seen, in the first
 days after the first start, has its users and user-teams links compared with the state's).
-Without a state store only the held day is asked again. When
-the aggregated report comes back with its held day unchanged, the others' held days count as
-asked (a revision of a day's data revises its totals): they are asked again only when it
-changed. When each day was asked is kept in the state, so a restart does not ask everything
-again at once. The links' paths identify the content (the query string only signs it), so a
-report whose day and paths are unchanged is not downloaded again: its parsed result is reused.
+Without a state store only the held day is asked again. When the aggregated report comes back
+with its held day unchanged, the others' held days count as asked (a revision of a day's data
+revises its totals): they are asked again only when it changed. When each day was asked is kept
+in the state, so a restart does not ask everything again at once. The links' paths identify the
+content (the query string only signs it), so a report whose day and paths are unchanged is not
+downloaded again: its parsed result is reused.
 
 "No report that day" comes in many shapes, and each one means: step back a day. They are 204;
 200 with an empty body, `null`, `""` or any bare JSON string ("No report available for this
@@ -62,6 +62,7 @@ import dataclasses
 import datetime as dt
 import json
 import logging
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -193,6 +194,7 @@ class ReportsSource:
         self.reread_interval = config.reread_interval
         # (report key, day) -> when it was last asked and what it answered, for the recent days
         self._asked_at: dict[tuple[str, str], Asked] = state.asked(self.key) if state is not None else {}
+        self._asked_lock = threading.Lock()
         if state is not None:
             for report, served in state.served(self.key).items():
                 self._downloaded[report] = Downloaded(served.day, tuple(json.loads(served.identity)), served.families)
@@ -476,15 +478,17 @@ class ReportsSource:
     def _remember_asked(self, asked: dict[tuple[str, str], Asked]) -> None:
         """Update when (report key, day)s were asked; a report's days before its last
         `REREAD_DAYS` are forgotten. Kept in the state when there is one."""
-        self._asked_at.update(asked)
         reports_ = {report for report, _day in asked}
-        for report in reports_:
-            newest = max(day for key, day in self._asked_at if key == report)
-            oldest = _days_ending(newest, REREAD_DAYS)[-1]
-            for key, day in [key for key in self._asked_at if key[0] == report and key[1] < oldest]:
-                del self._asked_at[(key, day)]
+        with self._asked_lock:  # a scope's report chains run side by side
+            self._asked_at.update(asked)
+            for report in reports_:
+                newest = max(day for key, day in self._asked_at if key == report)
+                oldest = _days_ending(newest, REREAD_DAYS)[-1]
+                for key, day in [key for key in self._asked_at if key[0] == report and key[1] < oldest]:
+                    del self._asked_at[(key, day)]
+            kept = {key: at for key, at in self._asked_at.items() if key[0] in reports_}
         if self.state is not None:
-            self.state.remember_asked(self.key, {key: at for key, at in self._asked_at.items() if key[0] in reports_})
+            self.state.remember_asked(self.key, kept)
 
     def _reread_due(self, report: Report, day: str) -> bool:
         """Whether `day` of the report was last asked `reread_interval` ago or more (and the
