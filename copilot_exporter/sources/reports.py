@@ -9,8 +9,8 @@ so while a day is not out a refresh of a scope costs one request. A held day can
 until GitHub finalises it (within three full UTC days), so a report is asked again once
 `reread_interval` has passed since it was last asked for one of its last three days (identical
 links: nothing downloaded). Which day: the held day, unless the held day was the last one asked;
-then the one of the two days before it asked longest ago (D, D-2, D, D-1, ...: every day is
-asked again about twice as the held day and once as each of the two days before). The days
+then the one of the two days before it asked longest ago (D, D-2, D, D-1, ...; with a new day
+found each day and the default 6h: D-2, D and D-1, 6, 12 and 18 hours after it). The days
 before the held day are asked again only for the report that stands for the day (the aggregated
 one, else the users report) and only with a state store, the one place that keeps past days:
 when such a day comes back changed, its users and user-teams reports are read again into the
