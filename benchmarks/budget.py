@@ -8,16 +8,23 @@ day and finds nothing. The clock is an argument: an hourly refresh and a new UTC
 simulated, not waited for. At each new day the simulated world moves to the next day: the day
 before becomes available, the new yesterday is not out yet. Seats are fetched every 6 hours, with
 conditional requests (a 304 does not count against GitHub's limit, and is not counted here).
+Each simulated day's requests are broken down by what they ask for.
 
-    python benchmarks/budget.py [--orgs 200] [--workers 4] [--latency 0.1] [--days 2]
+With `--state` the sources share a state store (in a temporary directory), filled by the first
+refresh (`fill_days_per_refresh` 28): as in a deployment with `state_dir`, re-reads then go over
+the last three days in turn, not only the held day.
+
+    python benchmarks/budget.py [--orgs 200] [--workers 4] [--latency 0.1] [--days 2] [--state]
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import dataclasses
 import datetime as dt
 import resource
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -43,6 +50,37 @@ def counted(sim: RemoteSimulator) -> tuple[int, int, int]:
     return reports, seats, downloads
 
 
+def breakdown(sim: RemoteSimulator, today: dt.date) -> collections.Counter[str]:
+    """A simulated day's requests (not 304) by what they ask for; the held day D is the day
+    before yesterday (yesterday is not out yet)."""
+    held = today - dt.timedelta(days=2)
+    names = {today - dt.timedelta(days=1): "next day (probe)", held: "D"}
+    found: set[str] = set()  # the organizations whose new day was found: the first ask of D
+    kinds: collections.Counter[str] = collections.Counter()
+    for request in sim.requests:
+        if request.server != "api" or request.status == 304:
+            continue
+        if "/copilot/metrics/reports/" not in request.path:
+            kinds["seats"] += 1
+            continue
+        org, report = request.path.split("/")[2], request.path.rsplit("/reports/", 1)[1]
+        if not request.query.get("day"):
+            kinds["28-day report"] += 1
+            continue
+        day = dt.date.fromisoformat(request.query["day"])
+        label = names.get(day, f"D-{(held - day).days}")
+        if report != "organization-1-day":
+            kinds[f"{report} of {label}"] += 1
+        elif label == "D" and org not in found:
+            found.add(org)
+            kinds["new day D found"] += 1
+        elif day > held:
+            kinds[label] += 1
+        else:
+            kinds[f"re-read of {label}"] += 1
+    return kinds
+
+
 def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -51,6 +89,7 @@ def main() -> None:
     from copilot_exporter.github.client import Connection
     from copilot_exporter.sources import seats
     from copilot_exporter.sources.reports import ReportsSource
+    from copilot_exporter.state import StateStore
     from copilot_exporter.telemetry import Telemetry
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -58,6 +97,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--latency", type=float, default=0.1, help="seconds added to every answer")
     parser.add_argument("--days", type=int, default=2, help="simulated days of hourly refreshes")
+    parser.add_argument("--state", action="store_true", help="with a state store: re-reads of the last three days")
     args = parser.parse_args()
     print(f"machine: {machine()}")
     print(
@@ -68,8 +108,11 @@ def main() -> None:
     the_world = organizations_world(args.orgs)
     with RemoteSimulator(world=the_world, latency=args.latency) as sim:
         sim.set_rate_limit(10**6, HOUR, limit=10**6)  # the budget is measured here, not enforced
-        cfg = organizations_config(sim.api_url, args.orgs, args.workers, seats=True)
-        sources = [ReportsSource(entry, cfg) for entry in cfg.entries]
+        cfg = dataclasses.replace(
+            organizations_config(sim.api_url, args.orgs, args.workers, seats=True), fill_days_per_refresh=28
+        )
+        state = StateStore(tempfile.mkdtemp(prefix="budget-state-")) if args.state else None
+        sources = [ReportsSource(entry, cfg, state) for entry in cfg.entries]
         connection = Connection(sim.api_url, lambda: "bench-token", Telemetry())
         pool = ThreadPoolExecutor(args.workers)
         start = 1_900_000_000.0
@@ -116,6 +159,8 @@ def main() -> None:
                 f"{(reports + seat_calls) / args.orgs:.1f}; {downloads / args.orgs:.1f} downloads",
                 flush=True,
             )
+            kinds = breakdown(sim, today)
+            print("  " + ", ".join(f"{kind} {count / args.orgs:.2f}" for kind, count in sorted(kinds.items())))
         pool.shutdown()
     steady = sorted(steady_times)[len(steady_times) // 2]
     held = sum(

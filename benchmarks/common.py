@@ -53,8 +53,9 @@ def organizations_world(orgs: int):
     )
 
 
-def organizations_config(api_url: str, orgs: int, workers: int, seats: bool):
-    """The exporter's configuration for `organizations_world`: the reports API, repositories on."""
+def organizations_config(api_url: str, orgs: int, workers: int, seats: bool, shard: str | None = None):
+    """The exporter's configuration for `organizations_world`: the reports API, repositories on;
+    with `shard` ("i/n"), the exporter refreshes only that shard's organizations."""
     from copilot_exporter.config import parse_config
 
     return parse_config(
@@ -63,5 +64,6 @@ def organizations_config(api_url: str, orgs: int, workers: int, seats: bool):
             "source": "reports",
             "workers": workers,
             "organizations": [{"name": f"org-{i:04d}", "repositories": True, "seats": seats} for i in range(orgs)],
+            **({"shard": shard} if shard else {}),
         }
     )

@@ -11,6 +11,8 @@ What it keeps, per scope (an organization or enterprise) and day, for the last `
   with the fingerprint of the settings that shaped them (`config.mapping_fingerprint`), so
   `copilot-exporter backfill` takes a day held from here instead of downloading it again. Per-user
   series are not stored twice: they are rebuilt from the users table (label and activity).
+- when each report's recent days were last asked of GitHub, with the identity they answered, so a
+  restart does not ask every held day again at once (`asked`).
 
 Rules:
 - one process per directory: an exclusive lock on `state_dir/lock`; a second process is refused;
@@ -74,8 +76,14 @@ MIGRATIONS: tuple[str, ...] = (
         fingerprint TEXT NOT NULL, families BLOB NOT NULL,
         PRIMARY KEY (scope, report, day)) WITHOUT ROWID;
     """,
+    # 2 -> 3: when each (scope, report, day) was last asked, and the identity it answered
+    """
+    CREATE TABLE asked (
+        scope TEXT NOT NULL, report TEXT NOT NULL, day TEXT NOT NULL, at REAL NOT NULL, identity TEXT NOT NULL,
+        PRIMARY KEY (scope, report, day)) WITHOUT ROWID;
+    """,
 )
-DAILY_TABLES = ("users", "memberships", "reports", "day_families")  # pruned to the last WINDOW_DAYS days
+DAILY_TABLES = ("users", "memberships", "reports", "day_families", "asked")  # pruned to the last WINDOW_DAYS days
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -116,6 +124,14 @@ class DayFamilies:
     identity: str
     fingerprint: str
     families: tuple[Family, ...]
+
+
+@dataclass(frozen=True)
+class Asked:
+    """When a report's day was last asked of GitHub (a Unix time), and the identity it answered."""
+
+    at: float
+    identity: str
 
 
 @dataclass(frozen=True)
@@ -346,6 +362,31 @@ class StateStore(_Reading):
                 "INSERT OR REPLACE INTO served VALUES (?, ?, ?, ?, ?)",
                 (scope, report, served.day, served.identity, families),
             )
+
+    def remember_asked(self, scope: str, asked: dict[tuple[str, str], Asked]) -> None:
+        """Keep when each (report, day) was last asked, and what it answered; days no longer
+        in `asked` are forgotten for those reports (the caller keeps only the recent ones)."""
+        with self._transaction() as db:
+            for report in {report for report, _day in asked}:
+                days = [day for key, day in asked if key == report]
+                marks = ",".join("?" * len(days))
+                db.execute(
+                    f"DELETE FROM asked WHERE scope = ? AND report = ? AND day NOT IN ({marks})",  # noqa: S608
+                    (scope, report, *days),
+                )
+            db.executemany(
+                "INSERT OR REPLACE INTO asked VALUES (?, ?, ?, ?, ?)",
+                ((scope, report, day, entry.at, entry.identity) for (report, day), entry in asked.items()),
+            )
+
+    def asked(self, scope: str) -> dict[tuple[str, str], Asked]:
+        """(report, day) -> when it was last asked, for a scope (before a restart, too)."""
+        return {
+            (report, day): Asked(at, identity)
+            for report, day, at, identity in self._query(
+                "SELECT report, day, at, identity FROM asked WHERE scope = ?", (scope,)
+            )
+        }
 
     def forget_served(self, scope: str, report: str) -> None:
         with self._transaction() as db:

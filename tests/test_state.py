@@ -15,6 +15,7 @@ from copilot_exporter.state import (
     MIGRATIONS,
     SCHEMA_VERSION,
     WINDOW_DAYS,
+    Asked,
     DayFamilies,
     Membership,
     StateError,
@@ -273,10 +274,42 @@ def test_a_version_1_database_migrates_in_place_and_keeps_its_rows(tmp_path, cap
     assert StateView.open(tmp_path) is None  # another schema: nothing taken from it, nothing changed
     assert sqlite3.connect(tmp_path / "state.sqlite3").execute("PRAGMA user_version").fetchone()[0] == 1
     store = StateStore(tmp_path)
-    assert sqlite3.connect(tmp_path / "state.sqlite3").execute("PRAGMA user_version").fetchone()[0] == 2
+    assert sqlite3.connect(tmp_path / "state.sqlite3").execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     assert store.identity("org=acme", "users", "2026-10-05") == "links"
     assert store.users_of("org=acme", "2026-10-05") == [UserDay(7, None, (1, None))]
     assert store.memberships_of("org=acme", "2026-10-05") == [Membership(3, "web", 7)]
     store.write_day("org=acme", "2026-10-05", identities={}, families={"repos": DayFamilies("[]", "fp", FAMILIES)})
     assert store.day_families("org=acme", "repos", "2026-10-05", "fp") == DayFamilies("[]", "fp", FAMILIES)
     assert "moved aside" not in caplog.text
+
+
+def test_when_days_were_asked_comes_back_after_a_restart_and_only_the_days_given_are_kept(tmp_path):
+    store = StateStore(tmp_path)
+    store.remember_asked("org=acme", {("organization", "2026-10-03"): Asked(10.0, '["/a"]')})
+    store.remember_asked(
+        "org=acme",
+        {("organization", "2026-10-04"): Asked(20.0, '["/b"]'), ("organization", "2026-10-05"): Asked(30.5, "[]")},
+    )
+    store.remember_asked("org=acme", {("users", "2026-10-05"): Asked(31.0, '["/u"]')})
+    store.remember_asked("org=globex", {("organization", "2026-10-05"): Asked(40.0, '["/g"]')})
+    store.close()
+    again = StateStore(tmp_path)
+    assert again.asked("org=acme") == {
+        ("organization", "2026-10-04"): Asked(20.0, '["/b"]'),  # 2026-10-03 was no longer given
+        ("organization", "2026-10-05"): Asked(30.5, "[]"),
+        ("users", "2026-10-05"): Asked(31.0, '["/u"]'),  # another report's days are left alone
+    }
+    assert again.asked("org=globex") == {("organization", "2026-10-05"): Asked(40.0, '["/g"]')}
+
+
+def test_a_database_of_the_first_schema_is_migrated_keeping_what_it_holds(tmp_path):
+    db = sqlite3.connect(tmp_path / "state.sqlite3")
+    db.executescript(f"BEGIN; {MIGRATIONS[0]} PRAGMA user_version=1; COMMIT;")
+    db.execute("INSERT INTO reports VALUES ('org=acme', 'users', '2026-10-05', 'x')")
+    db.commit()
+    db.close()
+    store = StateStore(tmp_path)
+    assert store.identity("org=acme", "users", "2026-10-05") == "x"
+    assert store.asked("org=acme") == {}  # nothing asked kept yet: every held day is due once
+    store.close()
+    assert sqlite3.connect(tmp_path / "state.sqlite3").execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION

@@ -314,17 +314,25 @@ def test_a_restart_after_only_the_user_teams_report_changed_reads_that_day_again
     sim.revise("org", "acme", newest, report="user-teams-1-day")
     sim.revise("org", "acme", newest, report="organization-1-day")  # what makes the others be asked again
     sim.reset_log()
-    second = ExporterProcess(tmp_path, sim, state, "second")
+    # Re-reads due at every refresh, refreshes every 5 s: the rotation comes to the held day
+    # within a few refreshes (a restart asks nothing before it is due).
+    second = ExporterProcess(tmp_path, sim, state, "second", refresh_interval="5s", reread_interval="0s")
     processes.append(second)
     wait_for(second.serving, 30, "the second exporter did not start")
-    wait_for(second.refreshed, 120, "the second exporter did not refresh")
-    downloads = [entry.path for entry in sim.requests if entry.server == "download"]
+
+    def downloaded() -> list[str]:
+        return [entry.path for entry in sim.requests if entry.server == "download"]
+
+    wait_for(lambda: len({path.split("/")[4] for path in downloaded()}) >= 3, 60, "the changed day was not read")
+    time.sleep(11)  # two more refreshes: nothing more is downloaded
+    after = second.samples()
+    second.stop()
+    downloads = downloaded()
     assert {tuple(path.split("/")[2:6]) for path in downloads} == {
         ("org", "acme", report, newest.isoformat())
         for report in ("organization-1-day", "user-teams-1-day", "users-1-day")
     }, downloads
     assert len(downloads) == len(set(downloads))  # each file once
-    after = second.samples()
     assert after[("copilot_exporter_up", frozenset({"org": "acme", "source": "reports"}.items()))] == 1
     for name, days in WINDOWS.items():
         assert team_values(after, name, "acme") == {
@@ -332,4 +340,3 @@ def test_a_restart_after_only_the_user_teams_report_changed_reads_that_day_again
         }
     daily = {key: value for key, value in team_values(after, "copilot_daily_active_users", "acme").items()}
     assert daily == team_values(before, "copilot_daily_active_users", "acme")  # the same rows, joined again
-    second.stop()

@@ -6,12 +6,22 @@ exports the newest day found. Later refreshes ask only what can be new: the days
 held, up to yesterday (in steady state one day, or none once yesterday is held). The aggregated
 report is asked first; the others are asked only for days it has (they are published together),
 so while a day is not out a refresh of a scope costs one request. A held day can still change
-until GitHub finalises it (within three full UTC days), so each report's held day is asked again
-once `reread_interval` has passed since it was last asked (identical links: nothing downloaded);
-when the aggregated report's held day comes back unchanged, the others count as asked (a
-revision of a day's data revises its totals). The links' paths identify the content (the query
-string only signs it), so a report whose day and paths are unchanged is not downloaded again:
-its parsed result is reused.
+until GitHub finalises it (within three full UTC days), so a report is asked again once
+`reread_interval` has passed since it was last asked for one of its last three days (identical
+links: nothing downloaded). Which day: the held day, unless the held day was the last one asked;
+then the one of the two days before it asked longest ago (D, D-2, D, D-1, ...; with a new day
+found each day and the default 6h: D-2, D and D-1, 6, 12 and 18 hours after it). The days
+before the held day are asked again only for the report that stands for the day (the aggregated
+one, else the users report) and only with a state store, the one place that keeps past days:
+when such a day comes back changed, its users and user-teams reports are read again into the
+state (those whose links changed; a day whose aggregated links were never seen, in the first
+days after the first start, has its users and user-teams links compared with the state's).
+Without a state store only the held day is asked again. When the aggregated report comes back
+with its held day unchanged, the others' held days count as asked (a revision of a day's data
+revises its totals): they are asked again only when it changed. When each day was asked is kept
+in the state, so a restart does not ask everything again at once. The links' paths identify the
+content (the query string only signs it), so a report whose day and paths are unchanged is not
+downloaded again: its parsed result is reused.
 
 "No report that day" comes in many shapes, and each one means: step back a day. They are 204;
 200 with an empty body, `null`, `""` or any bare JSON string ("No report available for this
@@ -59,6 +69,7 @@ import dataclasses
 import datetime as dt
 import json
 import logging
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -75,7 +86,16 @@ from copilot_exporter.metrics import reports
 from copilot_exporter.metrics.catalogue import CATALOGUE
 from copilot_exporter.model import ENTERPRISE, Family, FamilyBuilder, Problem, Problems, day_timestamp
 from copilot_exporter.sources import Result, explain_forbidden
-from copilot_exporter.state import WINDOW_DAYS, DayFamilies, Membership, Served, StateStore, StateView, UserDay
+from copilot_exporter.state import (
+    WINDOW_DAYS,
+    Asked,
+    DayFamilies,
+    Membership,
+    Served,
+    StateStore,
+    StateView,
+    UserDay,
+)
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +106,7 @@ NO_REPORT = "none"  # the identity kept for a day GitHub has no report for
 # A day can still appear or change until about three full days after it (COPILOT-APIS.md §2):
 # a younger day kept as NO_REPORT is asked again.
 SETTLED_AFTER = 3  # days
+REREAD_DAYS = 3  # the held day and the two before it: the days GitHub may still revise
 
 
 class ReportsUnavailable(GitHubError):
@@ -201,11 +222,12 @@ class ReportsSource:
         self.fill_days = config.fill_days_per_refresh
         self._downloaded: dict[str, Downloaded] = {}
         self.reread_interval = config.reread_interval
-        self._asked_at: dict[str, float] = {}  # report key -> when its held day was last asked
+        # (report key, day) -> when it was last asked and what it answered, for the recent days
+        self._asked_at: dict[tuple[str, str], Asked] = state.asked(self.key) if state is not None else {}
+        self._asked_lock = threading.Lock()
         if state is not None:
             for report, served in state.served(self.key).items():
                 self._downloaded[report] = Downloaded(served.day, tuple(json.loads(served.identity)), served.families)
-        self._window_read_on: str | None = None  # the UTC day the 28-day report was last read
         base = "/enterprises/{enterprise}" if self.scope.kind == ENTERPRISE else "/orgs/{org}"
         self._route_base = base + "/copilot/metrics/reports/"
         self._path_base = base.format(enterprise=self.scope.name, org=self.scope.name) + "/copilot/metrics/reports/"
@@ -447,37 +469,134 @@ class ReportsSource:
                 continue  # still being produced
             if found:
                 return found
-        if self._reread_due(report):
-            try:
+        again = self._reread_day(report, held.day)
+        try:
+            if again == held.day:
                 return on_day(held.day)
-            except DayUnavailable as err:  # a day it served before: GitHub is failing
-                raise GitHubError(err.status, err.route, "the day held answered 5xx: GitHub is failing") from None
+            if again is not None:
+                self._reread_past(client, report, again)
+        except DayUnavailable as err:  # a day it served before: GitHub is failing
+            raise GitHubError(err.status, err.route, "a day held answered 5xx: GitHub is failing") from None
         self._answered = True  # the scope answered before: a 404 now is for a day, not for it
         return dataclasses.replace(held, problems=())  # counted when it was parsed
 
     def _confirm_others(self, held: Downloaded, found: Downloaded | None) -> None:
-        """When the aggregated report's held day was just asked again and is unchanged, the
+        """When the aggregated report was just asked again and its held day is unchanged, the
         other reports' held days count as asked too: a revision of a day's data revises its
         totals. (A day revised otherwise is replaced by the next day within a day anyway.)"""
         aggregated = aggregated_report(self.scope.kind).key
-        if (
-            found is None
-            or found.day != held.day
-            or found.identity != held.identity
-            or self._asked_at.get(aggregated) != self._now
-        ):
-            return
-        for key in self._downloaded:
-            if key != aggregated:
-                self._asked_at[key] = self._now
+        if found is None or found.day != held.day or found.identity != held.identity:
+            return  # a new day (the others are asked for it), or the held day changed: they are asked again
+        asked_now = [day for day in _days_ending(held.day, REREAD_DAYS) if self._asked(aggregated, day) == self._now]
+        if asked_now:
+            self._record_asked(
+                {
+                    (key, downloaded.day): downloaded.identity
+                    for key, downloaded in self._downloaded.items()
+                    if key in (USERS.key, TEAMS.key, REPOS.key)
+                },
+            )
 
-    def _reread_due(self, report: Report) -> bool:
-        """Whether the held day of the report was last asked `reread_interval` ago or more."""
-        due = self._now - self._asked_at.get(report.key, float("-inf")) >= self.reread_interval
+    def _asked(self, report_key: str, day: str) -> float:
+        asked = self._asked_at.get((report_key, day))
+        return asked.at if asked is not None else float("-inf")
+
+    def _record_asked(self, identities: dict[tuple[str, str], tuple[str, ...]]) -> None:
+        """Note that these (report key, day)s were asked now and what they answered."""
+        self._remember_asked({key: Asked(self._now, _identity_text(identity)) for key, identity in identities.items()})
+
+    def _remember_asked(self, asked: dict[tuple[str, str], Asked]) -> None:
+        """Update when (report key, day)s were asked; a report's days before its last
+        `REREAD_DAYS` are forgotten. Kept in the state when there is one."""
+        reports_ = {report for report, _day in asked}
+        with self._asked_lock:  # a scope's report chains run side by side
+            self._asked_at.update(asked)
+            for report in reports_:
+                newest = max(day for key, day in self._asked_at if key == report)
+                oldest = _days_ending(newest, REREAD_DAYS)[-1]
+                for key, day in [key for key in self._asked_at if key[0] == report and key[1] < oldest]:
+                    del self._asked_at[(key, day)]
+            kept = {key: at for key, at in self._asked_at.items() if key[0] in reports_}
+        if self.state is not None:
+            self.state.remember_asked(self.key, kept)
+
+    def _reread_due(self, report: Report, day: str) -> bool:
+        """Whether `day` of the report was last asked `reread_interval` ago or more (and the
+        budget allows asking it again now: else it counts as deferred)."""
+        return self._allowed(self._now - self._asked(report.key, day) >= self.reread_interval)
+
+    def _allowed(self, due: bool) -> bool:
         if due and not self._rereads:
             self.deferred_rereads += 1
             return False
         return due
+
+    def _reread_day(self, report: Report, held_day: str) -> str | None:
+        """The day of the report to ask again now, None when none is due: once `reread_interval`
+        has passed since the report was last asked for one of its recent days, the held day,
+        unless it was the last one asked: then the one of the two days before it asked longest
+        ago. Past days only for the report that stands for the day, and only with a state store."""
+        days = _days_ending(held_day, REREAD_DAYS if self._rereads_past(report) else 1)
+        last = max(days, key=lambda day: self._asked(report.key, day))
+        if not self._allowed(self._now - self._asked(report.key, last) >= self.reread_interval):
+            return None
+        if last != held_day or len(days) == 1:
+            return held_day
+        return min(days[1:], key=lambda day: self._asked(report.key, day))
+
+    def _rereads_past(self, report: Report) -> bool:
+        """Whether the report's days before the held one are asked again: those of the report that
+        stands for the day (the aggregated one, else the users report), kept in a state store."""
+        aggregated = aggregated_report(self.scope.kind)
+        stands_for_day = report == aggregated if self.entry.reports.aggregated else report == USERS
+        return self.state is not None and stands_for_day
+
+    def _reread_past(self, client: GitHubClient, report: Report, day: str) -> None:
+        """Ask a day before the held one again; when its links changed, that day's users and
+        user-teams reports are read again into the state."""
+        before = self._asked_at.get((report.key, day))
+        links = self._links(client, report, day) or []
+        identity = _paths(links)
+        if before is not None and before.identity == _identity_text(identity):
+            self._record_asked({(report.key, day): identity})
+            return
+        log.info("%s: %s of %s changed since it was read: reading it again into the state", self.scope, report.key, day)
+        try:
+            self._revise_kept(client, day, links if report == USERS else None)
+        except RefreshError as err:
+            # Keep the identity known before, so the change is seen again at the next re-read.
+            log.warning("%s: reading %s again into the state failed: %s", self.scope, day, err)
+            self._remember_asked({(report.key, day): Asked(self._now, before.identity if before else "")})
+            return
+        self._record_asked({(report.key, day): identity})
+
+    def _revise_kept(self, client: GitHubClient, day: str, users_links: list[str] | None) -> None:
+        """Read a past day's users and user-teams reports again into the state, when the state
+        holds that day and their links changed (the users report is read for the team join too)."""
+        if self._state.identity(self.key, USERS.key, day) is None:
+            return  # not held: the fill asks for it
+        users_links = self._links(client, USERS, day) if users_links is None else users_links
+        if not users_links:
+            return  # gone for now: what is kept stays
+        with_teams = self.entry.reports.teams
+        teams_links = self._links(client, TEAMS, day) if with_teams else None
+        users_identity = _paths(users_links)
+        teams_identity = _paths(teams_links) + users_identity if teams_links else ()
+        unchanged = self._state.identity(self.key, USERS.key, day) == _identity_text(users_identity) and (
+            not with_teams
+            or self._state.identity(self.key, TEAMS.key, day)
+            == (_identity_text(teams_identity) if teams_links else NO_REPORT)
+        )
+        if unchanged:
+            return
+        users = self._parse_users(self._records(client, USERS, users_links), day)
+        users.identity = users_identity
+        teams = None
+        if teams_links:
+            assert users.users is not None  # _parse_users sets it
+            teams = self._parse_teams(self._records(client, TEAMS, teams_links), day, users.users)
+            teams.identity = teams_identity
+        self._keep(day, users, teams, no_teams=with_teams and teams is None)
 
     def _first_found(self, report: Report, days: list[str], on_day: Callable[[str], T | None]) -> T | None:
         """What `on_day` finds on the first day that has a report. A day answering 5xx is still
@@ -511,7 +630,8 @@ class ReportsSource:
         """The 28-day aggregated report, read at most once per UTC day; None when there is none."""
         report = window_report(self.scope.kind)
         known = self._downloaded.get(report.key)
-        if known and self._window_read_on == today.isoformat():
+        read_on = (report.key, today.isoformat())  # kept with the days asked: a restart does not read it again
+        if known and read_on in self._asked_at:
             return dataclasses.replace(known, problems=())  # counted when it was parsed
         try:
             found = self._on_day(client, report, None, self._parse_window)
@@ -520,7 +640,7 @@ class ReportsSource:
         if found is None:
             self._downloaded.pop(report.key, None)
         else:
-            self._window_read_on = today.isoformat()
+            self._record_asked({read_on: found.identity})
         return found
 
     def _on_day(
@@ -552,15 +672,15 @@ class ReportsSource:
             and known
             and known.day == day
             and known.identity[-len(depends) :] == depends
-            and not self._reread_due(report)
+            and not self._reread_due(report, known.day)
         ):
             return dataclasses.replace(known, problems=())  # joined with an unchanged report
         links = self._links(client, report, day)
         if not links:
             return None
+        identity = _paths(links) + depends
         if day is not None and remember:  # a past day read to fill the state is no re-read
-            self._asked_at[report.key] = self._now
-        identity = tuple(sorted(urlsplit(link).path for link in links)) + depends
+            self._record_asked({(report.key, day): identity})
         if remember and known and day in (None, known.day) and known.identity == identity:
             return dataclasses.replace(known, problems=())  # counted when it was parsed
         try:
@@ -841,6 +961,11 @@ class ReportsSource:
             "reports held (team weekly and monthly actives appear once 7 and 28 are)"
         )
         return Downloaded(end_day, (), builder.build(), notes=(note,))
+
+
+def _paths(links: list[str]) -> tuple[str, ...]:
+    """A report's identity: its links' paths (the query string only signs them)."""
+    return tuple(sorted(urlsplit(link).path for link in links))
 
 
 def _identity_text(identity: tuple[str, ...]) -> str:
