@@ -20,7 +20,6 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from itertools import islice
 from typing import Any
 
 from copilot_exporter.simulator.world import (
@@ -708,13 +707,24 @@ def team_members_on(world: World, team: Scope, members: list[int] | range, day: 
     return [index for index in world.members(Scope(team.kind, team.name)) if world.in_team_on(team, index, day)]
 
 
-def team_rows(world: World, scope: Scope, day: datetime.date) -> Iterator[dict]:
-    """One row per (member, team), whether or not the member was active that day."""
+def team_rows(
+    world: World, scope: Scope, day: datetime.date, start: int = 0, stop: int | None = None
+) -> Iterator[dict]:
+    """One row per (member, team), whether or not the member was active that day: rows
+    `start` to `stop` of them (a part of the file), reached without building the rows before."""
     ids = world.scope_ids(scope)
     scope_id = {"organization_id": ids["organization_id"]} if scope.kind == "org" else ids
+    offset = 0  # rows of the teams before this one
     for team, members in _teams(world, scope):
+        if stop is not None and offset >= stop:
+            return
+        on_day = team_members_on(world, team, members, day)
+        first, offset = max(0, start - offset), offset + len(on_day)
+        if first >= len(on_day):
+            continue
         team_id = world.team_id(team)
-        for index in team_members_on(world, team, members, day):
+        last = None if stop is None else stop - (offset - len(on_day))
+        for index in on_day[first:last]:
             yield {
                 "user_id": world.user_id(index),
                 "user_login": world.login(index),
@@ -774,7 +784,7 @@ class ReportFile:
                 activity = active.bumped(revision)
                 yield user_record(w, s, index, activity, {"day": day.isoformat()}, day)
         elif self.report == "user-teams-1-day":
-            yield from islice(team_rows(w, s, day), start, stop)
+            yield from team_rows(w, s, day, start, stop)
         elif self.report == "repos-1-day":
             yield from repo_records(w, s, day)[start:stop]
         elif self.report == "users-28-day":
