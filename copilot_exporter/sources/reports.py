@@ -50,11 +50,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import json
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Container, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -78,6 +79,7 @@ NO_REPORT = "none"  # the identity kept for a day GitHub has no report for
 # A day can still appear or change until about three full days after it (COPILOT-APIS.md §2):
 # a younger day kept as NO_REPORT is asked again.
 SETTLED_AFTER = 3  # days
+FILL_DAYS_AT_ONCE = 2  # past days read side by side when filling the state (memory: a day's users each)
 
 
 class ReportsUnavailable(GitHubError):
@@ -704,14 +706,18 @@ class ReportsSource:
             return any(identity is None or (identity == NO_REPORT and day > settled) for identity in identities)
 
         days = [day for day in _days_ending(end_day, WINDOW_DAYS)[1:] if missing(day)]
-        for day in days[: self.fill_days]:
-            try:
-                self._fill_day(client, day, kept)
-            except DayUnavailable:
-                continue  # still being produced: asked again at the next refresh
-            except RefreshError as err:
-                log.warning("%s: filling the state stopped at %s until the next refresh: %s", self.scope, day, err)
-                return
+        # A few days at once: one day's files are parsed while the next ones are being served.
+        with ThreadPoolExecutor(FILL_DAYS_AT_ONCE, thread_name_prefix="fill") as pool:
+            filled = [(day, pool.submit(self._fill_day, client, day, kept)) for day in days[: self.fill_days]]
+            for day, future in filled:
+                try:
+                    future.result()
+                except DayUnavailable:
+                    continue  # still being produced: asked again at the next refresh
+                except RefreshError as err:
+                    log.warning("%s: filling the state stopped at %s until the next refresh: %s", self.scope, day, err)
+                    pool.shutdown(cancel_futures=True)
+                    return
         if days:
             log.info(
                 "%s: state: asked GitHub for %d past day(s), %d left for the next refreshes",
@@ -733,12 +739,17 @@ class ReportsSource:
             return
         teams = None
         if TEAMS in kept:
-            teams = self._on_day(client, TEAMS, day, self._parse_memberships, depends=users.identity, remember=False)
+            # Only the rows the join keeps are held while reading (most members are not active on a day).
+            present = {user_id for user_id, _label, _member in users.users.kept()} if users.users else None
+            parse = functools.partial(self._parse_memberships, present=present)
+            teams = self._on_day(client, TEAMS, day, parse, depends=users.identity, remember=False)
         self._keep(day, users, teams, no_teams=TEAMS in kept and teams is None)
 
-    def _parse_memberships(self, records: Iterator[dict], day: str) -> Downloaded:
+    def _parse_memberships(
+        self, records: Iterator[dict], day: str, present: Container[int] | None = None
+    ) -> Downloaded:
         memberships: list[Membership] = []
-        for _row in _kept_memberships(records, day, memberships):
+        for _row in _kept_memberships(records, day, memberships, present):
             pass
         return Downloaded(day, (), (), memberships=memberships)
 
@@ -775,10 +786,13 @@ def _days_ending(end_day: str, days: int) -> list[str]:
     return [(end - dt.timedelta(days=back)).isoformat() for back in range(days)]
 
 
-def _kept_memberships(records: Iterator[dict], day: str, into: list[Membership]) -> Iterator[dict]:
-    """The records, unchanged; each row of `day` that names a team and a user also goes `into`."""
+def _kept_memberships(
+    records: Iterator[dict], day: str, into: list[Membership], present: Container[int] | None = None
+) -> Iterator[dict]:
+    """The records, unchanged; each row of `day` that names a team and a user (one of `present`
+    when given) also goes `into`."""
     for row in records:
         found = reports.membership(row)
-        if found is not None and found[3] in (None, day):
+        if found is not None and found[3] in (None, day) and (present is None or found[2] in present):
             into.append(Membership(*found[:3]))
         yield row
