@@ -79,7 +79,6 @@ NO_REPORT = "none"  # the identity kept for a day GitHub has no report for
 # A day can still appear or change until about three full days after it (COPILOT-APIS.md §2):
 # a younger day kept as NO_REPORT is asked again.
 SETTLED_AFTER = 3  # days
-FILL_DAYS_AT_ONCE = 2  # past days read side by side when filling the state (memory: a day's users each)
 
 
 class ReportsUnavailable(GitHubError):
@@ -706,18 +705,14 @@ class ReportsSource:
             return any(identity is None or (identity == NO_REPORT and day > settled) for identity in identities)
 
         days = [day for day in _days_ending(end_day, WINDOW_DAYS)[1:] if missing(day)]
-        # A few days at once: one day's files are parsed while the next ones are being served.
-        with ThreadPoolExecutor(FILL_DAYS_AT_ONCE, thread_name_prefix="fill") as pool:
-            filled = [(day, pool.submit(self._fill_day, client, day, kept)) for day in days[: self.fill_days]]
-            for day, future in filled:
-                try:
-                    future.result()
-                except DayUnavailable:
-                    continue  # still being produced: asked again at the next refresh
-                except RefreshError as err:
-                    log.warning("%s: filling the state stopped at %s until the next refresh: %s", self.scope, day, err)
-                    pool.shutdown(cancel_futures=True)
-                    return
+        for day in days[: self.fill_days]:
+            try:
+                self._fill_day(client, day, kept)
+            except DayUnavailable:
+                continue  # still being produced: asked again at the next refresh
+            except RefreshError as err:
+                log.warning("%s: filling the state stopped at %s until the next refresh: %s", self.scope, day, err)
+                return
         if days:
             log.info(
                 "%s: state: asked GitHub for %d past day(s), %d left for the next refreshes",
@@ -740,7 +735,7 @@ class ReportsSource:
         teams = None
         if TEAMS in kept:
             # Only the rows the join keeps are held while reading (most members are not active on a day).
-            present = {user_id for user_id, _label, _member in users.users.kept()} if users.users else None
+            present = {user_id for user_id, _label, _member in users.users.kept()} if users.users is not None else None
             parse = functools.partial(self._parse_memberships, present=present)
             teams = self._on_day(client, TEAMS, day, parse, depends=users.identity, remember=False)
         self._keep(day, users, teams, no_teams=TEAMS in kept and teams is None)
