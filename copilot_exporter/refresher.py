@@ -302,7 +302,8 @@ class Refresher:
             if not all(source.entry.reports.users or source.entry.reports.teams for source in sources):
                 return
             end = max((day for source in sources if (day := source.users_day())), default=None)
-            inputs = (end, tuple(self._users_days(source) for source in sources))
+            # the users days held, each with its identity (a revised day comes with new links)
+            inputs = (end, tuple(self.state.identities(source.key, USERS.key) for source in sources))
             if inputs == self._organizations_counted:
                 return
             counts = {
@@ -314,15 +315,6 @@ class Refresher:
             reports.add_organizations_active_users(builder, counts)
             self.store.replace(*ORGANIZATIONS, builder.build())
             self._organizations_counted = inputs
-
-    def _users_days(self, source: ReportsSource) -> tuple[tuple[str, str | None], ...]:
-        """The users days the state holds for a source, each with its identity (a revised day
-        comes with new links, so a new identity)."""
-        assert self.state is not None
-        return tuple(
-            (day, self.state.identity(source.key, USERS.key, day))
-            for day in self.state.days_held(source.key, USERS.key)
-        )
 
     def _using(self, job: Job, api: str) -> None:
         """Note which API serves the job; on a change, forget what the other one exported."""

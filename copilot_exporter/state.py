@@ -271,6 +271,15 @@ class StateStore:
             )
         ]
 
+    def identities(self, scope: str, report: str) -> tuple[tuple[str, str], ...]:
+        """(day, identity) of each day of a report held for a scope, oldest first."""
+        return tuple(
+            (day, identity)
+            for day, identity in self._query(
+                "SELECT day, identity FROM reports WHERE scope = ? AND report = ? ORDER BY day", (scope, report)
+            )
+        )
+
     def users_of(self, scope: str, day: str) -> list[UserDay]:
         return [
             UserDay(user_id, login, tuple(json.loads(activity)))

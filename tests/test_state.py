@@ -118,6 +118,7 @@ def test_state_survives_a_restart(tmp_path):
     store.close()
     again = StateStore(tmp_path)
     assert again.identity("org=acme", "users", "2026-10-05") == "links"
+    assert again.identities("org=acme", "users") == (("2026-10-05", "links"),)
     assert again.users_of("org=acme", "2026-10-05") == [UserDay(7, "mona", (1, None))]
 
 
