@@ -10,7 +10,8 @@ counted there), the process's peak RSS (ru_maxrss), the database's size on disk,
 and a second process on the same directory: what it serves before refreshing, its refresh time
 and its downloads (none). Then `copilot-exporter backfill` of the 26 full days held, beside the
 store (as a process, reading it read-only): its time and downloads, and the size of the
-per-day families the store keeps for it.
+per-day families the store keeps for it. The simulated GitHub's CPU time over each refresh is
+printed too (Linux: read from /proc): on a machine of few cores it bounds the wall time.
 
     python benchmarks/state.py [--users 100000] [--teams 3]
 """
@@ -83,6 +84,12 @@ def run(sim: RemoteSimulator, state_dir: str, teams: int) -> tuple:
     return result
 
 
+def cpu_seconds(pid: int | None) -> float:
+    """User and system CPU time of a process so far (Linux: /proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def size_mb(directory: str) -> float:
     return sum(path.stat().st_size for path in Path(directory).glob("state.sqlite3*")) / 1e6
 
@@ -133,9 +140,11 @@ def main() -> None:
     with RemoteSimulator(world=world) as sim, tempfile.TemporaryDirectory() as state_dir:
         for run_name in ("first start (fills 28 days)", "restart, same state_dir"):
             sim.reset_log()
+            simulator_cpu = cpu_seconds(sim.pid)
             ok, restored, restore_seconds, seconds, cpu, windows, query_seconds, baseline, end = run(
                 sim, state_dir, args.teams
             )
+            simulator_cpu = cpu_seconds(sim.pid) - simulator_cpu
             if not ok:
                 raise SystemExit("a refresh failed: see the log")
             print(f"{run_name}: organization of {args.users:,} users, {args.teams} teams")
@@ -143,6 +152,10 @@ def main() -> None:
             print(
                 f"  refresh                            {seconds:>9.1f} s ({cpu:.1f} s of CPU in the exporter), "
                 f"{sim.request_count(server='api')} API requests, {sim.request_count(server='download')} downloads"
+            )
+            print(f"  CPU of the simulated GitHub         {simulator_cpu:>9.1f} s (generating the reports)")
+            print(
+                f"  load average after it               {os.getloadavg()[0]:>9.1f} (other work on the machine counts)"
             )
             print(
                 f"  team windows 7 / 28 days           {windows[7]} / {windows[28]} teams, "

@@ -28,7 +28,7 @@ from copilot_exporter.github.client import ConnectionFailed, Connection, GitHubC
 from copilot_exporter.metrics import reports
 from copilot_exporter.model import ORG, FamilyBuilder, Scope
 from copilot_exporter.sources import Result, billing, legacy, seats
-from copilot_exporter.sources.reports import ReportsSource, ReportsUnavailable
+from copilot_exporter.sources.reports import USERS, ReportsSource, ReportsUnavailable
 from copilot_exporter.state import StateStore
 from copilot_exporter.store import Store
 from copilot_exporter.telemetry import Telemetry
@@ -107,6 +107,7 @@ class Refresher:
         self._connections: dict[tuple[Credentials, Scope | None], Connection] = {}
         self._noted: set[tuple[Scope, str]] = set()
         self._organizations_lock = threading.Lock()  # one count at a time, whichever job ends first
+        self._organizations_counted: tuple | None = None  # what the served counts were computed from
         self.jobs = [
             Job(
                 entry,
@@ -289,7 +290,11 @@ class Refresher:
     def _count_organizations(self) -> None:
         """copilot_organizations_active_users: distinct users over the users reports of every
         configured organization, per window ending at their newest users day, once the state
-        holds every day of that window for each of them (two or more organizations only)."""
+        holds every day of that window for each of them (two or more organizations only).
+
+        Counted again only when what the counts depend on changed (the end day, or a users day
+        kept, replaced or pruned): each organization's refresh calls this, and a count over
+        100,000 users takes seconds."""
         sources = [job.reports for job in self.jobs if job.reports is not None and job.entry.scope.kind == ORG]
         if self.state is None or len(sources) < 2:
             return
@@ -297,6 +302,10 @@ class Refresher:
             if not all(source.entry.reports.users or source.entry.reports.teams for source in sources):
                 return
             end = max((day for source in sources if (day := source.users_day())), default=None)
+            # the users days held, each with its identity (a revised day comes with new links)
+            inputs = (end, tuple(self.state.identities(source.key, USERS.key) for source in sources))
+            if inputs == self._organizations_counted:
+                return
             counts = {
                 window: self.state.distinct_users([source.key for source in sources], end, days)
                 for window, days in reports.ORGANIZATION_WINDOWS.items()
@@ -305,6 +314,7 @@ class Refresher:
             builder = FamilyBuilder((), self.config.max_series_per_family)
             reports.add_organizations_active_users(builder, counts)
             self.store.replace(*ORGANIZATIONS, builder.build())
+            self._organizations_counted = inputs
 
     def _using(self, job: Job, api: str) -> None:
         """Note which API serves the job; on a change, forget what the other one exported."""

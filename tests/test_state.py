@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import random
 import sqlite3
 import subprocess
@@ -129,7 +130,27 @@ def test_state_survives_a_restart(tmp_path):
     store.close()
     again = StateStore(tmp_path)
     assert again.identity("org=acme", "users", "2026-10-05") == "links"
+    assert again.identities("org=acme", "users") == (("2026-10-05", "links"),)
     assert again.users_of("org=acme", "2026-10-05") == [UserDay(7, "mona", (1, None))]
+
+
+def test_a_users_activity_is_kept_as_the_json_text_of_its_numbers(tmp_path):
+    members = [(3, 120.0, None, 0, 1e-05, 2.5e16, 2**70, 0.1 + 0.2, 12.34, 37), (None,) * 9]
+    store = StateStore(tmp_path)
+    store.write_day(
+        "org=acme", "2026-10-05", identities={"users": "links"}, users=[UserDay(7, None, m) for m in members[:1]]
+    )
+    store.write_day(
+        "org=acme", "2026-10-06", identities={"users": "links"}, users=[UserDay(8, None, m) for m in members[1:]]
+    )
+    store.close()
+    with sqlite3.connect(tmp_path / "state.sqlite3") as db:  # what earlier versions wrote: json.dumps
+        texts = [text for (text,) in db.execute("SELECT activity FROM users ORDER BY day")]
+    assert texts == [json.dumps(member) for member in members]
+    again = StateStore(tmp_path)
+    assert [user.activity for day in ("2026-10-05", "2026-10-06") for user in again.users_of("org=acme", day)] == (
+        members
+    )
 
 
 def test_a_month_of_days_reopens_as_it_was_written(tmp_path, caplog):

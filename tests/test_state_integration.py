@@ -19,6 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from copilot_exporter.simulator import Fault, Simulator, World
 from copilot_exporter.simulator.world import OrgSpec, Scope
+from copilot_exporter.state import StateStore
 from conftest import TOKEN, exporter_config
 
 pytestmark = pytest.mark.integration
@@ -144,6 +145,43 @@ def test_a_new_day_downloads_only_that_day(sim, make_exporter, tmp_path):
     assert exporter.refresh()
     new_day = {entry.path for entry in sim.requests if entry.server == "download"}
     assert new_day and not new_day & first  # the new day's files only, no file held downloaded again
+
+
+def expected_org_values(world: World, end: dt.date) -> dict[str, int]:
+    return {
+        window: len(set().union(*(active(world, org, day) for org in ORGS for day in days_ending(end, days))))
+        for window, days in ORG_WINDOWS.items()
+    }
+
+
+def test_distinct_users_across_organizations_are_counted_again_only_when_a_users_day_changed(
+    sim, make_exporter, tmp_path, monkeypatch
+):
+    counted: list[tuple[str, int]] = []
+    count = StateStore.distinct_users
+
+    def counting(self, scopes, end_day, days):
+        counted.append((end_day, days))
+        return count(self, scopes, end_day, days)
+
+    monkeypatch.setattr(StateStore, "distinct_users", counting)
+    clock = {"today": TODAY - dt.timedelta(days=10)}
+    exporter = make_exporter(config(sim, fill_days_per_refresh=28), tmp_path / "state", lambda: clock["today"])
+    assert exporter.refresh()
+    end = clock["today"] - dt.timedelta(days=1)
+    assert org_values(exporter.samples()) == expected_org_values(sim.world, end)
+    assert counted
+
+    counted.clear()  # nothing new: both organizations refresh, the counts stand as they are
+    assert exporter.refresh()
+    assert counted == []
+    assert org_values(exporter.samples()) == expected_org_values(sim.world, end)
+
+    clock["today"] += dt.timedelta(days=1)  # a new day: counted again, over the new windows
+    assert exporter.refresh()
+    end += dt.timedelta(days=1)
+    assert {day for day, _days in counted} == {end.isoformat()}
+    assert org_values(exporter.samples()) == expected_org_values(sim.world, end)
 
 
 # Real exporter processes ---------------------------------------------------------------------

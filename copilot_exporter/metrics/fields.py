@@ -34,6 +34,11 @@ _KINDS: dict[str, tuple[tuple[type, ...], str]] = {
     "object": ((dict,), "an object"),
 }
 
+# The exact types the JSON decoder gives each kind: the common case, checked with one lookup.
+_DECODED: dict[str, frozenset[type]] = {
+    kind: frozenset(types) - ({bool} if kind != "boolean" else set()) for kind, (types, _text) in _KINDS.items()
+}
+
 
 def _show(value: object) -> str:
     text = repr(value)
@@ -61,8 +66,8 @@ class Fields:
 
     def get(self, key: str, kind: str) -> Any:
         value = self._data.get(key)
-        if value is None:
-            return None
+        if value is None or type(value) in _DECODED[kind]:
+            return value
         types, text = _KINDS[kind]
         # bool is a subclass of int: `true` must not pass for the number 1, nor 1 for `true`.
         if not isinstance(value, types) or isinstance(value, bool) != (kind == "boolean"):

@@ -17,6 +17,7 @@ import heapq
 import hmac
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from functools import lru_cache
 
 from copilot_exporter.errors import PayloadError
 from copilot_exporter.metrics.fields import Fields
@@ -59,10 +60,14 @@ def _read_day(fields: Fields, key: str = "day") -> str | None:
     day = fields.get(key, "string")
     if day is not None:
         try:
-            day_timestamp(day)
+            _day_checked(day)
         except ValueError:
             raise fields.error(key, "a YYYY-MM-DD date", day) from None
     return day
+
+
+# Every record of a users report names the same day: parsed once, not once per record.
+_day_checked = lru_cache(maxsize=64)(day_timestamp)
 
 
 def _refused(builder: FamilyBuilder) -> Callable[[PayloadError], None]:
@@ -553,6 +558,17 @@ def add_teams(
 
 def membership(row: dict) -> tuple[str, str, int, str | None] | None:
     """(team_id, slug, user_id, day) of a user-teams row; None for a row add_teams cannot join."""
+    if type(row) is dict:  # a report holds 100,000s of rows: the usual shape first, without Fields
+        slug, team_id, user_id, day = row.get("slug"), row.get("team_id"), row.get("user_id"), row.get("day")
+        if (
+            type(slug) is str
+            and slug
+            and type(team_id) in (int, str)
+            and team_id != ""
+            and type(user_id) is int
+            and (day is None or type(day) is str)
+        ):
+            return str(team_id), slug, user_id, day
     fields = Fields(row, TEAMS_REPORT)
     slug, team_id = fields.label("slug"), fields.ident("team_id")
     user_id = fields.get("user_id", "integer")

@@ -40,6 +40,11 @@ class RemoteSimulator:
         self._lock = threading.Lock()
         self.api_url, self.download_url = self._receive()
 
+    @property
+    def pid(self) -> int | None:
+        """The simulator process's id (benchmarks read its CPU time)."""
+        return self._process.pid
+
     def _receive(self) -> Any:
         if not self._connection.poll(60):
             raise RuntimeError("the simulator process does not answer")

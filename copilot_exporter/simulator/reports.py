@@ -15,12 +15,12 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
+import operator
 from array import array
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from itertools import islice
 from typing import Any
 
 from copilot_exporter.simulator.world import (
@@ -78,13 +78,23 @@ def split(values: Sequence[int], weights: Sequence[float]) -> list[tuple[int, ..
     if len(weights) == 1:
         return [tuple(values)]
     total = sum(weights)
-    rest = [tuple(int(v * w / total) for v in values) for w in weights[1:]]
-    first = tuple(v - sum(taken) for v, taken in zip(values, zip(*rest)))
+    # lists, not generators, inside tuple(): the same numbers, built faster (called per record)
+    rest = [tuple([int(v * w / total) for v in values]) for w in weights[1:]]
+    first = tuple([v - sum(taken) for v, taken in zip(values, zip(*rest))])
     return [first, *rest]
 
 
 def _counters(values: Sequence[int], names: Sequence[str] = COUNTERS) -> dict[str, int]:
     return dict(zip(names, values))
+
+
+def _entry(head: dict, values: Sequence[int], names: Sequence[str] = COUNTERS) -> dict:
+    """An entry of a `totals_by_*` array: its names (`head`), then its counters."""
+    head.update(zip(names, values))
+    return head
+
+
+_COUNTS = COUNTERS[1:]  # every counter but prompts
 
 
 def _by_feature(
@@ -117,22 +127,22 @@ def _breakdowns(
     for feature, values in by_feature:
         langs = languages if feature == "code_completion" else languages[:chat_languages]
         for (language, _), part in zip(langs, split(values[1:], [w for _, w in langs])):
-            language_feature.append({"language": language, "feature": feature, **_counters(part, COUNTERS[1:])})
+            language_feature.append(_entry({"language": language, "feature": feature}, part, _COUNTS))
     pairs = [(lang, model, lw * mw) for lang, lw in languages[:chat_languages] for model, mw in models]
     return {
         "totals_by_ide": [
-            {"ide": ide, **_counters(part)} for (ide, _), part in zip(ides, split(ide_total, [w for _, w in ides]))
+            _entry({"ide": ide}, part) for (ide, _), part in zip(ides, split(ide_total, [w for _, w in ides]))
         ],
-        "totals_by_feature": [{"feature": f, **_counters(c)} for f, c in by_feature],
+        "totals_by_feature": [_entry({"feature": f}, c) for f, c in by_feature],
         "totals_by_language_feature": language_feature,
         "totals_by_language_model": []
         if not any(prompted)
         else [
-            {"language": lang, "model": model, **_counters(part)}
+            _entry({"language": lang, "model": model}, part)
             for (lang, model, _), part in zip(pairs, split(prompted, [w for *_, w in pairs]))
         ],
         "totals_by_model_feature": [
-            {"model": model, "feature": feature, **_counters(part)}
+            _entry({"model": model, "feature": feature}, part)
             for feature, values in by_feature
             if feature != "code_completion"
             for (model, _), part in zip(models, split(values, [w for _, w in models]))
@@ -325,6 +335,9 @@ def _population(world: World, scope: Scope) -> _Population:
     return pop
 
 
+_FOLD_FLAGS = ("chat", "agent", "cli", "cloud_agent", "review_active", "review_passive", "app", "vscode_agent")
+
+
 @dataclass
 class _Fold:
     users: int
@@ -346,6 +359,7 @@ def _add(total: list[int], values: Sequence[int] | None) -> None:
 @lru_cache(maxsize=512)
 def _fold(world: World, scope: Scope, day: datetime.date, revision: int) -> _Fold:
     fold = _Fold(0, [0] * len(COUNTERS), Counter(), [0] * 5, [0] * 5, [0] * 2, {}, Counter(), Counter())
+    flags = [0] * len(_FOLD_FLAGS)  # summed as a list, a Counter at the end: cheaper per user
     for index in active_users(world, scope, day):
         active = world.activity(index, day)
         assert active is not None  # active_users lists active users only
@@ -355,15 +369,12 @@ def _fold(world: World, scope: Scope, day: datetime.date, revision: int) -> _Fol
             continue  # counted as active, and nothing else
         p = profile(world.seed, index)
         _add(fold.counters, a.counters)
-        fold.flags.update(
-            chat=a.chat,
-            agent=a.agent,
-            cli=a.cli,
-            cloud_agent=a.cloud_agent,
-            review_active=a.review_active,
-            review_passive=bool(a.review_passive),
-            app=a.app,
-            vscode_agent=a.vscode_agent,
+        flags = list(
+            map(
+                operator.add,
+                flags,
+                (a.chat, a.agent, a.cli, a.cloud_agent, a.review_active, bool(a.review_passive), a.app, a.vscode_agent),
+            )
         )
         _add(fold.cli, a.cli_totals)
         _add(fold.app, a.app_totals)
@@ -371,6 +382,7 @@ def _fold(world: World, scope: Scope, day: datetime.date, revision: int) -> _Fol
         _add(fold.phases.setdefault(p.phase, [0] * (1 + len(COUNTERS))), (1, *a.counters))
         fold.ides[p.ides[0]] += 1
         fold.languages.update(p.languages)
+    fold.flags = Counter(dict(zip(_FOLD_FLAGS, flags)))
     return fold
 
 
@@ -708,13 +720,24 @@ def team_members_on(world: World, team: Scope, members: list[int] | range, day: 
     return [index for index in world.members(Scope(team.kind, team.name)) if world.in_team_on(team, index, day)]
 
 
-def team_rows(world: World, scope: Scope, day: datetime.date) -> Iterator[dict]:
-    """One row per (member, team), whether or not the member was active that day."""
+def team_rows(
+    world: World, scope: Scope, day: datetime.date, start: int = 0, stop: int | None = None
+) -> Iterator[dict]:
+    """One row per (member, team), whether or not the member was active that day: rows
+    `start` to `stop` of them (a part of the file), reached without building the rows before."""
     ids = world.scope_ids(scope)
     scope_id = {"organization_id": ids["organization_id"]} if scope.kind == "org" else ids
+    offset = 0  # rows of the teams before this one
     for team, members in _teams(world, scope):
+        if stop is not None and offset >= stop:
+            return
+        on_day = team_members_on(world, team, members, day)
+        first, offset = max(0, start - offset), offset + len(on_day)
+        if first >= len(on_day):
+            continue
         team_id = world.team_id(team)
-        for index in team_members_on(world, team, members, day):
+        last = None if stop is None else stop - (offset - len(on_day))
+        for index in on_day[first:last]:
             yield {
                 "user_id": world.user_id(index),
                 "user_login": world.login(index),
@@ -774,7 +797,7 @@ class ReportFile:
                 activity = active.bumped(revision)
                 yield user_record(w, s, index, activity, {"day": day.isoformat()}, day)
         elif self.report == "user-teams-1-day":
-            yield from islice(team_rows(w, s, day), start, stop)
+            yield from team_rows(w, s, day, start, stop)
         elif self.report == "repos-1-day":
             yield from repo_records(w, s, day)[start:stop]
         elif self.report == "users-28-day":

@@ -72,7 +72,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Container, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -781,7 +781,13 @@ class ReportsSource:
     def _parse_teams(self, records: Iterator[dict], day: str, users: reports.UsersAccumulator) -> Downloaded:
         builder = self._builder()
         memberships: list[Membership] = []
-        rows = _kept_memberships(records, day, memberships) if self.state is not None else records
+        if self.state is not None:
+            # Only the rows the join keeps are held: members in the day's users report (a quarter
+            # to a fifth of all memberships, as most members are not active on a given day).
+            present = {user_id for user_id, _label, _member in users.kept()}
+            rows = _kept_memberships(records, day, memberships, present)
+        else:
+            rows = records
         missing = reports.add_teams(builder, rows, users, self.entry.teams)
         downloaded = self._stamped(builder, TEAMS, day)
         downloaded.memberships = memberships if self.state is not None else None
@@ -823,11 +829,6 @@ class ReportsSource:
             identities[USERS.key] = _identity_text(users.identity)
             families[USERS.key] = self._day_families(users)
         memberships = teams.memberships if teams is not None else [] if no_teams else None
-        if memberships and users.users is not None:
-            # Only the rows the join keeps: members in the day's users report (a quarter to a
-            # fifth of all memberships, as most members are not active on a given day).
-            present = {user_id for user_id, _label, _member in users.users.kept()}
-            memberships = [row for row in memberships if row.user_id in present]
         teams_identity = _identity_text(teams.identity) if teams is not None else NO_REPORT
         if memberships is not None and not self._holds(TEAMS, day, teams_identity):
             identities[TEAMS.key] = teams_identity
@@ -978,10 +979,13 @@ def _days_ending(end_day: str, days: int) -> list[str]:
     return [(end - dt.timedelta(days=back)).isoformat() for back in range(days)]
 
 
-def _kept_memberships(records: Iterator[dict], day: str, into: list[Membership]) -> Iterator[dict]:
-    """The records, unchanged; each row of `day` that names a team and a user also goes `into`."""
+def _kept_memberships(
+    records: Iterator[dict], day: str, into: list[Membership], present: Container[int] | None = None
+) -> Iterator[dict]:
+    """The records, unchanged; each row of `day` that names a team and a user (one of `present`
+    when given) also goes `into`."""
     for row in records:
         found = reports.membership(row)
-        if found is not None and found[3] in (None, day):
+        if found is not None and found[3] in (None, day) and (present is None or found[2] in present):
             into.append(Membership(*found[:3]))
         yield row
