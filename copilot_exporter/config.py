@@ -44,8 +44,8 @@ FILL_DAYS_PER_REFRESH = 7
 SEAT_PLANS = ("business", "enterprise")
 # AI credits included per licence and month (GitHub's standard pools, COPILOT-APIS.md §7).
 DEFAULT_INCLUDED_AI_CREDITS = {"business": 1900.0, "enterprise": 3900.0}
-# How often a report's newest held day is asked again: GitHub can change a day until it is
-# final, within three full UTC days; unchanged reports are not downloaded again.
+# How often one of a report's last three days is asked again, in turn: GitHub can change a day
+# until it is final, within three full UTC days; unchanged reports are not downloaded again.
 REREAD_INTERVAL = 6 * 3600.0
 # The share of each credential's hourly GitHub budget the exporter spends at most: the rest is
 # left to other tools using the same token.
