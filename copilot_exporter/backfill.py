@@ -426,7 +426,7 @@ class Backfill:
             return 2
         # The last day whose first sample (D + LAG) is older than now - RECENT.
         writable = dt.datetime.fromtimestamp(int(now) - RECENT - LAG - 1, dt.timezone.utc).date()
-        seats = [str(entry.scope) for entry in self.config.entries if entry.seats]
+        seats = [str(entry.scope) for entry in self.config.own_entries() if entry.seats]
         if seats:
             self.say(
                 "backfill: seats have no history (GitHub only lists the current seats): "
@@ -520,7 +520,7 @@ class Backfill:
         """Which API serves each entry, and the day its live exporter serves now."""
         tracks: list[Track] = []
         lookback = today - dt.timedelta(days=self.config.lookback_days)
-        for entry in self.config.entries:
+        for entry in self.config.own_entries():
             api = "metrics" if self.config.source == "legacy" else "reports"
             if api == "reports":
                 source = ReportsSource(entry, self.config, history=self.history)
@@ -647,7 +647,6 @@ class Backfill:
             by_day.setdefault(day, []).append(chunk)
         writer = remote_write.RemoteWriter(remote)
         written = Written()
-        labels_of: dict[str, remote_write.Labels] = {}
         self.say(
             f"backfill: sending {len(by_day)} days to {_endpoint(remote.url)} in batches of {remote.batch_size} samples"
         )
@@ -655,7 +654,7 @@ class Backfill:
             for number, day in enumerate(sorted(by_day), 1):
                 times = sample_times(day, self.step, cutoff, written)
                 rows = [
-                    (labels_of.setdefault(series, series_labels(series, self.labels)), float(value))
+                    (series_labels(series, self.labels), float(value))
                     for _, series, _, value in unique(merged(sorted(by_day[day]), self.parts))
                 ]
                 for t in times:

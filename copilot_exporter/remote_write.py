@@ -207,6 +207,7 @@ class RemoteWriter:
         self.sleep = sleep
         self.session = requests.Session()
         self.session.trust_env = False  # no netrc or proxy credentials from the environment
+        self.proxies = requests.utils.get_environ_proxies(options.url)  # HTTPS_PROXY, NO_PROXY honoured
         self.session.headers.update(dict(options.headers))
         self.session.headers.update(HEADERS)
         if options.bearer_token is not None:
@@ -246,12 +247,15 @@ class RemoteWriter:
 
     def _post(self, body: bytes, first: Labels) -> tuple[str, str]:
         """(OK or TOO_OLD, the receiver's message) for one batch, after the retries it deserves."""
-        delay = self.options.retry_backoff
+        delay = min(self.options.retry_backoff, MAX_BACKOFF)
         for attempt in range(self.options.max_retries + 1):
             last = attempt == self.options.max_retries
             try:
-                answer = self.session.post(self.options.url, data=body, timeout=self.options.timeout, stream=True)
-                message = _message(answer)
+                deadline = time.monotonic() + self.options.timeout
+                answer = self.session.post(
+                    self.options.url, data=body, timeout=self.options.timeout, stream=True, proxies=self.proxies
+                )
+                message = _message(answer, deadline)
             except requests.exceptions.SSLError:
                 raise RemoteWriteError(
                     f"batch starting with {series_name(first)}: TLS handshake failed (is the "
@@ -283,14 +287,21 @@ class RemoteWriter:
         self.session.close()
 
 
-def _message(answer: requests.Response) -> str:
-    """The start of the receiver's answer, read up to MAX_ANSWER_BYTES, whatever it sends."""
+def _message(answer: requests.Response, deadline: float) -> str:
+    """The start of the receiver's answer, read up to MAX_ANSWER_BYTES and until `deadline` (a
+    monotonic time: the request's timeout is for the whole request, not each read), whatever it sends."""
+    read = b""
     try:
-        return _quote(answer.raw.read(MAX_ANSWER_BYTES, decode_content=True).decode("utf-8", "replace"))
+        while len(read) < MAX_ANSWER_BYTES and time.monotonic() < deadline:
+            piece = answer.raw.read(min(4096, MAX_ANSWER_BYTES - len(read)), decode_content=True)
+            if not piece:
+                break
+            read += piece
     except (OSError, urllib3.exceptions.HTTPError):
-        return ""  # the status says enough
+        pass  # what came before, if anything: the status says enough
     finally:
         answer.close()
+    return _quote(read.decode("utf-8", "replace"))
 
 
 def _retry_after(answer: requests.Response) -> float:
@@ -350,7 +361,7 @@ def add_flags(parser) -> None:
         type=_seconds,
         default=DEFAULT_TIMEOUT,
         metavar="DURATION",
-        help=f"timeout of one request (default {DEFAULT_TIMEOUT:g}s)",
+        help=f"timeout of one request, its answer read included (default {DEFAULT_TIMEOUT:g}s)",
     )
     parser.add_argument(
         "--remote-write.retries",
@@ -431,6 +442,7 @@ def options_from(args) -> Options | None:
             for flag, value in (
                 ("--remote-write.bearer-token-file", args.rw_bearer_token_file),
                 ("--remote-write.basic-auth-user", args.rw_basic_auth_user),
+                ("--remote-write.basic-auth-password-file", args.rw_basic_auth_password_file),
                 ("--remote-write.header", args.rw_headers),
                 ("--remote-write.ca-file", args.rw_ca_file),
             )

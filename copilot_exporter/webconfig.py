@@ -77,7 +77,7 @@ _UNSUPPORTED_HTTP_KEYS = ("headers",)
 _BCRYPT_HASH = re.compile(r"\$2[abxy]\$(?P<cost>[0-9]{2})\$[./A-Za-z0-9]{53}")
 _INSTALL_HINT = "needs the bcrypt package: pip install copilot-exporter[web]"
 
-HANDSHAKE_TIMEOUT = 10.0  # seconds a client gets to finish the TLS handshake
+HANDSHAKE_TIMEOUT = 10.0  # seconds a client gets to finish the TLS handshake, unless the server sets its own
 AUTH_CACHE_SECONDS = 60.0  # how long a verified user and password skip bcrypt after their last use
 # bcrypt checks running at once: each takes a core for tens of milliseconds; half the cores
 # leaves the rest to answer scrapes while a flood of wrong passwords queues here.
@@ -302,10 +302,11 @@ class TLSServerMixin:
             connections = getattr(self, "connections", None)
             if connections is not None:  # the server's deadline for the request covers the handshake
                 connections.replaced(request, connection)
-            connection.settimeout(HANDSHAKE_TIMEOUT)
+            limits = getattr(self, "limits", None)  # the exporter's server has them (server.ServerLimits)
+            connection.settimeout(getattr(limits, "read_header_timeout", HANDSHAKE_TIMEOUT))
             connection.do_handshake()
             # After the handshake the connection is as idle-bounded as a plain one.
-            connection.settimeout(getattr(getattr(self, "limits", None), "idle_timeout", HANDSHAKE_TIMEOUT))
+            connection.settimeout(getattr(limits, "idle_timeout", HANDSHAKE_TIMEOUT))
             return connection
         except OSError as err:  # ssl.SSLError and timeouts included
             log.debug("TLS handshake with %s failed: %s", client_address[0], err)
