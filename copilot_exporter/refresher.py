@@ -147,6 +147,7 @@ class Refresher:
             restored = job.reports.restored() if job.reports is not None else None
             if restored is not None:
                 self.store.replace(job.entry.scope, "reports", restored.families)
+                job.api = "reports"  # what it serves: a fall-back to legacy drops it (`_using`)
         self._count_organizations()
 
     # Running ---------------------------------------------------------------------------------
@@ -327,6 +328,8 @@ class Refresher:
         for scope in previous:
             self.store.drop(scope, source)
             self.telemetry.forget(scope, source)
+        if job.api == "reports" and self.state is not None:
+            self.state.forget_served(str(job.entry.scope))  # not restored at the next start either
         job.api = api
 
     def _legacy(self, job: Job, client: GitHubClient, after_reports_404: bool = False) -> bool:

@@ -397,9 +397,13 @@ class StateStore(_Reading):
             )
         }
 
-    def forget_served(self, scope: str, report: str) -> None:
+    def forget_served(self, scope: str, report: str | None = None) -> None:
+        """Forget what was last served for a scope's report (None: for every report of it)."""
         with self._transaction() as db:
-            db.execute("DELETE FROM served WHERE scope = ? AND report = ?", (scope, report))
+            if report is None:
+                db.execute("DELETE FROM served WHERE scope = ?", (scope,))
+            else:
+                db.execute("DELETE FROM served WHERE scope = ? AND report = ?", (scope, report))
 
     def served(self, scope: str) -> dict[str, Served]:
         """Per report, what was last served for a scope (before a restart, too)."""

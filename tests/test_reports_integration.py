@@ -345,3 +345,25 @@ def test_unknown_scope_in_auto_mode_says_neither_api_knows_it(simulator, make_ex
     messages = " ".join(r.getMessage() for r in caplog.records)
     assert "neither the reports API nor the legacy API knows this scope" in messages
     assert "shut the legacy" not in messages
+
+
+def test_a_restart_after_falling_back_to_legacy_serves_no_reports_kept_from_before(simulator, make_exporter, tmp_path):
+    """The state kept the reports last served; once the scope has fallen back to legacy they are
+    dropped, at once after a restart too, and not restored at the next one."""
+    clock = {"today": simulator.world.today}
+    config = reports_config(simulator, source="auto")
+    state = tmp_path / "state"
+    first = make_exporter(config, state, lambda: clock["today"])
+    assert first.refresh()
+    assert first.value("copilot_report_day_timestamp_seconds", org="acme", report="organization") is not None
+    first.close()
+
+    simulator.add_fault("/orgs/acme/copilot/metrics/reports", Fault(status=404))
+    clock["today"] += dt.timedelta(days=config.lookback_days + 1)  # the day held is out of the window
+    for _restart in range(2):
+        exporter = make_exporter(config, state, lambda: clock["today"])
+        exporter.refresh()
+        assert exporter.value("copilot_exporter_up", org="acme", source="legacy") == 1
+        assert exporter.value("copilot_report_day_timestamp_seconds", org="acme", report="organization") is None
+        assert exporter.value("copilot_users_reported", org="acme") is None
+        exporter.close()
