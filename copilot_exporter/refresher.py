@@ -108,6 +108,8 @@ class Refresher:
         self._noted: set[tuple[Scope, str]] = set()
         self._organizations_lock = threading.Lock()  # one count at a time, whichever job ends first
         self._organizations_counted: tuple | None = None  # what the served counts were computed from
+        # per organization, the users days held with their identities (its own refresh changes them)
+        self._users_days_held: dict[str, tuple[tuple[str, str], ...]] = {}
         self.jobs = [
             Job(
                 entry,
@@ -285,17 +287,18 @@ class Refresher:
         if not unreachable:  # no answer says nothing about which API serves the scope
             self._using(job, "reports")
         if ok:
-            self._count_organizations()
+            self._count_organizations(source)
         return ok
 
-    def _count_organizations(self) -> None:
+    def _count_organizations(self, refreshed: ReportsSource | None = None) -> None:
         """copilot_organizations_active_users: distinct users over the users reports of every
         configured organization, per window ending at their newest users day, once the state
         holds every day of that window for each of them (two or more organizations only).
 
         Counted again only when what the counts depend on changed (the end day, or a users day
         kept, replaced or pruned): each organization's refresh calls this, and a count over
-        100,000 users takes seconds."""
+        100,000 users takes seconds. Only the organization just `refreshed` can have changed its
+        users days (None: read every one's)."""
         sources = [job.reports for job in self.jobs if job.reports is not None and job.entry.scope.kind == ORG]
         if self.state is None or len(sources) < 2:
             return
@@ -304,7 +307,10 @@ class Refresher:
                 return
             end = max((day for source in sources if (day := source.users_day())), default=None)
             # the users days held, each with its identity (a revised day comes with new links)
-            inputs = (end, tuple(self.state.identities(source.key, USERS.key) for source in sources))
+            stale = sources if refreshed is None else [source for source in sources if source is refreshed]
+            for source in stale:
+                self._users_days_held[source.key] = self.state.identities(source.key, USERS.key)
+            inputs = (end, tuple(self._users_days_held.get(source.key, ()) for source in sources))
             if inputs == self._organizations_counted:
                 return
             counts = {
