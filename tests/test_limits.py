@@ -27,6 +27,7 @@ from copilot_exporter.github.client import (
     TooManyRedirects,
     decode_json,
 )
+from copilot_exporter.github import client as client_module
 from copilot_exporter.github.records import iter_records
 from copilot_exporter.limits import MiB, Limits, parse_size
 from copilot_exporter.secret_file import MAX_SECRET_BYTES, read_secret_file
@@ -137,6 +138,22 @@ def test_a_body_in_an_encoding_not_asked_for_is_a_payload_error(simulator):
     with pytest.raises(PayloadError, match="unsupported Content-Encoding"):
         connect(simulator).client().get(LEGACY, LEGACY)
     assert simulator.requests[-1].headers["Accept-Encoding"] == "gzip, deflate"
+
+
+def test_a_chain_of_content_encodings_longer_than_five_is_a_payload_error(simulator):
+    body = json.dumps([{"date": "2026-01-01"}]).encode()
+    for _layer in range(6):
+        body = gzip.compress(body)
+    simulator.add_fault(LEGACY, Fault(status=200, body=body, headers={"Content-Encoding": ", ".join(["gzip"] * 6)}))
+    with pytest.raises(PayloadError, match="6 Content-Encodings, at most 5"):
+        connect(simulator).client().get(LEGACY, LEGACY)
+
+
+def test_a_link_header_after_a_run_of_angle_brackets_gives_the_next_link():
+    """A link target holds no `<`: the pattern that allowed it matched from the first `<` of a
+    run (and backtracked over the run, seconds for a 65 kB header, holding the interpreter)."""
+    header = "<" * 2_000 + '<https://api.github.com/x?page=2>; rel="next"'
+    assert client_module._next_link(header, "https://api.github.com/x") == "https://api.github.com/x?page=2"
 
 
 def test_several_gzip_members_with_content_encoding_are_one_body(simulator):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import random
 import re
 import socket
@@ -42,9 +43,11 @@ log = logging.getLogger(__name__)
 # is still served, but only 2026-03-10 drops `rate` from /rate_limit (nothing here reads it).
 API_VERSION = "2026-03-10"
 USER_AGENT = f"copilot-exporter/{__version__}"
-_LINK_NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
+# `[^<>]`, not `[^>]`: a run of `<` must not make the search backtrack (a Link header is up to MBs).
+_LINK_NEXT = re.compile(r'<([^<>]*)>\s*;\s*rel="?next"?')
 _REDIRECTS = (301, 302, 303, 307, 308)
 CHUNK = 256 * 1024  # bytes read, or inflated, at a time: what one piece of a body can cost
+MAX_ENCODINGS = 5  # Content-Encodings undone on one answer, as urllib3 allows
 # The encodings `Body` undoes. Set explicitly: requests would also offer br and zstd when their
 # packages happen to be installed, and decode them unboundedly.
 ACCEPT_ENCODING = "gzip, deflate"
@@ -497,7 +500,12 @@ class GitHubClient:
         try:
             wait = float(answer.headers["Retry-After"])
         except (KeyError, ValueError):
-            wait = float(answer.headers.get("X-RateLimit-Reset") or 0) - time.time() + 1
+            try:
+                wait = float(answer.headers.get("X-RateLimit-Reset") or 0) - time.time() + 1
+            except ValueError:
+                wait = 0.0  # not a time: the shortest wait below, then the retry budget decides
+        if not math.isfinite(wait):
+            wait = 0.0
         self._rate_limit_retry(max(wait, 1.0), f"rate limited on {route}")
         return RateLimited(f"{route}: rate limited")
 
@@ -521,6 +529,7 @@ class GitHubClient:
                 lambda: conn.downloads.get(url, stream=True, timeout=timeout, proxies=proxies, allow_redirects=False),
                 what="the download host",
             )
+            conn.count(route, str(raw.status_code))
             if raw.status_code == 200:
                 return Body(
                     raw,
@@ -600,6 +609,8 @@ class Body:
         unknown = [name for name in names if name not in known and name != "identity"]
         if unknown:
             raise PayloadError(f"{self.route}: unsupported Content-Encoding {unknown[0][:20]!r}")
+        if len(names) > MAX_ENCODINGS:  # each layer holds a decompressor and a piece: bounded
+            raise PayloadError(f"{self.route}: {len(names)} Content-Encodings, at most {MAX_ENCODINGS} are undone")
         return [known[name] for name in reversed(names) if name in known]
 
     def _read(self) -> Iterator[bytes]:
