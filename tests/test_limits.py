@@ -266,6 +266,16 @@ def test_a_link_header_back_to_a_page_already_read_ends_the_listing(simulator):
     assert simulator.request_count(SEATS) == 2
 
 
+def test_a_page_listing_more_than_asked_for_is_refused(simulator):
+    """Records are bounded by max_pages x per_page: a page of 101 seats when 100 were asked is not
+    taken (a 16 MiB page of `{}` would be millions)."""
+    body = json.dumps({"total_seats": 101, "seats": [{} for _ in range(101)]}).encode()
+    simulator.add_fault(SEATS, Fault(status=200, body=body))
+    pages = connect(simulator).client().get_pages(SEATS, SEATS, {"per_page": 100}, items=lambda page: page["seats"])
+    with pytest.raises(PayloadError, match="101 items on a page, 100 asked for"):
+        list(pages)
+
+
 def test_a_listing_longer_than_max_pages_is_refused():
     with Simulator(world=World.default(), token=TOKEN, max_per_page=1) as sim:
         pages = connect(sim, max_pages=3).client().get_pages(SEATS, SEATS, {"per_page": 1})

@@ -406,9 +406,12 @@ class GitHubClient:
         path: str,
         route: str,
         params: dict[str, Any] | None = None,
-        items: Callable[[Any], list] = lambda body: body,
+        items: Callable[[Any], Any] = lambda body: body,
     ) -> Iterator[Any]:
-        """Every page of a paged list, following `Link: rel="next"` to the end; yields decoded bodies."""
+        """Every page of a paged list, following `Link: rel="next"` to the end; yields decoded bodies.
+
+        `items` finds a page's list in its body: a page listing more than the `per_page` asked is
+        refused, so records are bounded by max_pages x per_page whatever the server sends."""
         url = requests.Request("GET", self.connection.api_url + path, params=params).prepare().url
         max_pages = self.connection.limits.max_pages
         seen: set[str] = set()
@@ -419,7 +422,11 @@ class GitHubClient:
                 raise TooManyPages(f"{route}: more than {max_pages} pages (max_pages)")
             seen.add(url)
             response = self._get_url(url, route, conditional=True, ok=(200,))
-            yield response.json(route)
+            body = response.json(route)
+            listed, per_page = items(body), (params or {}).get("per_page")
+            if per_page and isinstance(listed, list) and len(listed) > per_page:
+                raise PayloadError(f"{route}: {len(listed)} items on a page, {per_page} asked for (per_page)")
+            yield body
             url = _next_link(response.headers.get("Link", ""), url)
 
     def _get_url(self, url: str, route: str, conditional: bool, ok: tuple[int, ...]) -> Response:

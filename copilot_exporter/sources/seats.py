@@ -50,7 +50,13 @@ def fetch(
             seats.add_billing(builder, billing)
         route = route_base + "/copilot/billing/seats"
         accumulator = seats.SeatsAccumulator(now)
-        for page in client.get_pages(path_base + "/copilot/billing/seats", route, {"per_page": 100}):
+        pages = client.get_pages(
+            path_base + "/copilot/billing/seats",
+            route,
+            {"per_page": 100},
+            items=lambda page: page.get("seats") if isinstance(page, dict) else None,
+        )
+        for page in pages:
             seat_list = page.get("seats") if isinstance(page, dict) else None
             if not isinstance(seat_list, list):
                 raise PayloadError(f"{route}: seats: expected a list")
