@@ -351,13 +351,16 @@ def _substitute(text: str, environ: Mapping[str, str]) -> tuple[str, list[str], 
 
 
 def _from_env(value: Any, kind: type | tuple[type, ...]) -> Any:
-    """An integer or boolean spelled `${VAR}` arrives as text: read it as the type the key wants."""
+    """A number or boolean spelled `${VAR}` arrives as text: read it as the type the key wants."""
     if not isinstance(value, _FromEnv):
         return value
+    kinds = kind if isinstance(kind, tuple) else (kind,)
     text = value.strip()
-    if kind is int and re.fullmatch(r"[+-]?[0-9]+", text):
+    if int in kinds and re.fullmatch(r"[+-]?[0-9]+", text):
         return int(text)
-    if kind is bool and text.lower() in ("true", "false"):
+    if float in kinds and re.fullmatch(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?", text):
+        return float(text)
+    if bool in kinds and text.lower() in ("true", "false"):
         return text.lower() == "true"
     return value
 

@@ -261,6 +261,17 @@ def test_integers_and_booleans_from_environment_variables():
     assert (entry.max_repositories, entry.seats, entry.per_user) == (12, False, "login")
 
 
+def test_numbers_from_environment_variables_where_a_key_takes_any_number():
+    config = parse_config(
+        minimal(request_budget_share="${SHARE}", included_ai_credits={"business": "${CREDITS}"}),
+        {"SHARE": "0.4", "CREDITS": "2500"},
+    )
+    assert (config.request_budget_share, config.included_ai_credits["business"]) == (0.4, 2500)
+    assert only_problem(minimal(request_budget_share="${SHARE}"), {"SHARE": "half"}) == (
+        "request_budget_share: must be a number greater than 0 and at most 1, got string"
+    )
+
+
 def test_a_literal_integer_string_is_still_not_an_integer():
     assert only_problem(minimal(workers="8")) == "workers: must be an integer, got string"
 

@@ -14,9 +14,6 @@ from collections.abc import Iterator
 
 from copilot_exporter.errors import PayloadError
 from copilot_exporter.github.client import Body, TooLarge, decode_json
-from copilot_exporter.limits import MAX_RECORD_BYTES
-
-MAX_RECORD = MAX_RECORD_BYTES  # the default; a download carries the configured max_record_bytes
 
 
 def iter_records(response: Body, where: str) -> Iterator[dict]:

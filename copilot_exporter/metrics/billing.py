@@ -39,9 +39,6 @@ _KINDS: dict[str, tuple[str, str]] = {
 }
 _ITEM_LABELS = ("product", "sku", "model")
 
-# Seat plans whose prices and included credits can be configured.
-PLANS = ("business", "enterprise")
-
 
 def period_start(year: int, month: int) -> float:
     """UTC midnight of the first day of the month, as Unix seconds."""
