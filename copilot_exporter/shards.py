@@ -6,7 +6,9 @@ enterprises whose scope falls in shard i of n (0-based): the first 8 bytes of th
 n. The hash depends on nothing but the scope, so n exporters given the same configuration
 cover every scope exactly once, whatever their order or host, and a scope moves only when n
 changes. Everything an exporter exports, cross-organization figures included, is over its own
-scopes: aggregate across shards in PromQL (`sum without (instance) (...)`).
+scopes: sums and counts aggregate across shards in PromQL (`sum without (instance) (...)`), but
+distinct users across organizations (`copilot_organizations_active_users`) do not: a person
+active in organizations of two shards is in both, so their sum is only an upper bound.
 
 In a Kubernetes StatefulSet the index may be given as the pod's name: `copilot-exporter-2/3`
 reads as shard 2 of 3 (the ordinal is the number after the name's last hyphen).
