@@ -359,7 +359,12 @@ class StateStore(_Reading):
             self._prune(db, scope, day)
 
     @staticmethod
-    def _prune(db: sqlite3.Connection, scope: str, newest: str) -> None:
+    def _prune(db: sqlite3.Connection, scope: str, written: str) -> None:
+        """Drop what is older than the window ending at the newest users or user-teams day held
+        (else at the day just written): a day of another report written ahead of the users
+        report must not take the first day of the users' monthly window."""
+        held = db.execute("SELECT MAX(day) FROM reports WHERE scope = ?", (scope,)).fetchone()[0]
+        newest = held or written
         oldest = (dt.date.fromisoformat(newest) - dt.timedelta(days=WINDOW_DAYS - 1)).isoformat()
         for table in DAILY_TABLES:
             db.execute(f"DELETE FROM {table} WHERE scope = ? AND day < ?", (scope, oldest))  # noqa: S608

@@ -109,6 +109,19 @@ def test_days_older_than_the_window_are_pruned(tmp_path):
     assert store.users_of("org=acme", min(world)) == []
 
 
+def test_a_newer_day_of_another_report_keeps_the_users_window_whole(tmp_path):
+    """The aggregated report can be a day ahead of the users report: writing its families must
+    not prune the first day of the users' 28."""
+    world = month_of_days(days=28)
+    store = StateStore(tmp_path)
+    fill(store, "org=acme", world)
+    newest = max(world)
+    ahead = (dt.date.fromisoformat(newest) + dt.timedelta(days=1)).isoformat()
+    store.write_day("org=acme", ahead, identities={}, families={"organization": DayFamilies("[]", "fp", FAMILIES)})
+    assert len(store.days_held("org=acme", "users")) == WINDOW_DAYS
+    assert store.families_held("org=acme", "organization", ahead) == ("[]", "fp")
+
+
 def test_a_write_that_fails_half_way_leaves_the_last_good_day(tmp_path):
     store = StateStore(tmp_path)
     day = "2026-10-05"

@@ -255,7 +255,8 @@ class ReportsSource:
 
         def find(report: Report, parse: Parse) -> Downloaded | None:
             if report.key in first:
-                self._answered = self._answered or answered_first  # it was asked above
+                if answered_first:  # it was asked above (never reset what another chain found)
+                    self._answered = True
                 return first[report.key]
             return self._newest(client, report, today, parse, ceiling)
 
@@ -538,7 +539,7 @@ class ReportsSource:
         ago. Past days only for the report that stands for the day, and only with a state store."""
         days = _days_ending(held_day, REREAD_DAYS if self._rereads_past(report) else 1)
         last = max(days, key=lambda day: self._asked(report.key, day))
-        if not self._allowed(self._now - self._asked(report.key, last) >= self.reread_interval):
+        if not self._reread_due(report, last):
             return None
         if last != held_day or len(days) == 1:
             return held_day
