@@ -118,10 +118,9 @@ def test_many_idle_connections_hold_bounded_threads_and_a_scrape_still_answers(r
     try:
         time.sleep(0.5)
         assert threading.active_count() - before <= 50 + 10  # the limit, plus a few winding down
-        started = time.monotonic()
+        # Waiting behind the idle connections would take their 60 s: the 10 s timeout fails it.
         response = requests.get(server.url(), timeout=10)
         assert response.status_code == 200 and "copilot_exporter_build_info" in response.text
-        assert time.monotonic() - started < 5
     finally:
         for sock in sockets:
             sock.close()
@@ -131,9 +130,8 @@ def test_with_the_default_limits_500_idle_connections_do_not_delay_a_scrape(runn
     server = running(ServerLimits())
     sockets = open_idle(server, 500)
     try:
-        started = time.monotonic()
-        assert requests.get(server.url(), timeout=10).status_code == 200
-        assert time.monotonic() - started < 4  # it takes milliseconds; twice the 2 s asked, for a loaded machine
+        # Waiting for a slot would last until the 10 s header timeout frees one: 8 s fails it.
+        assert requests.get(server.url(), timeout=8).status_code == 200
     finally:
         for sock in sockets:
             sock.close()
@@ -171,10 +169,9 @@ def test_a_flood_of_wrong_passwords_does_not_starve_a_regular_scrape(running, mo
         time.sleep(0.5)  # the flood is queued for bcrypt
         for _scrape in range(2):  # at 50 s and 100 s: past the cache's 60 s after the first check
             offset[0] += webconfig.AUTH_CACHE_SECONDS * 5 / 6
-            started = time.monotonic()
+            # Behind the flood it would wait past BCRYPT_QUEUE_WAIT and get 503: 200 is the proof.
             response = requests.get(server.url(), auth=("prometheus", "right"), timeout=30)
             assert response.status_code == 200
-            assert time.monotonic() - started < 3
     finally:
         for sock in flood:
             sock.close()

@@ -482,7 +482,7 @@ def test_body_delay_fault_sends_the_headers_then_stalls(sim, api, storage):
     sim.add_fault("/orgs", Fault(status=200, body_delay=1.0), times=1)
     started = time.monotonic()
     response = api("/orgs/acme/copilot/billing", timeout=0.3, stream=True)
-    assert response.status_code == 200 and time.monotonic() - started < 0.3  # headers on time
+    assert response.status_code == 200  # headers on time: later than the 0.3 s read timeout would raise
     with pytest.raises(requests.ConnectionError):  # the body is later than the read timeout
         response.content
     sim.add_fault("/orgs", Fault(status=200, body_delay=0.3), times=1)

@@ -7,7 +7,6 @@ so a large report never needs its length, or all of its bytes, up front.
 
 from __future__ import annotations
 
-import itertools
 import json
 import socket
 import socketserver
@@ -199,7 +198,7 @@ class Handler(BaseHTTPRequestHandler):
     def _send_drip(self, reply: Reply, interval: float) -> None:
         """The answer's headers, then its body one byte every `interval` seconds (Content-Length
         announced: the client keeps waiting for the rest)."""
-        body = reply.body if isinstance(reply.body, bytes) else b"".join(itertools.islice(reply.body, 1))
+        body = reply.body if isinstance(reply.body, bytes) else b"".join(reply.body)  # the normal answer, whole
         self.send_response(reply.status)
         for name, value in reply.headers.items():
             self.send_header(name, value)
