@@ -532,10 +532,10 @@ for _name, _labels in _LABELS.items():
     CATALOGUE[_name] = replace(CATALOGUE[_name], labels=_labels)
 
 # Families whose series must not be summed: distinct user counts (one user counts in several
-# series), info metrics (value 1) and times (medians, timestamps). Per-user families are those
+# series), info metrics (value 1), times (medians, timestamps) and other medians. Per-user families are those
 # labelled with the user (the opt-in per_user series), whatever their names.
 for _name, _info in CATALOGUE.items():
-    if _name.endswith(("_users", "_info", "_seconds")) or "_engaged_users" in _name:
+    if _name.endswith(("_users", "_info", "_seconds", "_review_cycles")) or "_engaged_users" in _name:
         _info = CATALOGUE[_name] = replace(_info, additive=False)
     if "user" in _info.labels:
         CATALOGUE[_name] = replace(_info, per_user=True)

@@ -121,10 +121,8 @@ class SeatsAccumulator:
         within = dict.fromkeys(_ACTIVE_WITHIN, 0)
         never = 0
         editors: Counter[str] = Counter()
-        plans: Counter[str] = Counter()
         for seat in self._seats.values():
             editors[seat.editor] += 1
-            plans[seat.plan] += 1
             if seat.last_activity is None:
                 never += 1
                 continue
@@ -137,7 +135,7 @@ class SeatsAccumulator:
         builder.add("copilot_seats_never_active", never)
         for editor, count in editors.items():
             builder.add("copilot_seats_by_editor", count, editor=editor)
-        for plan, count in plans.items():
+        for plan, count in self.plans().items():
             builder.add("copilot_seats_by_plan", count, plan=plan)
 
 

@@ -899,8 +899,10 @@ class ReportsSource:
         kept = (USERS, TEAMS) if self.entry.reports.teams else (USERS,)
         settled = (today - dt.timedelta(days=SETTLED_AFTER)).isoformat()
 
+        held = [dict(self._state.identities(self.key, report.key)) for report in kept]  # day -> identity
+
         def missing(day: str) -> bool:
-            identities = [self._state.identity(self.key, report.key, day) for report in kept]
+            identities = [days.get(day) for days in held]
             return any(identity is None or (identity == NO_REPORT and day > settled) for identity in identities)
 
         days = [day for day in _days_ending(end_day, WINDOW_DAYS)[1:] if missing(day)]
@@ -981,12 +983,12 @@ def _days_ending(end_day: str, days: int) -> list[str]:
 
 
 def _kept_memberships(
-    records: Iterator[dict], day: str, into: list[Membership], present: Container[int] | None = None
+    records: Iterator[dict], day: str, into: list[Membership], present: Container[int]
 ) -> Iterator[dict]:
-    """The records, unchanged; each row of `day` that names a team and a user (one of `present`
-    when given) also goes `into`."""
+    """The records, unchanged; each row of `day` that names a team and one of the `present`
+    users also goes `into`."""
     for row in records:
         found = reports.membership(row)
-        if found is not None and found[3] in (None, day) and (present is None or found[2] in present):
+        if found is not None and found[3] in (None, day) and found[2] in present:
             into.append(Membership(*found[:3]))
         yield row

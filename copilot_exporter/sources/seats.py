@@ -68,7 +68,8 @@ def fetch(
             err.hint = "GitHub reports a billing problem for Copilot (no active subscription, or billing is not set up)"
         raise
     accumulator.add_to(builder)
-    add_included_credits(builder, accumulator.plans(), included_credits or {})
-    add_seat_prices(builder, accumulator.plans(), prices or {})
+    plans = accumulator.plans()
+    add_included_credits(builder, plans, included_credits or {})
+    add_seat_prices(builder, plans, prices or {})
     builder.add("copilot_report_day_timestamp_seconds", now, report="seats")
     return Result.built(builder, {"seats": dt.datetime.fromtimestamp(now, dt.timezone.utc).date().isoformat()})
