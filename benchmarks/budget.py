@@ -23,12 +23,11 @@ import argparse
 import collections
 import dataclasses
 import datetime as dt
-import resource
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from common import machine, organizations_config, organizations_world
+from common import machine, organizations_config, organizations_world, peak_rss_mb
 
 from copilot_exporter.simulator.remote import RemoteSimulator
 
@@ -81,10 +80,6 @@ def breakdown(sim: RemoteSimulator, today: dt.date) -> collections.Counter[str]:
     return kinds
 
 
-def rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def main() -> None:
     from copilot_exporter.github.client import Connection
     from copilot_exporter.sources import seats
@@ -104,7 +99,7 @@ def main() -> None:
         f"{args.orgs} organizations, every report and seats; {args.latency * 1000:.0f} ms per request; "
         f"{args.workers} workers\n"
     )
-    baseline = rss_mb()
+    baseline = peak_rss_mb()
     the_world = organizations_world(args.orgs)
     with RemoteSimulator(world=the_world, latency=args.latency) as sim:
         sim.set_rate_limit(10**6, HOUR, limit=10**6)  # the budget is measured here, not enforced
@@ -174,8 +169,8 @@ def main() -> None:
         f"({steady / args.orgs * 1000:.0f} ms each; 2,000 would take {steady / args.orgs * 2000:.0f} s)"
     )
     print(
-        f"series held: {held} ({held / args.orgs:.0f} per organization); peak RSS {rss_mb():.1f} MB, "
-        f"{(rss_mb() - baseline) / args.orgs * 1000:.0f} kB per organization above the {baseline:.1f} MB start"
+        f"series held: {held} ({held / args.orgs:.0f} per organization); peak RSS {peak_rss_mb():.1f} MB, "
+        f"{(peak_rss_mb() - baseline) / args.orgs * 1000:.0f} kB per organization above the {baseline:.1f} MB start"
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import platform
+import resource
 import statistics
 import sys
 from pathlib import Path
@@ -67,3 +68,8 @@ def organizations_config(api_url: str, orgs: int, workers: int, seats: bool, sha
             **({"shard": shard} if shard else {}),
         }
     )
+
+
+def peak_rss_mb() -> float:
+    """The peak resident set size of this process so far, in MB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

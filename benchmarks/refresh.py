@@ -21,10 +21,9 @@ needs more than a token's 5,000 (half of it, `request_budget_share`, is what it 
 from __future__ import annotations
 
 import argparse
-import resource
 import time
 
-from common import machine, organizations_config, organizations_world
+from common import machine, organizations_config, organizations_world, peak_rss_mb
 
 from copilot_exporter.simulator.remote import RemoteSimulator
 
@@ -57,11 +56,6 @@ def exporter(sim: RemoteSimulator, orgs: int, workers: int, shard: str | None = 
     return Refresher(config, store, Telemetry()), store
 
 
-def rss_mb() -> float:
-    """The peak resident set size of this process so far, in MB."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def series(store) -> int:
     return sum(len(family.samples) for family in store.families())
 
@@ -75,7 +69,7 @@ def main() -> None:
     parser.add_argument("--shard", help="i/n: refresh only this shard of the organizations")
     parser.add_argument("--rate-limit", type=int, default=5000, help="the hourly limit each refresh starts with")
     args = parser.parse_args()
-    baseline = rss_mb()
+    baseline = peak_rss_mb()
     print(f"machine: {machine()}")
     print(
         f"{args.orgs} organizations, reports: aggregated, users, user-teams, repositories; "
@@ -110,9 +104,9 @@ def main() -> None:
                     page = store.render(openmetrics=False)[1]  # what a scrape serves
                     print(
                         f"shard {args.shard} of {args.orgs} organizations: {owned} organizations, {series(store)} "
-                        f"series, a page of {len(page) / 1e6:.1f} MB; peak RSS {rss_mb():.0f} MB "
+                        f"series, a page of {len(page) / 1e6:.1f} MB; peak RSS {peak_rss_mb():.0f} MB "
                         f"({baseline:.0f} MB before the exporter: "
-                        f"{(rss_mb() - baseline) / owned * 1000:.0f} kB per organization)",
+                        f"{(peak_rss_mb() - baseline) / owned * 1000:.0f} kB per organization)",
                         flush=True,
                     )
             finally:

@@ -38,7 +38,7 @@ from copilot_exporter.simulator.remote import RemoteSimulator
 ORG = "bigco"
 
 
-def _exporter(connection, api_url: str, state_dir: str, teams: int) -> None:
+def _exporter(connection, api_url: str, state_dir: str) -> None:
     from copilot_exporter.config import parse_config
     from copilot_exporter.refresher import Refresher
     from copilot_exporter.state import StateStore
@@ -75,9 +75,9 @@ def _exporter(connection, api_url: str, state_dir: str, teams: int) -> None:
     connection.send((ok, restored, restore_seconds, seconds, cpu, windows, query_seconds, baseline, rss_mb()))
 
 
-def run(sim: RemoteSimulator, state_dir: str, teams: int) -> tuple:
+def run(sim: RemoteSimulator, state_dir: str) -> tuple:
     connection, child = CONTEXT.Pipe()
-    process = CONTEXT.Process(target=_exporter, args=(child, sim.api_url, state_dir, teams), daemon=True)
+    process = CONTEXT.Process(target=_exporter, args=(child, sim.api_url, state_dir), daemon=True)
     process.start()
     result = connection.recv()
     process.join(30)
@@ -141,9 +141,7 @@ def main() -> None:
         for run_name in ("first start (fills 28 days)", "restart, same state_dir"):
             sim.reset_log()
             simulator_cpu = cpu_seconds(sim.pid)
-            ok, restored, restore_seconds, seconds, cpu, windows, query_seconds, baseline, end = run(
-                sim, state_dir, args.teams
-            )
+            ok, restored, restore_seconds, seconds, cpu, windows, query_seconds, baseline, end = run(sim, state_dir)
             simulator_cpu = cpu_seconds(sim.pid) - simulator_cpu
             if not ok:
                 raise SystemExit("a refresh failed: see the log")
