@@ -455,6 +455,8 @@ class Refresher:
                     connect_timeout=github.connect_timeout,
                     read_timeout=github.read_timeout,
                     count=self.telemetry.count_request,
+                    limits=self.config.limits,
+                    api_version=github.api_version,
                 )
                 self._connections[key] = Connection(
                     github.api_url,

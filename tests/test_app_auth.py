@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from copilot_exporter.config import AppAuth
 from copilot_exporter.errors import RefreshError
 from copilot_exporter.github.app import AppTokens
+from copilot_exporter.limits import Limits
 from copilot_exporter.simulator import AppSpec, Fault, Simulator, World
 from conftest import TOKEN, exporter_config
 
@@ -328,3 +329,23 @@ def test_missing_pyjwt_names_the_extra(sim, key_file, make_exporter, monkeypatch
     )
     assert "pip install copilot-exporter[app]" in caplog.text
     assert sim.request_count("/") == 0
+
+
+def test_token_exchanges_send_the_configured_api_version_and_keep_to_max_response_bytes(sim, key_file):
+    tokens = AppTokens(
+        AppAuth(str(APP_ID), key_file, None),
+        sim.api_url,
+        organization="acme",
+        api_version="2022-11-28",
+        limits=Limits(max_response_bytes=10_000),
+    )
+    assert tokens()
+    asked = [entry for entry in sim.requests if entry.path.startswith(("/orgs/acme/installation", "/app/"))]
+    assert asked and {entry.headers["X-GitHub-Api-Version"] for entry in asked} == {"2022-11-28"}
+    assert {entry.headers["Accept-Encoding"] for entry in asked} == {"gzip, deflate"}
+
+    small = AppTokens(
+        AppAuth(str(APP_ID), key_file, None), sim.api_url, organization="acme", limits=Limits(max_response_bytes=10)
+    )
+    with pytest.raises(RefreshError, match="max_response_bytes"):
+        small()

@@ -23,8 +23,10 @@ import requests
 
 from copilot_exporter.config import AppAuth
 from copilot_exporter.errors import PayloadError, RefreshError
+from copilot_exporter.limits import Limits
 from copilot_exporter.secret_file import SecretFileError, read_secret_file
 from copilot_exporter.github.client import (
+    ACCEPT_ENCODING,
     API_VERSION,
     USER_AGENT,
     GitHubError,
@@ -92,6 +94,8 @@ class AppTokens:
         read_timeout: float = 60.0,
         count: Callable[[str, str], None] | None = None,
         clock: Callable[[], float] = time.time,
+        limits: Limits = Limits(),
+        api_version: str = API_VERSION,
     ):
         if app.installation_id is None and not organization:
             raise ValueError("a GitHub App needs an installation_id, or an organization to look it up for")
@@ -104,6 +108,7 @@ class AppTokens:
         self._installation_id = app.installation_id
         self._timeout = (connect_timeout, read_timeout)
         self._count = count or (lambda route, code: None)
+        self._limits = limits  # the configured max_response_bytes and refresh_timeout bound each exchange
         self._clock = clock
         self._lock = threading.Lock()
         self._token: str | None = None
@@ -116,7 +121,8 @@ class AppTokens:
         self.session.headers.update(
             {
                 "Accept": "application/vnd.github+json",
-                "X-GitHub-Api-Version": API_VERSION,
+                "X-GitHub-Api-Version": api_version,
+                "Accept-Encoding": ACCEPT_ENCODING,  # what Body undoes, whatever else is installed
                 "User-Agent": USER_AGENT,
             }
         )
@@ -248,6 +254,8 @@ class AppTokens:
                 proxies=requests.utils.get_environ_proxies(url),
                 stream=True,
             ),
+            limit=self._limits.max_response_bytes,
+            deadline=time.monotonic() + self._limits.refresh_timeout,
         )
         if answer.status in ok:
             return decode_json(answer.body, route, "body")

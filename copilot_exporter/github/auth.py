@@ -8,6 +8,8 @@ from collections.abc import Callable
 
 from copilot_exporter.config import Credentials
 from copilot_exporter.errors import RefreshError
+from copilot_exporter.github.client import API_VERSION
+from copilot_exporter.limits import Limits
 from copilot_exporter.model import ORG, Scope
 from copilot_exporter.secret_file import SecretFileError, read_secret_file
 
@@ -66,6 +68,8 @@ def token_provider(
     connect_timeout: float = 10.0,
     read_timeout: float = 60.0,
     count: Callable[[str, str], None] | None = None,
+    limits: Limits = Limits(),
+    api_version: str = API_VERSION,
 ) -> Callable[[], str]:
     """The token source for credentials: the configured token, a token file, or a GitHub App.
 
@@ -85,6 +89,8 @@ def token_provider(
             connect_timeout=connect_timeout,
             read_timeout=read_timeout,
             count=count,
+            limits=limits,
+            api_version=api_version,
         )
     if credentials.token_file:
         return TokenFile(credentials.token_file)
