@@ -361,11 +361,19 @@ def test_a_restart_after_only_the_user_teams_report_changed_reads_that_day_again
     def downloaded() -> list[str]:
         return [entry.path for entry in sim.requests if entry.server == "download"]
 
+    def files(report: str) -> set[str]:
+        return {path.rsplit("/", 1)[0] for path in downloaded() if f"/{report}/" in path}  # without the part
+
     wait_for(lambda: len({path.split("/")[4] for path in downloaded()}) >= 3, 60, "the changed day was not read")
+    # Once more: the users report read for the join is kept, not downloaded for each change.
+    sim.revise("org", "acme", newest, report="user-teams-1-day")
+    sim.revise("org", "acme", newest, report="organization-1-day")
+    wait_for(lambda: len(files("user-teams-1-day")) == 2, 60, "the second change was not read")
     time.sleep(11)  # two more refreshes: nothing more is downloaded
     after = second.samples()
     second.stop()
     downloads = downloaded()
+    assert len(files("users-1-day")) == 1 and len(files("organization-1-day")) == 2
     assert {tuple(path.split("/")[2:6]) for path in downloads} == {
         ("org", "acme", report, newest.isoformat())
         for report in ("organization-1-day", "user-teams-1-day", "users-1-day")

@@ -817,6 +817,9 @@ class ReportsSource:
         if users.users is None:
             links = self._links(client, USERS, users.day) or []
             users.users = self._parse_users(self._records(client, USERS, links), users.day).users
+            held = self._downloaded.get(USERS.key)  # `users` may be a copy of it: keep them there too
+            if held is not None and (held.day, held.identity) == (users.day, users.identity):
+                held.users = users.users
         assert users.users is not None  # _parse_users sets it
         return users.users
 
