@@ -17,6 +17,7 @@ import math
 import os
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -107,6 +108,7 @@ class Refresher:
         self._connections: dict[tuple[Credentials, Scope | None], Connection] = {}
         self._noted: set[tuple[Scope, str]] = set()
         self._organizations_lock = threading.Lock()  # one count at a time, whichever job ends first
+        self._data_jobs: Counter[int] | None = None  # see _data_jobs_per_connection
         self._organizations_counted: tuple | None = None  # what the served counts were computed from
         # per organization, the users days held with their identities (its own refresh changes them)
         self._users_days_held: dict[str, tuple[tuple[str, str], ...]] = {}
@@ -207,9 +209,16 @@ class Refresher:
         left = connection.budget_left()
         if left is None:
             return False
-        probes = sum(1 for job in self.jobs if job.kind == "data" and self._connection(job.entry) is connection)
+        probes = self._data_jobs_per_connection().get(id(connection), 0)
         per_hour = max(1, math.ceil(3600 / self.config.refresh_interval))
         return left < probes * per_hour + RESERVE
+
+    def _data_jobs_per_connection(self) -> Counter[int]:
+        """Per connection (its id), how many data jobs use it: the jobs and their connections
+        never change, so this is counted once."""
+        if self._data_jobs is None:
+            self._data_jobs = Counter(id(self._connection(job.entry)) for job in self.jobs if job.kind == "data")
+        return self._data_jobs
 
     def _defer(self, job: Job, now: float) -> bool:
         """Put a due seats or billing job off when its credential's budget runs low."""
